@@ -135,9 +135,16 @@ def _run(cmd: list[str], *, stdout: object = subprocess.PIPE) -> subprocess.Comp
     )  # fmt: skip
 
 
-def _tail(text: str, lines: int = 2, width: int = 220) -> str:
-    last = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-    return " | ".join(last)[-width:]
+# The default log_line_prefix: "2026-01-31 12:00:00.123 UTC [4242] ".
+LOG_PREFIX = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+ \[\d+\] ")
+
+
+def _tail(text: str, lines: int = 2, width: int = 300) -> str:
+    """The last lines of a log on one line, preferring the server's own lines over pg_ctl's summary."""
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    server = [" ".join(line[match.end() :].split()) for line in kept if (match := LOG_PREFIX.search(line))]
+    tail = " | ".join((server or kept)[-lines:])
+    return tail if len(tail) <= width else tail[: width - 1] + "…"
 
 
 # ---- cluster state ----

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import sqlite3
@@ -15,11 +14,11 @@ from itertools import islice
 from pathlib import Path
 from uuid import UUID
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import URL
 from tqdm.auto import tqdm
 
-from course import db, pg_admin
+from course import aio, db, pg_admin
 from course.errors import CourseError
 from course.models import DOMAIN_TABLES, SCHEMA_VERSION, Base, CourseMeta
 from course.seed_data import SEED_VERSION, TableRows, build_tables
@@ -36,7 +35,6 @@ class SeedReport:
     scale: str
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    checksum: str = ""
 
     @property
     def total_rows(self) -> int:
@@ -130,19 +128,18 @@ def seed_sqlite(url: str, scale: str, *, progress: bool = False) -> SeedReport:
     start = time.perf_counter()
     try:
         counts = load_sqlite(tmp, build_tables(scale, "sqlite"), progress=progress)
-        tmp_url = db.sqlite_url(tmp)
-        checksum = asyncio.run(content_checksum(tmp_url))
-        _write_sqlite_meta(tmp, {**_expected_meta(scale), "checksum": checksum})
+        _write_sqlite_meta(tmp, {**_expected_meta(scale), "complete": "yes"})
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return SeedReport(url=url, scale=scale, rows=counts, seconds=time.perf_counter() - start, checksum=checksum)
+    return SeedReport(url=url, scale=scale, rows=counts, seconds=time.perf_counter() - start)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------------------
 
 
 async def _seed_postgres(url: str, scale: str, *, progress: bool) -> dict[str, int]:
+    """Load everything, the completion marker included, in one transaction."""
     await pg_admin.create_database_if_missing(url)
     engine = db.make_engine(url=url)
     counts: dict[str, int] = {}
@@ -170,6 +167,8 @@ async def _seed_postgres(url: str, scale: str, *, progress: bool) -> dict[str, i
                             f"(SELECT coalesce(max(id), 0) + 1 FROM {t.table}), false)"
                         )
                     )
+            meta = {**_expected_meta(scale), "complete": "yes"}
+            await conn.execute(insert(CourseMeta), [{"key": k, "value": v} for k, v in meta.items()])
         async with engine.connect() as conn:
             await conn.execute(text("COMMIT"))
             await (await conn.get_raw_connection()).driver_connection.execute("ANALYZE")
@@ -178,29 +177,13 @@ async def _seed_postgres(url: str, scale: str, *, progress: bool) -> dict[str, i
     return counts
 
 
-async def _write_pg_meta(url: str, meta: dict[str, str]) -> None:
-    conn = await pg_admin.connect(url)
-    try:
-        await conn.executemany(
-            "INSERT INTO course_meta (key, value) VALUES ($1, $2) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            list(meta.items()),
-        )
-    finally:
-        await conn.close()
-
-
 def seed_postgres(url: str, scale: str, *, progress: bool = False) -> SeedReport:
     async def run() -> SeedReport:
         start = time.perf_counter()
         counts = await _seed_postgres(url, scale, progress=progress)
-        checksum = await content_checksum(url)
-        await _write_pg_meta(url, {**_expected_meta(scale), "checksum": checksum})
-        return SeedReport(
-            url=url, scale=scale, rows=counts, seconds=time.perf_counter() - start, checksum=checksum
-        )
+        return SeedReport(url=url, scale=scale, rows=counts, seconds=time.perf_counter() - start)
 
-    return asyncio.run(run())
+    return aio.run(run())
 
 
 # --- Both -------------------------------------------------------------------------------------------------
@@ -279,7 +262,7 @@ def status(settings: Settings | None = None, *, url: str | None = None) -> SeedS
             ) from None
     else:
         try:
-            meta = asyncio.run(read_meta(target))
+            meta = aio.run(read_meta(target))
         except CourseError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure here means "not a usable seed"
@@ -288,8 +271,8 @@ def status(settings: Settings | None = None, *, url: str | None = None) -> SeedS
     for key, want in expected.items():
         if meta.get(key) != want:
             return SeedStatus(target, False, f"seed has {key}={meta.get(key)!r}, expected {want!r}", meta)
-    if "checksum" not in meta:
-        return SeedStatus(target, False, "seed is incomplete (no checksum recorded)", meta)
+    if meta.get("complete") != "yes":
+        return SeedStatus(target, False, "seed is incomplete", meta)
     return SeedStatus(target, True, "ok", meta)
 
 
@@ -319,4 +302,4 @@ def row_counts(url: str) -> dict[str, int]:
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    return aio.run(run())

@@ -1,0 +1,33 @@
+# The README's two commands: `make lab` and `make test`. Everything lives in .venv; nothing is installed globally.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test install seed build clean
+
+# Re-install only when the dependency list changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[postgres,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+seed: install
+	$(BIN)/course seed
+
+lab: seed
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+build: install
+	$(BIN)/course build
+
+clean:
+	rm -rf $(VENV) data/*.sqlite3 .pytest_cache .ruff_cache

@@ -1,0 +1,55 @@
+"""`course doctor`: what is installed, which database is in use, and what to do about anything missing."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+
+from course import db
+from course.errors import CourseError
+from course.settings import Settings
+
+PACKAGES = ("sqlalchemy", "aiosqlite", "asyncpg", "jupyterlab", "ipython-sql", "pandas", "nbval")
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "missing"
+
+
+def run(settings: Settings) -> int:
+    """Print a short report; return 0 when the course can run as configured, 1 otherwise."""
+    from course import postgres, seed
+
+    problems = 0
+    print(f"Python       {platform.python_version()}")
+    for name in PACKAGES:
+        version = _version(name)
+        problems += version == "missing"
+        print(f"{name:<12} {version}" + ("   <- run `make lab` or `pip install -e .`" if version == "missing" else ""))
+    print(f"backend      {settings.backend} (COURSE_BACKEND), scale {settings.scale} (COURSE_SCALE)")
+    if settings.database_url:
+        print(f"database     {db.describe(settings.database_url)} (COURSE_DATABASE_URL)")
+
+    found = postgres.find_binaries()
+    print(f"PostgreSQL   {'binaries: ' + found[1] + ' in ' + str(found[0]) if found else 'no local binaries'}")
+    running = postgres.status(settings)
+    print(f"             {'running at ' + running.url if running else 'local server not running'}")
+    if settings.backend == "postgres" and not settings.database_url and not found:
+        problems += 1
+        print("             <- install the extra: pip install -e '.[postgres]', or set COURSE_DATABASE_URL")
+
+    try:
+        current = seed.status(settings)
+    except CourseError as exc:
+        print(f"seed         {exc}")
+        return 1
+    if current.ok:
+        print(f"seed         ok: {db.describe(current.url)}")
+    else:
+        print(f"seed         {current.reason}  <- run `course seed`")
+        problems += 1
+    print("All good." if not problems else f"{problems} problem(s) found: see the arrows above.")
+    return 0 if not problems else 1

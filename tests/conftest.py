@@ -1,0 +1,95 @@
+"""Shared fixtures: an isolated data folder, tiny seeds, and a real PostgreSQL server (or a one-line skip)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the learner's data/ folder; subprocesses (CLI, kernels) inherit this too.
+_DATA = Path(tempfile.mkdtemp(prefix="course-test-data-"))
+os.environ["COURSE_DATA_DIR"] = str(_DATA)
+for name in ("COURSE_DATABASE_URL", "COURSE_BACKEND", "COURSE_SCALE"):
+    os.environ.pop(name, None)
+
+from course import aio, db, pg_admin  # noqa: E402
+from course.errors import CourseError  # noqa: E402
+from course.settings import Settings, get_settings  # noqa: E402
+
+REQUIRE_POSTGRES = os.environ.get("COURSE_REQUIRE_POSTGRES", "") not in ("", "0", "false")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Parametrised backends: mark the PostgreSQL half so `-m "not postgres"` leaves it out.
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec and callspec.params.get("backend") == "postgres":
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return _DATA
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """The admin URL of the course's local PostgreSQL, started if needed; skip (or fail in CI) without one."""
+    try:
+        return pg_admin.admin_url(get_settings(backend="postgres"))
+    except CourseError as exc:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"COURSE_REQUIRE_POSTGRES=1 but no PostgreSQL: {exc}")
+        pytest.skip(f"no PostgreSQL server can be had here: {exc}")
+
+
+async def _new_pg_database(admin_url: str) -> str:
+    url = db.parse_url(admin_url).set(database=f"course_test_{secrets.token_hex(4)}")
+    await pg_admin.create_database_if_missing(url)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def pg_url(pg_admin_url: str) -> AsyncIterator[str]:
+    """An async URL to a new, empty PostgreSQL database, dropped afterwards."""
+    url = await _new_pg_database(pg_admin_url)
+    try:
+        yield url
+    finally:
+        await pg_admin.drop_database(url)
+
+
+@pytest.fixture
+async def empty_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """An async URL to a new, empty database on the parametrised backend, removed afterwards."""
+    if backend == "sqlite":
+        yield db.sqlite_url(tmp_path / "empty.sqlite3").render_as_string()
+        return
+    url = await _new_pg_database(request.getfixturevalue("pg_admin_url"))
+    try:
+        yield url
+    finally:
+        await pg_admin.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Run a test on both backends; the PostgreSQL half needs the server."""
+    if request.param == "postgres":
+        request.getfixturevalue("pg_admin_url")
+    return request.param
+
+
+@pytest.fixture
+def tiny(backend: str) -> Settings:
+    """Settings for the tiny scale on the parametrised backend."""
+    return get_settings(scale="tiny", backend=backend)
+
+
+@pytest.fixture(scope="session")
+def run_async() -> Iterator[object]:
+    yield aio.run

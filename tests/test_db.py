@@ -1,0 +1,77 @@
+"""Engines and URLs: foreign keys on SQLite, aware timestamps on both backends, readable URL errors."""
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from course import db
+from course.errors import CourseError
+from course.models import Base, Post, User
+
+
+async def _schema(url: str) -> None:
+    engine = db.make_engine(url=url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def schema_url(empty_url: str) -> str:
+    await _schema(empty_url)
+    return empty_url
+
+
+def test_url_conversions() -> None:
+    assert str(db.sync_url("sqlite+aiosqlite:///x.db")) == "sqlite:///x.db"
+    assert db.sync_url("postgresql+asyncpg://u@h/d").drivername == "postgresql+psycopg"
+    assert db.async_url("postgresql://u@h/d").drivername == "postgresql+asyncpg"
+    assert db.sqlite_path("sqlite+aiosqlite:///a/b.sqlite3") == Path("a/b.sqlite3")
+
+
+@pytest.mark.parametrize("bad", ["not a url", "mysql+aiomysql://u@h/d"])
+def test_bad_url_is_one_line(bad: str) -> None:
+    with pytest.raises(CourseError) as info:
+        db.parse_url(bad)
+    assert "\n" not in str(info.value)
+
+
+async def test_foreign_keys_are_enforced(schema_url: str) -> None:
+    sessions = db.make_sessionmaker(db.make_engine(url=schema_url))
+    async with sessions() as session:
+        session.add(Post(author_id=999, title="t", body="b"))
+        with pytest.raises(IntegrityError):
+            await session.flush()
+
+
+async def test_timestamps_round_trip_aware_in_utc(schema_url: str) -> None:
+    engine = db.make_engine(url=schema_url)
+    sessions = db.make_sessionmaker(engine)
+    oslo = timezone(timedelta(hours=1))
+    async with sessions() as session:
+        session.add(
+            User(
+                email="a@example.com",
+                name="A",
+                password_hash="x",
+                created_at=datetime(2024, 5, 1, 12, tzinfo=oslo),
+            )
+        )
+        await session.commit()
+    async with sessions() as session:
+        user = (await session.execute(select(User))).scalar_one()
+        assert user.created_at == datetime(2024, 5, 1, 11, tzinfo=UTC)
+        assert user.created_at.utcoffset() == timedelta(0)
+        assert user.updated_at.tzinfo is not None
+    await engine.dispose()
+
+
+async def test_naive_datetimes_are_refused(schema_url: str) -> None:
+    sessions = db.make_sessionmaker(db.make_engine(url=schema_url))
+    async with sessions() as session:
+        session.add(User(email="b@example.com", name="B", password_hash="x", created_at=datetime(2024, 5, 1)))
+        with pytest.raises(StatementError, match="naive datetime"):
+            await session.flush()

