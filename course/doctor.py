@@ -28,7 +28,10 @@ def run(settings: Settings) -> int:
     for name in PACKAGES:
         version = _version(name)
         problems += version == "missing"
-        print(f"{name:<12} {version}" + ("   <- run `make lab` or `pip install -e .`" if version == "missing" else ""))
+        print(
+            f"{name:<12} {version}"
+            + ("   <- run `make lab` or `pip install -e .`" if version == "missing" else "")
+        )
     print(f"backend      {settings.backend} (COURSE_BACKEND), scale {settings.scale} (COURSE_SCALE)")
     if settings.database_url:
         print(f"database     {db.describe(settings.database_url)} (COURSE_DATABASE_URL)")

@@ -55,6 +55,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def _server_version(*, host: str, port: int, user: str, password: str | None, database: str) -> str:
+    # asyncpg is imported where it is used so that status() and the CLI stay quick to load.
     import asyncpg
 
     conn = await asyncpg.connect(host=host, port=port, user=user, password=password, database=database, timeout=10)

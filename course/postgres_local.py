@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from course.errors import CourseError
 
@@ -114,9 +115,7 @@ def _as_server_user(cmd: list[str]) -> list[str]:
     return cmd
 
 
-def _prepare_for_nobody(data_dir: Path) -> None:
-    nobody = pwd.getpwnam("nobody")
-    os.chown(data_dir, nobody.pw_uid, nobody.pw_gid)
+def _check_nobody_can_enter(data_dir: Path) -> None:
     # nobody must be able to walk down to the data dir; we don't loosen the user's folders for it.
     for parent in data_dir.parents:
         if not parent.stat().st_mode & 0o001:
@@ -126,13 +125,18 @@ def _prepare_for_nobody(data_dir: Path) -> None:
             )
 
 
-def _run(cmd: list[str], *, stdout: object = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+def _run(cmd: list[str], *, stdout: int | IO[str] = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
     # PG* variables (PGDATA, PGPORT...) from the user's shell must not steer our private server.
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     return subprocess.run(
-        _as_server_user(cmd), stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT, text=True,
-        env=env, timeout=60,
-    )  # fmt: skip
+        _as_server_user(cmd),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 # The default log_line_prefix: "2026-01-31 12:00:00.123 UTC [4242] ".
@@ -160,9 +164,12 @@ def init_cluster(bin_dir: Path, data_dir: Path) -> None:
     if data_dir.exists():
         log.debug("wiping half-initialised cluster %s", data_dir)
         shutil.rmtree(data_dir)
+    if run_mode() == "nobody":
+        _check_nobody_can_enter(data_dir)
     data_dir.mkdir(parents=True, mode=0o700)
     if run_mode() == "nobody":
-        _prepare_for_nobody(data_dir)
+        nobody = pwd.getpwnam("nobody")
+        os.chown(data_dir, nobody.pw_uid, nobody.pw_gid)
     # trust auth is safe: the server listens only on 127.0.0.1; --no-sync because the data is throw-away.
     cmd = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust", "--no-sync"]
     result = _run([*cmd, "-E", "UTF8", "--locale=C"])
@@ -201,7 +208,8 @@ def running_port(data_dir: Path) -> int | None:
         lines = (data_dir / "postmaster.pid").read_text().splitlines()
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if len(lines) < 8 or lines[7].strip() != "ready" or live_pid(data_dir) is None:
+    # Line 4 is the port and line 8 the status; a server still starting up is not "ready".
+    if len(lines) < 8 or lines[7].strip() != "ready" or not lines[3].isdigit() or live_pid(data_dir) is None:
         return None
     return int(lines[3])
 

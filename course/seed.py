@@ -16,6 +16,7 @@ from uuid import UUID
 
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from tqdm.auto import tqdm
 
 from course import aio, db, pg_admin
@@ -237,7 +238,7 @@ async def read_meta(url: str | URL) -> dict[str, str]:
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(select(CourseMeta.key, CourseMeta.value))
-            return dict(rows.tuples().all())
+            return dict(rows.all())
     finally:
         await engine.dispose()
 
@@ -263,10 +264,16 @@ def status(settings: Settings | None = None, *, url: str | None = None) -> SeedS
     else:
         try:
             meta = aio.run(read_meta(target))
-        except CourseError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure here means "not a usable seed"
-            return SeedStatus(target, False, f"no usable seed in {db.describe(target)} ({type(exc).__name__})")
+        except OSError as exc:
+            where = f"{parsed.host}:{parsed.port or 5432}"
+            raise CourseError(
+                f"PostgreSQL at {where} is not answering ({type(exc).__name__}): is it running?"
+            ) from None
+        except DBAPIError as exc:
+            if isinstance(exc.orig, OSError) or "connect" in str(exc.orig).lower():
+                raise CourseError(f"cannot reach PostgreSQL for {db.describe(target)}: is it running?") from None
+            # No database or no course_meta table yet: there is no seed to use.
+            return SeedStatus(target, False, f"no usable seed in {db.describe(target)}")
     expected = _expected_meta(settings.scale)
     for key, want in expected.items():
         if meta.get(key) != want:

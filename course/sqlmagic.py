@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from course.db import describe, sync_url
 from course.errors import CourseError
@@ -17,6 +20,19 @@ def _current_connection() -> Any:
     import sql.connection
 
     return sql.connection.Connection.current
+
+
+def _check_reachable(target: URL) -> None:
+    """Connect once ourselves: ipython-sql would print a long traceback and carry on."""
+    engine = create_engine(target, poolclass=NullPool)
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise CourseError(f"%sql could not connect to {describe(target)}: {reason} (try: course doctor)") from None
+    finally:
+        engine.dispose()
 
 
 def setup_sql_magic(url: str | URL, *, ip: Any = None, displaylimit: int = DISPLAY_LIMIT) -> str:
@@ -36,6 +52,7 @@ def setup_sql_magic(url: str | URL, *, ip: Any = None, displaylimit: int = DISPL
         raise CourseError("setup_sql_magic only works inside Jupyter or IPython; in a script use make_engine()")
 
     target = sync_url(url)
+    _check_reachable(target)
     ip.run_line_magic("load_ext", "sql")
     ip.run_line_magic("config", "SqlMagic.short_errors = False")
     ip.run_line_magic("config", "SqlMagic.autopandas = False")
@@ -44,10 +61,12 @@ def setup_sql_magic(url: str | URL, *, ip: Any = None, displaylimit: int = DISPL
     ip.run_line_magic("config", "SqlMagic.displaycon = False")
     ip.run_line_magic("sql", target.render_as_string(hide_password=False))
 
-    # ipython-sql prints a connection failure instead of raising; look for the connection instead.
+    # ipython-sql prints a failure instead of raising, and may reuse a connection whose name is similar.
     current = _current_connection()
     if current is None or current.url != target:
-        raise CourseError(f"%sql could not connect to {describe(target)}: is the database running? (course doctor)")
+        raise CourseError(
+            f"%sql did not connect to {describe(target)}: restart the kernel and run this cell again"
+        )
     if target.get_backend_name() == "sqlite":
         # %sql uses one connection for the whole session; enforce foreign keys on it as the course engine does.
         current.internal_connection.exec_driver_sql("PRAGMA foreign_keys=ON")

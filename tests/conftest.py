@@ -24,10 +24,11 @@ REQUIRE_POSTGRES = os.environ.get("COURSE_REQUIRE_POSTGRES", "") not in ("", "0"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Parametrised backends: mark the PostgreSQL half so `-m "not postgres"` leaves it out.
+    # Mark every test that needs the server (directly or as the PostgreSQL half of a parametrised test) so `-m "not postgres"` leaves it out.
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec and callspec.params.get("backend") == "postgres":
+        on_postgres = callspec is not None and callspec.params.get("backend") == "postgres"
+        if on_postgres or {"pg_admin_url", "pg_url"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
 
 

@@ -17,15 +17,16 @@ from course.models import Base, Post, User
 
 
 async def _engine_with_data(url: str) -> AsyncEngine:
-    """The course schema with 20 users and 2,000 posts, analysed so PostgreSQL's planner sees real sizes."""
+    """The course schema with 1,000 users and 5 posts each, analysed so PostgreSQL's planner sees real sizes."""
     engine = make_engine(url=url)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
         await conn.execute(
-            insert(User), [{"email": f"u{n}@example.com", "name": f"User {n}", "password_hash": "x"} for n in range(20)]
+            insert(User),
+            [{"email": f"u{n}@example.com", "name": f"User {n}", "password_hash": "x"} for n in range(1000)],
         )
         await conn.execute(
-            insert(Post), [{"author_id": n % 20 + 1, "title": f"Post {n}", "body": "..."} for n in range(2000)]
+            insert(Post), [{"author_id": n // 5 + 1, "title": f"Post {n}", "body": "..."} for n in range(5000)]
         )
     async with engine.connect() as conn:
         await conn.execute(text("ANALYZE"))
@@ -93,11 +94,7 @@ async def test_sqlite_alias_in_text_sql_maps_back_to_its_table(engine: AsyncEngi
 
 
 async def test_eager_loads_and_typed_parameters_are_compiled_as_sent(engine: AsyncEngine) -> None:
-    stmt = (
-        select(User)
-        .options(joinedload(User.posts))
-        .where(User.id == 1, User.created_at < datetime.now(UTC))
-    )
+    stmt = select(User).options(joinedload(User.posts)).where(User.id == 1, User.created_at < datetime.now(UTC))
     plan = await explain(engine, stmt)
     assert plan.uses_index("ix_posts_author_id")
     assert plan.aliases == {"posts_1": "posts"}
@@ -178,5 +175,7 @@ async def test_postgres_analyze_measures_and_rolls_back(pg_engine: AsyncEngine) 
 
 @pytest.mark.postgres
 async def test_postgres_text_sql_with_parameters(pg_engine: AsyncEngine) -> None:
-    plan = await explain(pg_engine, "SELECT * FROM users u WHERE u.email = :email", params={"email": "u1@example.com"})
+    plan = await explain(
+        pg_engine, "SELECT * FROM users u WHERE u.email = :email", params={"email": "u1@example.com"}
+    )
     assert plan.uses_index("uq_users_email"), plan.text

@@ -1,0 +1,85 @@
+"""The `course` command, run as a learner would: real subprocesses, one-line errors, non-zero exits."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from course import db
+
+
+def course(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "course.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_seed_prints_counts_and_seconds(tmp_path: Path) -> None:
+    url = db.sqlite_url(tmp_path / "s.sqlite3").render_as_string()
+    result = course("seed", "--scale", "tiny", "--url", url)
+    assert result.returncode == 0, result.stderr
+    assert "users" in result.stdout and "200" in result.stdout
+    assert " rows in " in result.stdout
+    again = course("seed", "--scale", "tiny", "--url", url)
+    assert "up to date" in again.stdout
+
+
+def test_seed_on_postgres(pg_url: str) -> None:
+    result = course("seed", "--scale", "tiny", "--url", pg_url)
+    assert result.returncode == 0, result.stderr
+    assert "comments" in result.stdout and "3,000" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "fragments"),
+    [
+        ({"COURSE_DATABASE_URL": "postgres//nonsense"}, ["COURSE_DATABASE_URL"]),
+        ({"COURSE_DATABASE_URL": "sqlite+aiosqlite:///x.db", "COURSE_SCALE": "huge"}, ["unknown scale"]),
+        ({"COURSE_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/course"}, ["not answering"]),
+    ],
+)
+def test_bad_settings_give_one_line(env: dict[str, str], fragments: list[str]) -> None:
+    assert_one_line_error(course("seed", env=env), *fragments)
+
+
+def test_corrupt_seed_file_gives_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.sqlite3"
+    bad.write_bytes(b"garbage" * 500)
+    result = course("seed", "--url", db.sqlite_url(bad).render_as_string())
+    assert_one_line_error(result, "damaged", "--force")
+    assert bad.read_bytes() == b"garbage" * 500, "a failed command must not change the file"
+
+
+def test_works_from_any_folder(tmp_path: Path) -> None:
+    result = course("doctor", cwd=tmp_path, env={"COURSE_SCALE": "tiny"})
+    assert "sqlalchemy" in result.stdout
+    assert result.returncode in (0, 1)
+
+
+def test_doctor_reports_missing_seed(tmp_path: Path) -> None:
+    result = course("doctor", env={"COURSE_DATA_DIR": str(tmp_path), "COURSE_SCALE": "tiny"})
+    assert result.returncode == 1
+    assert "course seed" in result.stdout
+
+
+def test_postgres_url_and_status(pg_admin_url: str) -> None:
+    status = course("postgres", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    url = course("postgres", "url")
+    assert url.stdout.strip() == pg_admin_url

@@ -1,0 +1,139 @@
+"""Seeding is deterministic, identical on both backends, rebuilt when stale, and never destroys a good seed."""
+
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from course import aio, db, seed, seed_data
+from course.errors import CourseError
+from course.settings import Settings, get_settings
+
+TINY_ROWS = {t.table: t.count for t in seed_data.build_tables("tiny", "sqlite")}
+
+
+def _sqlite_target(tmp_path: Path, name: str = "seed.sqlite3") -> str:
+    return db.sqlite_url(tmp_path / name).render_as_string()
+
+
+def test_generation_is_deterministic_and_backend_neutral() -> None:
+    a = [list(t.rows()) for t in seed_data.build_tables("tiny", "sqlite")]
+    b = [list(t.rows()) for t in seed_data.build_tables("tiny", "sqlite")]
+    assert a == b
+    pg = seed_data.build_tables("tiny", "postgres")
+    assert [t.count for t in pg] == [len(rows) for rows in a]
+
+
+def test_data_has_skew_and_tied_timestamps() -> None:
+    tables = {t.table: list(t.rows()) for t in seed_data.build_tables("small", "sqlite")}
+    authors = Counter(row[1] for row in tables["posts"])
+    top = sum(n for _, n in authors.most_common(50))
+    assert top > 0.3 * len(tables["posts"]), "the 1% most active users should write a large share of posts"
+    assert sum(1 for n in authors.values() if n <= 2) > 1000, "and many users should write almost nothing"
+    created = Counter(row[6] for row in tables["posts"])
+    assert sum(n for n in created.values() if n > 1) > 1000, "posts need tied created_at values"
+
+
+async def test_same_rows_on_two_runs_and_both_backends(tmp_path: Path, pg_url: str) -> None:
+    first, second = _sqlite_target(tmp_path, "a.sqlite3"), _sqlite_target(tmp_path, "b.sqlite3")
+    settings = get_settings(scale="tiny")
+    for url in (first, second, pg_url):
+        await aio_to_thread(seed.seed, settings, url=url)
+    sums = [await seed.content_checksum(url) for url in (first, second, pg_url)]
+    assert sums[0] == sums[1] == sums[2]
+    assert len(sums[0]) == 64
+
+
+async def aio_to_thread(fn, *args, **kwargs):
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def test_seed_reports_rows_and_marks_itself_complete(tmp_path: Path) -> None:
+    url = _sqlite_target(tmp_path)
+    report = seed.seed(get_settings(scale="tiny"), url=url)
+    assert report.rows == TINY_ROWS
+    assert report.seconds > 0
+    status = seed.status(get_settings(scale="tiny"), url=url)
+    assert status.ok, status.reason
+
+
+def test_stale_seed_is_rebuilt_not_reused(tmp_path: Path) -> None:
+    url = _sqlite_target(tmp_path)
+    seed.seed(get_settings(scale="tiny"), url=url)
+    with sqlite3.connect(db.sqlite_path(url)) as con:
+        con.execute("UPDATE course_meta SET value = '0' WHERE key = 'schema_version'")
+    settings = get_settings(scale="tiny", database_url=url)
+    assert "schema_version" in seed.status(settings).reason
+    seed.ensure_seed(settings, progress=False, announce=False)
+    assert seed.status(settings).ok
+    # A seed of another scale is not taken for this one.
+    assert not seed.status(get_settings(scale="small", database_url=url)).ok
+
+
+def test_failed_seed_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _sqlite_target(tmp_path)
+    seed.seed(get_settings(scale="tiny"), url=url)
+    before = db.sqlite_path(url).read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(seed, "load_sqlite", broken)
+    with pytest.raises(RuntimeError):
+        seed.seed(get_settings(scale="tiny"), url=url)
+    assert db.sqlite_path(url).read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["seed.sqlite3"], "no half-built file is left behind"
+
+
+async def test_failed_postgres_seed_keeps_old_rows(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = get_settings(scale="tiny")
+    await aio_to_thread(seed.seed, settings, url=pg_url)
+    before = await seed.content_checksum(pg_url)
+    real = seed_data.build_tables
+
+    def failing(scale: str, backend: str):
+        tables = real(scale, backend)
+        tables[3] = seed_data.TableRows("comments", tables[3].columns, 1, lambda: iter([("boom",)]))
+        return tables
+
+    monkeypatch.setattr(seed, "build_tables", failing)
+    with pytest.raises(Exception):  # noqa: B017 - asyncpg's own error type is not the point
+        await aio_to_thread(seed.seed, settings, url=pg_url)
+    assert await seed.content_checksum(pg_url) == before
+    assert (await aio_to_thread(seed.status, settings, url=pg_url)).ok
+
+
+def test_corrupt_seed_file_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "seed.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CourseError, match="damaged") as info:
+        seed.status(get_settings(scale="tiny"), url=db.sqlite_url(path).render_as_string())
+    assert "\n" not in str(info.value)
+
+
+async def test_new_rows_get_fresh_ids_after_seeding(tiny: Settings) -> None:
+    from course import copies
+
+    async with copies.fresh_copy(tiny) as copy:
+        engine = db.make_engine(url=copy.url)
+        async with engine.begin() as conn:
+            new_id = (
+                await conn.execute(text("INSERT INTO tags (name) VALUES ('brand-new-tag') RETURNING id"))
+            ).scalar_one()
+        await engine.dispose()
+    assert new_id == TINY_ROWS["tags"] + 1
+
+
+def test_ensure_seed_builds_a_missing_seed(data_dir: Path) -> None:
+    settings = get_settings(scale="tiny")
+    url = aio.run(_ensure(settings))
+    assert db.sqlite_path(url).parent == data_dir
+    assert seed.status(settings).ok
+
+
+async def _ensure(settings: Settings) -> str:
+    return seed.ensure_seed(settings, progress=False, announce=False)
