@@ -16,10 +16,9 @@ from course.instrument import Timing, compare, count_queries, timeit_async, time
 from course.models import Base, Post, User
 
 
-@pytest.fixture
-async def engine(tmp_path) -> AsyncIterator[AsyncEngine]:
-    """A SQLite file with 5 users, each with 2 posts."""
-    engine = make_engine(url=f"sqlite+aiosqlite:///{tmp_path / 'course.sqlite3'}")
+async def _seeded(url: str) -> AsyncEngine:
+    """The course schema with 5 users, each with 2 posts."""
+    engine = make_engine(url=url)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     async with make_sessionmaker(engine).begin() as session:
@@ -27,17 +26,29 @@ async def engine(tmp_path) -> AsyncIterator[AsyncEngine]:
             user = User(email=f"user{n}@example.com", name=f"User {n}", password_hash="x")
             user.posts = [Post(title=f"Post {n}.{i}", body="...") for i in range(2)]
             session.add(user)
+    return engine
+
+
+@pytest.fixture
+async def engine(tmp_path) -> AsyncIterator[AsyncEngine]:
+    engine = await _seeded(f"sqlite+aiosqlite:///{tmp_path / 'course.sqlite3'}")
     yield engine
     await engine.dispose()
 
 
-async def test_n_plus_one_sends_one_statement_per_user(engine: AsyncEngine) -> None:
+async def _n_plus_one(engine: AsyncEngine) -> int:
+    """Load the users, then each user's posts one statement at a time; return how many posts were loaded."""
+    loaded = 0
     async with make_sessionmaker(engine)() as session:
-        with count_queries(engine) as q:
-            users = (await session.scalars(select(User))).all()
-            for user in users:
-                await session.scalars(select(Post).where(Post.author_id == user.id))
-    assert len(users) == 5
+        users = (await session.scalars(select(User))).all()
+        for user in users:
+            loaded += len((await session.scalars(select(Post).where(Post.author_id == user.id))).all())
+    return loaded
+
+
+async def test_n_plus_one_sends_one_statement_per_user(engine: AsyncEngine) -> None:
+    with count_queries(engine) as q:
+        assert await _n_plus_one(engine) == 10
     assert q.count == 6
     assert len(q.statements) == len(q.params) == 6
     assert all("FROM posts" in s for s in q.statements[1:])
@@ -51,6 +62,18 @@ async def test_selectinload_sends_two_statements(engine: AsyncEngine) -> None:
     assert total_posts == 10
     assert q.count == 2
     q.assert_count(2)
+
+
+@pytest.mark.postgres
+async def test_postgres_counts_the_same_statements(pg_url: str) -> None:
+    engine = await _seeded(pg_url)
+    try:
+        with count_queries(engine) as q:
+            assert await _n_plus_one(engine) == 10
+        assert q.count == 6
+        assert "WHERE posts.author_id = $1::INTEGER" in q.statements[1]
+    finally:
+        await engine.dispose()
 
 
 async def test_parameters_are_recorded_with_statements(engine: AsyncEngine) -> None:

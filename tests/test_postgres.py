@@ -87,22 +87,25 @@ async def test_started_server_answers_sql_at_its_url(settings: Settings) -> None
 
 
 @needs_server
-def test_system_binaries_serve_too(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_system_binaries_serve_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     system = postgres_local._system_bin_dir()
     if system is None:
         pytest.skip("no system PostgreSQL installed")
     monkeypatch.setattr(postgres, "find_binaries", lambda: (system, "system"))
-    info = postgres.start(settings)
-    assert info.provider == "system"
-    assert info.data_dir == settings.cache_dir / "postgres" / f"system-{info.version.split('.')[0]}"
-    assert (
-        postgres.run_sync(
+    settings = Settings(cache_dir=tmp_path)
+    try:
+        info = postgres.start(settings)
+        assert info.provider == "system"
+        assert info.data_dir == tmp_path / "postgres" / f"system-{info.version.split('.')[0]}"
+        answered = postgres.run_sync(
             postgres._server_version(
                 host="127.0.0.1", port=info.port, user="postgres", password=None, database="postgres"
             )
         )
-        == info.version
-    )
+        assert answered == info.version
+    finally:
+        # Stop while find_binaries still points at the system binaries (the fixture would miss it).
+        assert postgres.stop(settings) is True
 
 
 @needs_server

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sql.connection
 from IPython.core.interactiveshell import InteractiveShell
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from traitlets.config import Config
 
 from course.errors import CourseError
@@ -32,12 +32,17 @@ def shell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteractiveShell
         config = Config()
         config.HistoryManager.hist_file = ":memory:"
         yield InteractiveShell.instance(config=config)
+    _close_sql_connections()
+    InteractiveShell.clear_instance()
+
+
+def _close_sql_connections() -> None:
+    """ipython-sql keeps its connections in a class attribute: close them so no file or server stays open."""
     for connection in sql.connection.Connection.connections.values():
         connection.internal_connection.close()
         connection.internal_connection.engine.dispose()
     sql.connection.Connection.connections.clear()
     sql.connection.Connection.current = None
-    InteractiveShell.clear_instance()
 
 
 def _sql(shell: InteractiveShell, statement: str) -> Any:
@@ -74,6 +79,19 @@ def test_switching_databases_follows_the_latest_call(shell: InteractiveShell, tm
     setup_sql_magic(f"sqlite:///{tmp_path / 'second.sqlite3'}", ip=shell)
     with pytest.raises(OperationalError, match="no such table"):
         _sql(shell, "SELECT * FROM only_in_first")
+
+
+@pytest.mark.postgres
+def test_postgres_is_reached_through_psycopg(shell: InteractiveShell, pg_url: str) -> None:
+    try:
+        shown = setup_sql_magic(pg_url, ip=shell)
+        assert shown.startswith("postgresql+psycopg://")
+        assert _sql(shell, "SELECT current_database() AS name")[0][0] == pg_url.rsplit("/", 1)[1]
+        with pytest.raises(ProgrammingError, match="does not exist"):
+            _sql(shell, "SELECT * FROM no_such_table")
+    finally:
+        # The test database is dropped next: let go of it first.
+        _close_sql_connections()
 
 
 def test_unreachable_database_is_one_readable_line(shell: InteractiveShell) -> None:

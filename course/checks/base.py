@@ -1,0 +1,197 @@
+"""What every check shares: a fresh database to run on, a time limit, learner-friendly failures and a report."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from course import copies, db
+from course.instrument import count_queries
+from course.settings import Settings, get_settings
+
+# `course check` sets this: every check appends one JSON line with its outcome.
+REPORT_ENV = "COURSE_CHECK_REPORT"
+DEFAULT_TIMEOUT = 30.0
+
+
+class ExerciseFailed(AssertionError):
+    """A check's verdict on the learner's code: the message says what was wrong and hints at why."""
+
+    def __init__(self, exercise: str, message: str) -> None:
+        self.exercise = exercise
+        self.reason = message
+        super().__init__(f"❌ Exercise {exercise}: {message}")
+
+
+class _Failure(Exception):
+    """Raised inside a checker by `fail`; turned into ExerciseFailed with the exercise id attached."""
+
+
+def fail(message: str) -> NoReturn:
+    """Stop the check with a message for the learner."""
+    raise _Failure(message)
+
+
+def expect(condition: object, message: str) -> None:
+    """fail(message) unless condition holds."""
+    if not condition:
+        fail(message)
+
+
+class _LearnerCodeError(Exception):
+    def __init__(self, original: BaseException) -> None:
+        self.original = original
+
+
+@dataclass
+class CheckDB:
+    """The database a check runs on: a fresh copy of the seed, thrown away afterwards."""
+
+    settings: Settings
+    url: str
+    engine: AsyncEngine
+    Session: async_sessionmaker[AsyncSession]
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def count_queries(self):  # noqa: ANN201 - the instrument's own context manager
+        return count_queries(self.engine)
+
+
+async def call_learner(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call the learner's function (sync or async); its exceptions become a clear failure, not a crash."""
+    try:
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+    except (_Failure, asyncio.CancelledError, _Timeout):
+        raise
+    except NotImplementedError as exc:
+        fail(
+            f"not solved yet ({exc or 'NotImplementedError'}): replace the `raise NotImplementedError` line with your code"
+        )
+    except Exception as exc:  # noqa: BLE001 - any learner error is reported, never propagated
+        raise _LearnerCodeError(exc) from exc
+
+
+class _Timeout(Exception):
+    pass
+
+
+@contextmanager
+def _cpu_guard(seconds: float) -> Iterator[None]:
+    """Interrupt code that never yields to the event loop (a `while True:`), which asyncio timeouts cannot."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(_signum: int, _frame: object) -> None:
+        raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+Checker = Callable[..., Awaitable[None]]
+
+
+@dataclass
+class Exercise:
+    id: str
+    points: int
+    checker: Checker
+    timeout: float
+
+
+@dataclass
+class Registry:
+    """One chapter's exercises. `check = registry.check` is what the notebook imports."""
+
+    chapter: str
+    exercises: dict[str, Exercise] = field(default_factory=dict)
+
+    def exercise(
+        self, exercise_id: str, *, points: int, timeout: float = DEFAULT_TIMEOUT
+    ) -> Callable[[Checker], Checker]:
+        def register(checker: Checker) -> Checker:
+            self.exercises[exercise_id] = Exercise(exercise_id, points, checker, timeout)
+            return checker
+
+        return register
+
+    async def check(self, exercise_id: str, *solution: Any, settings: Settings | None = None) -> None:
+        """Run the check for exercise_id on the learner's function(s); print ✅ or raise ExerciseFailed."""
+        if exercise_id not in self.exercises:
+            known = ", ".join(self.exercises)
+            raise ExerciseFailed(exercise_id, f"no such exercise in chapter {self.chapter} (known: {known})")
+        exercise = self.exercises[exercise_id]
+        try:
+            await _run(exercise, solution, settings or get_settings())
+        except _Failure as exc:
+            _report(exercise, passed=False, message=str(exc))
+            raise ExerciseFailed(exercise_id, str(exc)) from None
+        except _LearnerCodeError as exc:
+            message = _describe_learner_error(exc.original)
+            _report(exercise, passed=False, message=message)
+            raise ExerciseFailed(exercise_id, message) from exc.original
+        except (_Timeout, TimeoutError):
+            message = (
+                f"did not finish within {exercise.timeout:.0f} s: look for a loop that never ends, "
+                "or a query that fetches far more rows than it needs"
+            )
+            _report(exercise, passed=False, message=message)
+            raise ExerciseFailed(exercise_id, message) from None
+        _report(exercise, passed=True, message="passed")
+        print(f"✅ Exercise {exercise_id} passed")
+
+
+async def _run(exercise: Exercise, solution: tuple[Any, ...], settings: Settings) -> None:
+    async with copies.fresh_copy(settings) as copy:
+        engine = db.make_engine(url=copy.url)
+        checkdb = CheckDB(settings=settings, url=copy.url, engine=engine, Session=db.make_sessionmaker(engine))
+        try:
+            with _cpu_guard(exercise.timeout + 2):
+                await asyncio.wait_for(exercise.checker(*solution, checkdb), exercise.timeout)
+        finally:
+            await engine.dispose()
+
+
+def _describe_learner_error(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = next((f for f in reversed(frames) if "course/" not in f.filename.replace("\\", "/")), None)
+    location = f" (line {where.lineno}: `{(where.line or '').strip()}`)" if where else ""
+    return f"your code raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{location}"
+
+
+def _report(exercise: Exercise, *, passed: bool, message: str) -> None:
+    path = os.environ.get(REPORT_ENV)
+    if not path:
+        return
+    line = {
+        "exercise": exercise.id,
+        "passed": passed,
+        "points": exercise.points if passed else 0,
+        "max_points": exercise.points,
+        "message": message,
+    }
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
