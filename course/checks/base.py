@@ -49,7 +49,9 @@ def expect(condition: object, message: str) -> None:
         fail(message)
 
 
-class _LearnerCodeError(Exception):
+class LearnerCodeError(Exception):
+    """The learner's function raised: reported with its type, message and line, never as a crash."""
+
     def __init__(self, original: BaseException) -> None:
         self.original = original
 
@@ -85,7 +87,7 @@ async def call_learner(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
             f"not solved yet ({exc or 'NotImplementedError'}): replace the `raise NotImplementedError` line with your code"
         )
     except Exception as exc:  # noqa: BLE001 - any learner error is reported, never propagated
-        raise _LearnerCodeError(exc) from exc
+        raise LearnerCodeError(exc) from exc
 
 
 class _Timeout(Exception):
@@ -149,7 +151,7 @@ class Registry:
         except _Failure as exc:
             _report(exercise, passed=False, message=str(exc))
             raise ExerciseFailed(exercise_id, str(exc)) from None
-        except _LearnerCodeError as exc:
+        except LearnerCodeError as exc:
             message = _describe_learner_error(exc.original)
             _report(exercise, passed=False, message=message)
             raise ExerciseFailed(exercise_id, message) from exc.original
