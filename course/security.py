@@ -34,7 +34,10 @@ def verify_password(password_hash: str, plain: str) -> bool:
 
 
 def needs_rehash(password_hash: str) -> bool:
-    """Was password_hash made with weaker parameters than today's? Rehash it at the next successful login."""
+    """Was password_hash made with other parameters than today's? Rehash it at the next successful login.
+
+    Raises argon2's InvalidHashError (a ValueError) when password_hash is not an argon2 hash at all.
+    """
     return _hasher.check_needs_rehash(password_hash)
 
 
@@ -45,6 +48,6 @@ def is_password_hash(value: str) -> bool:
     try:
         # Parsing checks the parameters and the salt/digest fields without verifying any password.
         needs_rehash(value)
-    except (InvalidHashError, ValueError):
+    except InvalidHashError:
         return False
     return True

@@ -179,7 +179,11 @@ async def _run(exercise: Exercise, solution: tuple[Any, ...], settings: Settings
 
 def _describe_learner_error(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
-    where = next((f for f in reversed(frames) if "course/" not in f.filename.replace("\\", "/")), None)
+    # The learner's own line: the deepest frame outside installed libraries and the course package.
+    mine = [
+        f for f in frames if "site-packages" not in f.filename and "/course/" not in f.filename.replace("\\", "/")
+    ]
+    where = mine[-1] if mine else None
     location = f" (line {where.lineno}: `{(where.line or '').strip()}`)" if where else ""
     return f"your code raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{location}"
 
