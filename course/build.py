@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +30,24 @@ class ExerciseInfo:
     points: int
 
 
-def _read(path: Path) -> NotebookNode:
+def read_notebook(path: Path) -> NotebookNode:
+    """The notebook at path, or a CourseError saying why it cannot be read as one."""
     try:
-        return nbformat.read(path, as_version=4)
-    except Exception as exc:  # noqa: BLE001 - invalid JSON, not a notebook, unreadable: one message
+        data = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise CourseError(f"{path} is not a notebook: not valid JSON{where}") from None
+    except OSError as exc:
+        raise CourseError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
+        raise CourseError(f"{path} is JSON but not a Jupyter notebook (no `cells` or `nbformat` key)")
+    try:
+        nb = nbformat.reads(json.dumps(data), as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # noqa: BLE001 - nbformat raises several types for one problem: a broken notebook
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CourseError(f"{path} is not a readable notebook ({reason[:120]})") from None
+        raise CourseError(f"{path} is not a valid notebook ({reason[:120]})") from None
+    return nb
 
 
 def _heading_lines(cell: NotebookNode) -> list[str]:
@@ -45,7 +58,7 @@ def _heading_lines(cell: NotebookNode) -> list[str]:
 
 def exercises_in(notebook: Path | NotebookNode) -> list[ExerciseInfo]:
     """The exercises a notebook announces, in order, read from its `### Exercise N.M — Title (P points)` headings."""
-    nb = _read(notebook) if isinstance(notebook, Path) else notebook
+    nb = read_notebook(notebook) if isinstance(notebook, Path) else notebook
     found: list[ExerciseInfo] = []
     for cell in nb.cells:
         for line in _heading_lines(cell):
@@ -153,7 +166,7 @@ def _expected(root: Path) -> dict[Path, str]:
                 f"solutions/{source.name}: notebook names must look like 04_pagination.ipynb "
                 "(two digits, underscore, lower-case words)"
             )
-        stub = make_exercise(_read(source), name=f"solutions/{source.name}")
+        stub = make_exercise(read_notebook(source), name=f"solutions/{source.name}")
         expected[root / "exercises" / source.name] = render(stub)
     return expected
 

@@ -146,6 +146,12 @@ def _levels(tables: Sequence[Table]) -> dict[str, int]:
     return levels
 
 
+def _barycentre(name: str, neighbours: dict[str, list[str]], rank: dict[str, float]) -> float:
+    """The mean position of the tables linked to name (its own position when it links to none)."""
+    near = neighbours[name]
+    return sum(rank[n] for n in near) / len(near) if near else rank[name]
+
+
 def _order_columns(tables: Sequence[Table], levels: dict[str, int]) -> list[list[str]]:
     """Tables per level, ordered so each sits near the tables it links to (a few barycentre sweeps)."""
     columns: list[list[str]] = [[] for _ in range(max(levels.values(), default=-1) + 1)]
@@ -159,13 +165,7 @@ def _order_columns(tables: Sequence[Table], levels: dict[str, int]) -> list[list
     for _ in range(4):
         rank = {name: i / max(len(col), 1) for col in columns for i, name in enumerate(col)}
         for col in columns:
-            current = {name: i / max(len(col), 1) for i, name in enumerate(col)}
-
-            def centre(name: str, current: dict[str, float] = current) -> float:
-                near = neighbours[name]
-                return sum(rank[n] for n in near) / len(near) if near else current[name]
-
-            col.sort(key=centre)
+            col.sort(key=lambda name, rank=rank: _barycentre(name, neighbours, rank))
     return columns
 
 
@@ -257,9 +257,13 @@ def er_diagram(
     axes.text(MARGIN, MARGIN + 0.27, legend, fontsize=FONT_SIZE, color="0.35", va="top")
 
     for box in boxes.values():
-        axes.add_patch(Rectangle((box.x, box.y), box.width, box.height, facecolor="white", edgecolor="0.2", zorder=2))
+        axes.add_patch(
+            Rectangle((box.x, box.y), box.width, box.height, facecolor="white", edgecolor="0.2", zorder=2)
+        )
         axes.add_patch(Rectangle((box.x, box.y), box.width, ROW, facecolor="#dbe7f3", edgecolor="0.2", zorder=2))
-        axes.text(box.x + PAD, box.y + ROW / 2, box.table, weight="bold", fontsize=FONT_SIZE + 1, va="center", zorder=3)
+        axes.text(
+            box.x + PAD, box.y + ROW / 2, box.table, weight="bold", fontsize=FONT_SIZE + 1, va="center", zorder=3
+        )
         for i, row in enumerate(box.rows):
             axes.text(
                 box.x + PAD, box.row_y(i), row, family="monospace", fontsize=FONT_SIZE, va="center", zorder=3

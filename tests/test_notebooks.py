@@ -1,0 +1,102 @@
+"""Every notebook runs for real in a Jupyter kernel on both backends; solutions pass their checks, stubs fail them."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from tests.nbsource import ROOT
+
+NAME = re.compile(r"^\d\d_[a-z_]+\.ipynb$")
+LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
+ALL = LESSONS + SOLUTIONS + EXERCISES
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [f"{p.parent.name}/{p.stem}" for p in paths]
+
+
+def test_names_follow_the_pattern() -> None:
+    bad = [str(p.relative_to(ROOT)) for p in ALL if not NAME.match(p.name)]
+    assert not bad, f"notebook names must match NN_topic.ipynb: {bad}"
+    stray = [p.name for p in ROOT.glob("**/*.ipynb") if ".venv" not in p.parts and "-Copy" in p.name]
+    assert not stray
+
+
+def test_every_exercise_notebook_has_a_source_and_a_lesson() -> None:
+    assert {p.name for p in SOLUTIONS} == {p.name for p in EXERCISES}
+    lessons = {p.name for p in LESSONS}
+    assert {p.name for p in SOLUTIONS} <= lessons
+
+
+@pytest.mark.parametrize("path", ALL, ids=_ids(ALL))
+def test_stored_without_outputs(path: Path) -> None:
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            assert not cell["outputs"] and cell["execution_count"] is None, f"{path.name}: strip outputs"
+
+
+def _execute(path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> tuple[nbformat.NotebookNode, float]:
+    # The kernel inherits the environment: the backend under test, the test data folder from conftest.
+    monkeypatch.setenv("COURSE_BACKEND", backend)
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        pytest.fail(f"{path.name} on {backend}: {str(exc)[-2000:]}")
+    return notebook, time.perf_counter() - start
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", LESSONS, ids=_ids(LESSONS))
+def test_lesson_runs_top_to_bottom(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, seconds = _execute(path, monkeypatch, backend)
+    print(f"{path.name} on {backend}: {seconds:.1f} s")
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", SOLUTIONS, ids=_ids(SOLUTIONS))
+def test_solutions_pass_every_check(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook, _ = _execute(path, monkeypatch, backend)
+    passed = [o["text"] for c in notebook.cells for o in c.get("outputs", []) if "✅" in o.get("text", "")]
+    headings = [
+        c.source for c in notebook.cells if c.cell_type == "markdown" and c.source.startswith("### Exercise")
+    ]
+    assert len(passed) == len(headings) > 0
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", EXERCISES, ids=_ids(EXERCISES))
+def test_every_check_fails_on_the_stubs(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COURSE_BACKEND", backend)
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=180,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()
+    check_cells = [
+        c for c in notebook.cells if c.cell_type == "code" and c.source.lstrip().startswith("await check(")
+    ]
+    assert check_cells
+    for cell in check_cells:
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert errors, f"{path.name}: `{cell.source.strip()}` passed on the unsolved stub"
+        assert errors[0].ename == "ExerciseFailed" and "not solved yet" in errors[0].evalue, errors[0].evalue
