@@ -71,6 +71,59 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor.run(get_settings())
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from course.build import build
+    from course.settings import project_root
+
+    paths = build(project_root(), check=args.check)
+    verb = "in sync with" if args.check else "generated from"
+    print(f"exercises/ is {verb} solutions/ ({len(paths)} notebook{'s' * (len(paths) != 1)})")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from course import runner
+    from course.build import read_notebook
+    from course.seed import ensure_seed
+
+    paths = [Path(p) for p in args.notebooks]
+    for path in paths:
+        if not path.is_file():
+            raise CourseError(f"no such notebook: {path}")
+        read_notebook(path)
+    # Build the seed now (with progress) rather than inside the kernel, within a cell's time limit.
+    ensure_seed(progress=sys.stderr.isatty() and not args.json, announce=not args.json)
+    results = []
+    for path in paths:
+        if not args.json:
+            print(f"Checking {path} (each cell within {args.timeout:g} s) ...", flush=True)
+        results.append(runner.run_notebook(path, timeout=args.timeout))
+        if not args.json:
+            print(runner.format_result(results[-1]), flush=True)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=2))
+    return 0 if all(r.passed for r in results) else 1
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from course import grading
+
+    report = grading.grade(
+        [Path(p) for p in args.submissions],
+        out=Path(args.out),
+        jobs=args.jobs,
+        timeout=args.timeout,
+        reference=Path(args.reference) if args.reference else None,
+    )
+    print(grading.format_summary(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Backend database practice with async SQLAlchemy.")
     parser.add_argument("--version", action="version", version=f"course {__version__}")
@@ -90,6 +143,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check the set-up and say what to fix")
     p.set_defaults(handler=cmd_doctor)
+
+    p = sub.add_parser("build", help="generate exercises/ from solutions/")
+    p.add_argument("--check", action="store_true", help="write nothing; fail when exercises/ is out of sync")
+    p.set_defaults(handler=cmd_build)
+
+    p = sub.add_parser("check", help="run exercise notebooks and show which exercises pass")
+    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="time limit per cell (default 60)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser(
+        "grade",
+        help="grade many learners' notebooks into CSV files",
+        description=(
+            "Run every submitted notebook on a fresh copy of the seed and write DIR/grades.csv (one row per "
+            "exercise) and DIR/summary.csv (points per learner). The chapter comes from the notebook's name "
+            "(04_pagination.ipynb, alice_04_pagination.ipynb). The learner is the sub-folder of a SUBMISSIONS "
+            "folder the notebook sits in (subs/alice/04_pagination.ipynb -> alice); for a notebook directly in "
+            "a given folder or given by path, the parent folder when the file keeps its chapter name "
+            "(alice/04_pagination.ipynb -> alice), else the file name without .ipynb (alice_04.ipynb -> alice_04)."
+        ),
+    )
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSIONS", help="notebooks, or folders searched for *.ipynb")
+    p.add_argument("--out", required=True, metavar="DIR", help="where grades.csv and summary.csv are written")
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help="notebooks run at once (default: CPU count)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time limit per cell (default 60)")
+    p.add_argument(
+        "--reference",
+        metavar="DIR",
+        help="folder of the exercise notebooks that say which exercises each chapter has (default: exercises/)",
+    )
+    p.set_defaults(handler=cmd_grade)
     return parser
 
 

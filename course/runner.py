@@ -264,3 +264,23 @@ def _error_line(exc: BaseException) -> str:
         if lines:
             return _clip(lines[-1], 300)
     return _clip(str(exc) or type(exc).__name__, 300)
+
+
+def format_result(result: NotebookResult, *, width: int = 90) -> str:
+    """A table for the terminal: one line per exercise, ✅ or ❌, points and a one-line message."""
+    head = f"{result.path.name}: {result.points}/{result.max_points} points in {result.seconds:.1f} s"
+    lines = [head]
+    if result.error:
+        lines.append(f"  ❌ {result.error}")
+    if not result.exercises:
+        lines.append("  (no `### Exercise N.M — Title (P points)` headings and no checks ran)")
+        return "\n".join(lines)
+    id_w = max(len("exercise"), *(len(e.id) for e in result.exercises))
+    title_w = min(30, max(len("title"), *(len(e.title) for e in result.exercises)))
+    lines.append(f"  {'exercise':<{id_w}}  {'title':<{title_w}}  ok  {'points':>6}  message")
+    for e in result.exercises:
+        mark = "✅" if e.passed else "❌"
+        points = f"{e.points}/{e.max_points}"
+        message = "" if e.passed else _clip(e.message.removeprefix(f"❌ Exercise {e.id}: "), width)
+        lines.append(f"  {e.id:<{id_w}}  {_clip(e.title, title_w):<{title_w}}  {mark}  {points:>6}  {message}".rstrip())
+    return "\n".join(lines)
