@@ -51,7 +51,7 @@ async def _connect(target: AsyncEngine | AsyncConnection) -> AsyncIterator[Async
 
 def _unquote(name: str) -> str:
     name = name.strip()
-    return name[1:-1] if len(name) > 1 and name[0] in "\"`[" and name[-1] in "\"`]" else name
+    return name[1:-1] if len(name) > 1 and name[0] in '"`[' and name[-1] in '"`]' else name
 
 
 # An index key in SQLite's CREATE INDEX text may end with COLLATE x and ASC/DESC: not part of what it indexes.
@@ -90,10 +90,12 @@ def parse_create_index(sql: str) -> tuple[tuple[str, ...], str | None]:
 
 
 async def _sqlite_indexes(conn: AsyncConnection, table: str) -> list[IndexInfo]:
-    listed = await conn.execute(text("SELECT name, \"unique\", origin FROM pragma_index_list(:t)"), {"t": table})
+    listed = await conn.execute(text('SELECT name, "unique", origin FROM pragma_index_list(:t)'), {"t": table})
     found = []
     for name, unique, origin in listed.all():
-        sql = await conn.scalar(text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"), {"n": name})
+        sql = await conn.scalar(
+            text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"), {"n": name}
+        )
         if sql:
             columns, where = parse_create_index(sql)
         else:
@@ -140,8 +142,10 @@ async def show_indexes(target: AsyncEngine | AsyncConnection, table: str) -> pd.
     """list_indexes as a table for a notebook."""
     import pandas as pd
 
-    rows = [asdict(ix) | {"columns": ", ".join(ix.columns), "include": ", ".join(ix.include)} for ix in
-            await list_indexes(target, table)]
+    rows = [
+        asdict(ix) | {"columns": ", ".join(ix.columns), "include": ", ".join(ix.include), "where": ix.where or ""}
+        for ix in await list_indexes(target, table)
+    ]
     return pd.DataFrame(rows, columns=["name", "columns", "unique", "primary", "where", "include"])
 
 
@@ -193,7 +197,9 @@ async def fill_lookup_table(engine: AsyncEngine, rows: int) -> None:
     """
     async with engine.begin() as conn:
         await conn.execute(
-            text(f"CREATE TABLE IF NOT EXISTS {LOOKUP_TABLE} (id INTEGER PRIMARY KEY, code VARCHAR(20) NOT NULL, amount INTEGER NOT NULL)")
+            text(
+                f"CREATE TABLE IF NOT EXISTS {LOOKUP_TABLE} (id INTEGER PRIMARY KEY, code VARCHAR(20) NOT NULL, amount INTEGER NOT NULL)"
+            )
         )
         start = (await conn.scalar(text(f"SELECT coalesce(max(id), 0) FROM {LOOKUP_TABLE}"))) + 1
         if start > rows:
@@ -229,7 +235,7 @@ _WRITE_POSTGRES = (
 
 
 async def insert_cost(
-    engine: AsyncEngine, *, rows: int = 100_000, index_counts: tuple[int, ...] = (0, 1, 3), repeat: int = 3
+    engine: AsyncEngine, *, rows: int = 50_000, index_counts: tuple[int, ...] = (0, 1, 3), repeat: int = 2
 ) -> pd.DataFrame:
     """Seconds to insert `rows` rows in one statement into write_demo with 0, 1, 3... extra indexes.
 
@@ -248,13 +254,21 @@ async def insert_cost(
                 await conn.execute(text(f"DROP TABLE IF EXISTS {WRITE_TABLE}"))
                 await conn.execute(text(f"CREATE TABLE {WRITE_TABLE} ({_WRITE_COLUMNS})"))
                 for position, columns in enumerate(_WRITE_INDEXES[:count]):
-                    await conn.execute(text(f"CREATE INDEX ix_{WRITE_TABLE}_{position} ON {WRITE_TABLE} ({columns})"))
+                    await conn.execute(
+                        text(f"CREATE INDEX ix_{WRITE_TABLE}_{position} ON {WRITE_TABLE} ({columns})")
+                    )
             start = time.perf_counter()
             async with engine.begin() as conn:
                 fill = _WRITE_SQLITE if conn.dialect.name == "sqlite" else _WRITE_POSTGRES
                 await conn.execute(text(fill), {"rows": rows})
             best = min(best, time.perf_counter() - start)
-        results.append({"extra indexes": count, "indexed": ", ".join(_WRITE_INDEXES[:count]) or "-", "seconds": best})
+        results.append(
+            {
+                "extra indexes": count,
+                "indexed": ", ".join(f"({c})" for c in _WRITE_INDEXES[:count]) or "-",
+                "seconds": best,
+            }
+        )
     async with engine.begin() as conn:
         await conn.execute(text(f"DROP TABLE IF EXISTS {WRITE_TABLE}"))
     frame = pd.DataFrame(results)

@@ -17,7 +17,7 @@ from uuid import UUID
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from course import aio, db, pg_admin
 from course.errors import CourseError

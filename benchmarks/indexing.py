@@ -1,0 +1,51 @@
+"""Index lookup against a full scan at several table sizes, on the current backend (the numbers of lesson 2).
+
+    .venv/bin/python benchmarks/indexing.py                       # SQLite: 10k, 100k, 1M rows
+    COURSE_BACKEND=postgres .venv/bin/python benchmarks/indexing.py --sizes 10000 100000 1000000 3000000
+
+On a fresh copy of the seed it grows a table lookup_demo (id, code, amount) to each size and times a lookup by
+`code` without an index (a scan) and with one, on one open connection, then prints both and their ratio. The
+lesson asserts a ratio of at least 100 at 1M rows and more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from functools import partial
+
+from sqlalchemy import text
+
+from course import indexing
+from course.instrument import timeit_async
+from course.notebook import setup
+
+LOOKUP = text("SELECT id, amount FROM lookup_demo WHERE code = :code")
+
+
+async def main(sizes: list[int], scan_repeat: int, index_repeat: int) -> None:
+    lesson = await setup(quiet=True)
+    print(f"backend {lesson.dialect}; lookup by an unindexed column vs the same with an index")
+    print(f"{'rows':>11}  {'scan (ms)':>10}  {'index (ms)':>10}  {'ratio':>7}")
+    try:
+        for size in sorted(sizes):
+            await indexing.fill_lookup_table(lesson.engine, size)
+            wanted = {"code": f"code-{size // 2}"}
+            async with lesson.engine.connect() as conn:
+                scan = await timeit_async(partial(conn.execute, LOOKUP, wanted), repeat=scan_repeat)
+            await indexing.run_ddl(lesson.engine, "CREATE INDEX ix_lookup_demo_code ON lookup_demo (code)")
+            async with lesson.engine.connect() as conn:
+                seek = await timeit_async(partial(conn.execute, LOOKUP, wanted), repeat=index_repeat)
+            await indexing.run_ddl(lesson.engine, "DROP INDEX ix_lookup_demo_code")
+            print(f"{size:>11,}  {scan.best_ms:>10.2f}  {seek.best_ms:>10.3f}  {scan.best / seek.best:>6.0f}×")
+    finally:
+        await lesson.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--scan-repeat", type=int, default=5)
+    parser.add_argument("--index-repeat", type=int, default=50)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.sizes, arguments.scan_repeat, arguments.index_repeat))

@@ -1,0 +1,227 @@
+"""Chapter 2 checks have teeth: the solution passes; the stub and plausible wrong indexes fail with the right hint."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from sqlalchemy import text
+
+from course.build import make_exercise, render
+from course.checks.base import ExerciseFailed
+from course.checks.ch02_indexing import check
+from course.settings import Settings
+from tests.nbsource import ROOT, notebook_namespace
+
+SOURCE = "solutions/02_indexing.ipynb"
+SOLVED = notebook_namespace(SOURCE)
+
+
+def _stubs() -> dict[str, Any]:
+    """The learner's version, generated from the source as `course build` would, so it never goes stale."""
+    stub = make_exercise(nbformat.read(ROOT / SOURCE, as_version=4), name=SOURCE)
+    with tempfile.TemporaryDirectory(prefix="course-stub-") as folder:
+        path = Path(folder) / "02_indexing.ipynb"
+        path.write_text(render(stub), encoding="utf-8")
+        return notebook_namespace(path)
+
+
+STUBS = _stubs()
+EXERCISES = {
+    "2.1": "add_name_index",
+    "2.2": "add_author_feed_index",
+    "2.3": "add_feed_index",
+    "2.4": "missing_fk_indexes",
+}
+
+
+async def fails_with(settings: Settings, exercise: str, fragment: str, fn: Any) -> None:
+    with pytest.raises(ExerciseFailed) as info:
+        await check(exercise, fn, settings=settings)
+    assert str(info.value).startswith(f"❌ Exercise {exercise}:")
+    assert fragment in str(info.value), str(info.value)
+
+
+def ddl(*statements: str) -> Any:
+    """A learner's answer that runs these statements."""
+
+    async def create(conn: Any) -> None:
+        for statement in statements:
+            await conn.execute(text(statement))
+
+    return create
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+async def test_solution_passes(tiny: Settings, exercise: str, capsys: pytest.CaptureFixture[str]) -> None:
+    await check(exercise, SOLVED[EXERCISES[exercise]], settings=tiny)
+    assert f"✅ Exercise {exercise} passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+async def test_stub_fails(tiny: Settings, exercise: str) -> None:
+    await fails_with(tiny, exercise, "not solved yet", STUBS[EXERCISES[exercise]])
+
+
+# --- 2.1 ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        (ddl(), "no new index on users"),
+        (ddl("CREATE INDEX ix_users_status ON users (status)"), "does not help a filter on name"),
+        (ddl("CREATE INDEX ix_users_lower_name ON users (lower(name))"), "the very same expression"),
+        (ddl("CREATE INDEX ix_users_role_name ON users (role, name)"), "does not start with it"),
+        (ddl("CREATE INDEX ix_users_live_name ON users (name) WHERE deleted_at IS NULL"), "is partial"),
+    ],
+    ids=["nothing", "other column", "expression", "not leading", "partial"],
+)
+async def test_2_1_wrong_indexes(tiny: Settings, answer: Any, fragment: str) -> None:
+    await fails_with(tiny, "2.1", fragment, answer)
+
+
+async def test_2_1_a_composite_led_by_name_passes(tiny: Settings) -> None:
+    await check("2.1", ddl("CREATE INDEX ix_users_name_email ON users (name, email)"), settings=tiny)
+
+
+async def test_2_1_learner_errors_are_reported(tiny: Settings) -> None:
+    # DDL the database rejects is reported as the learner's error, with their line, not as a crash.
+    await fails_with(tiny, "2.1", "your code raised", ddl("CREATE INDEX broken ON no_such_table (name)"))
+
+
+# --- 2.2 ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        (ddl(), "no new index on posts"),
+        (ddl("CREATE INDEX ix_posts_created_author ON posts (created_at, author_id)"), "starts with created_at"),
+        (ddl("CREATE INDEX ix_posts_created ON posts (created_at)"), "starts with created_at"),
+        (
+            ddl(
+                "CREATE INDEX ix_posts_author_only ON posts (author_id)",
+                "CREATE INDEX ix_posts_status ON posts (status)",
+            ),
+            "not both",
+        ),
+        (ddl("CREATE INDEX ix_posts_author_title ON posts (author_id, title)"), "still sorts"),
+    ],
+    ids=["nothing", "wrong order", "created_at alone", "single columns", "wrong second column"],
+)
+async def test_2_2_wrong_indexes(tiny: Settings, answer: Any, fragment: str) -> None:
+    await fails_with(tiny, "2.2", fragment, answer)
+
+
+async def test_2_2_descending_index_passes(tiny: Settings) -> None:
+    await check(
+        "2.2", ddl("CREATE INDEX ix_posts_author_newest ON posts (author_id, created_at DESC)"), settings=tiny
+    )
+
+
+# --- 2.3 ------------------------------------------------------------------------------------------------------
+
+_FEED = "WHERE status = 'published' AND deleted_at IS NULL"
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        (ddl(), "no new index on posts"),
+        (ddl("CREATE INDEX ix_posts_published ON posts (published_at)"), "is not partial"),
+        (ddl("CREATE INDEX ix_posts_drafts ON posts (published_at) WHERE status = 'draft'"), "does not use"),
+        (ddl("CREATE INDEX ix_posts_pub ON posts (published_at) WHERE status = 'published'"), "never reads"),
+        (ddl("CREATE INDEX ix_posts_live ON posts (published_at) WHERE deleted_at IS NULL"), "never reads"),
+        (
+            ddl(f"CREATE INDEX ix_posts_feed_created ON posts (created_at) {_FEED}"),
+            "the column the feed orders by",
+        ),
+    ],
+    ids=["nothing", "full index", "wrong predicate", "deleted kept", "drafts kept", "wrong column"],
+)
+async def test_2_3_wrong_indexes(tiny: Settings, answer: Any, fragment: str) -> None:
+    await fails_with(tiny, "2.3", fragment, answer)
+
+
+async def test_2_3_descending_partial_index_passes(tiny: Settings) -> None:
+    await check("2.3", ddl(f"CREATE INDEX ix_posts_feed_desc ON posts (published_at DESC) {_FEED}"), settings=tiny)
+
+
+# --- 2.4 ------------------------------------------------------------------------------------------------------
+
+
+def only_get_indexes(inspector: Any) -> set[tuple[str, tuple[str, ...]]]:
+    """Forgets the primary key and unique constraints."""
+    missing = set()
+    for table in inspector.get_table_names():
+        leading = [ix["column_names"] for ix in inspector.get_indexes(table)]
+        for fk in inspector.get_foreign_keys(table):
+            columns = tuple(fk["constrained_columns"])
+            if not any(list(columns) == existing[: len(columns)] for existing in leading):
+                missing.add((table, columns))
+    return missing
+
+
+def contained_anywhere(inspector: Any) -> set[tuple[str, tuple[str, ...]]]:
+    """Counts a column as indexed when any index, key or constraint contains it, wherever it stands."""
+    missing = set()
+    for table in inspector.get_table_names():
+        indexed = {c for ix in inspector.get_indexes(table) for c in ix["column_names"]}
+        indexed |= set(inspector.get_pk_constraint(table)["constrained_columns"])
+        indexed |= {c for uq in inspector.get_unique_constraints(table) for c in uq["column_names"]}
+        for fk in inspector.get_foreign_keys(table):
+            columns = tuple(fk["constrained_columns"])
+            if not set(columns) <= indexed:
+                missing.add((table, columns))
+    return missing
+
+
+def first_column_only(inspector: Any) -> set[tuple[str, str]]:
+    """Treats every foreign key as if it had one column."""
+    missing = set()
+    for table in inspector.get_table_names():
+        leading = [ix["column_names"][:1] for ix in inspector.get_indexes(table)]
+        leading.append(inspector.get_pk_constraint(table)["constrained_columns"][:1])
+        leading += [uq["column_names"][:1] for uq in inspector.get_unique_constraints(table)]
+        for fk in inspector.get_foreign_keys(table):
+            column = fk["constrained_columns"][0]
+            if [column] not in leading:
+                missing.add((table, column))
+    return missing
+
+
+async def async_version(inspector: Any) -> set[tuple[str, tuple[str, ...]]]:
+    return set()
+
+
+def returns_list_of_names(inspector: Any) -> list[str]:
+    return ["comments.author_id"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        (only_get_indexes, "Primary keys and unique constraints count too"),
+        (contained_anywhere, "merely contains a column"),
+        (first_column_only, "report a composite foreign key once"),
+        (async_version, "must be a plain `def`"),
+        (returns_list_of_names, "is not a (table, columns) pair"),
+        (lambda inspector: set(), "comments (author_id) has no usable index"),
+    ],
+    ids=["pk ignored", "not leading", "composite split", "async", "wrong shape", "empty"],
+)
+async def test_2_4_wrong_answers(tiny: Settings, answer: Any, fragment: str) -> None:
+    await fails_with(tiny, "2.4", fragment, answer)
+
+
+async def test_2_4_bare_column_names_are_accepted(tiny: Settings) -> None:
+    solved = SOLVED["missing_fk_indexes"]
+
+    def with_strings(inspector: Any) -> set[tuple[str, Any]]:
+        return {(table, cols[0] if len(cols) == 1 else cols) for table, cols in solved(inspector)}
+
+    await check("2.4", with_strings, settings=tiny)
