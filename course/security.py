@@ -25,7 +25,7 @@ def hash_password(plain: str) -> str:
 def verify_password(password_hash: str, plain: str) -> bool:
     """Does plain match password_hash? False for a wrong password and for anything that is not an argon2 hash.
 
-    The comparison inside argon2 takes the same time whatever the input, so it leaks nothing to a timer.
+    argon2 compares the digests in constant time, so the time taken does not tell how close a guess came.
     """
     try:
         return _hasher.verify(password_hash, plain)
