@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import nbformat
-from nbformat import NotebookNode
+from typing import TYPE_CHECKING, Any
 
 from course.errors import CourseError
 
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
 NAME_RE = re.compile(r"^\d\d_[a-z_]+\.ipynb$")
-HEADING_RE = re.compile(r"^###\s+Exercise\s+(?P<id>\d+\.\d+)\s+[—–-]+\s+(?P<title>.+?)\s+\((?P<points>\d+)\s+points?\)\s*$")
+HEADING_RE = re.compile(
+    r"^###\s+Exercise\s+(?P<id>\d+\.\d+)\s+[—–-]+\s+(?P<title>.+?)\s+\((?P<points>\d+)\s+points?\)\s*$"
+)
 MARKER_RE = re.compile(r"^(?P<indent>[ \t]*)# (?P<kind>BEGIN|END) SOLUTION\s*$")
 # Anything that looks like a marker but is not exactly one: a typo that would leak a solution.
 NEAR_MARKER_RE = re.compile(r"#\s*(BEGIN|END)[\s_]*SOLUTION", re.IGNORECASE)
@@ -30,19 +34,40 @@ class ExerciseInfo:
     points: int
 
 
-def read_notebook(path: Path) -> NotebookNode:
-    """The notebook at path, or a CourseError saying why it cannot be read as one."""
+def load_notebook(path: Path) -> dict[str, Any]:
+    """The notebook at path as plain JSON (sources joined into strings), or a CourseError saying what is wrong.
+
+    Cheap (no nbformat, whose import costs a second): enough for running and grading a learner's notebook.
+    """
     try:
         data = json.loads(path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
+        where = (
+            f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
+        )
         raise CourseError(f"{path} is not a notebook: not valid JSON{where}") from None
     except OSError as exc:
         raise CourseError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
-        raise CourseError(f"{path} is JSON but not a Jupyter notebook (no `cells` or `nbformat` key)")
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list) or "nbformat" not in data:
+        raise CourseError(f"{path} is JSON but not a Jupyter notebook (no `cells` list or `nbformat` key)")
+    if data["nbformat"] != 4:
+        raise CourseError(f"{path} is in notebook format {data['nbformat']}: open and save it in JupyterLab first")
+    for number, cell in enumerate(data["cells"], start=1):
+        source = cell.get("source") if isinstance(cell, dict) else None
+        if isinstance(source, list) and all(isinstance(part, str) for part in source):
+            cell["source"] = "".join(source)
+        elif not isinstance(source, str) or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            raise CourseError(f"{path} is not a valid notebook (cell {number} has no cell_type or source)")
+    return data
+
+
+def read_notebook(path: Path) -> NotebookNode:
+    """The notebook at path as nbformat's validated NotebookNode, or a CourseError saying why it is not one."""
+    import nbformat
+
+    data = load_notebook(path)
     try:
-        nb = nbformat.reads(json.dumps(data), as_version=4)
+        nb = nbformat.from_dict(data)
         nbformat.validate(nb)
     except Exception as exc:  # noqa: BLE001 - nbformat raises several types for one problem: a broken notebook
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -50,17 +75,17 @@ def read_notebook(path: Path) -> NotebookNode:
     return nb
 
 
-def _heading_lines(cell: NotebookNode) -> list[str]:
-    if cell.cell_type != "markdown":
+def _heading_lines(cell: Mapping[str, Any]) -> list[str]:
+    if cell.get("cell_type") != "markdown":
         return []
-    return [line.strip() for line in cell.source.splitlines() if line.strip().startswith("### Exercise")]
+    return [line.strip() for line in cell["source"].splitlines() if line.strip().startswith("### Exercise")]
 
 
-def exercises_in(notebook: Path | NotebookNode) -> list[ExerciseInfo]:
+def exercises_in(notebook: Path | Mapping[str, Any]) -> list[ExerciseInfo]:
     """The exercises a notebook announces, in order, read from its `### Exercise N.M — Title (P points)` headings."""
-    nb = read_notebook(notebook) if isinstance(notebook, Path) else notebook
+    nb = load_notebook(notebook) if isinstance(notebook, Path) else notebook
     found: list[ExerciseInfo] = []
-    for cell in nb.cells:
+    for cell in nb["cells"]:
         for line in _heading_lines(cell):
             if match := HEADING_RE.match(line):
                 found.append(ExerciseInfo(match["id"], match["title"], int(match["points"])))
@@ -85,7 +110,9 @@ def _stub(source: str, exercise: str, where: str) -> tuple[str, int]:
             continue
         if match["kind"] == "BEGIN":
             if open_at is not None:
-                raise CourseError(f"{where}, line {number}: # BEGIN SOLUTION inside the region opened at line {open_at}")
+                raise CourseError(
+                    f"{where}, line {number}: # BEGIN SOLUTION inside the region opened at line {open_at}"
+                )
             open_at = number
             regions += 1
             out.append(f'{match["indent"]}raise NotImplementedError("Exercise {exercise}")')
@@ -104,6 +131,8 @@ def _clean_metadata(metadata: dict) -> dict:
 
 def make_exercise(nb: NotebookNode, *, name: str) -> NotebookNode:
     """The learner's version of a solutions notebook; `name` (the file name) only labels error messages."""
+    import nbformat
+
     nb = nbformat.from_dict(nb)
     chapter = int(Path(name).name[:2])
     current: tuple[str, int] | None = None  # (exercise id, index of its heading cell)
@@ -114,7 +143,9 @@ def make_exercise(nb: NotebookNode, *, name: str) -> NotebookNode:
         for line in _heading_lines(cell):
             match = HEADING_RE.match(line)
             if match is None:
-                raise CourseError(f"{where}: malformed heading {line!r} (expected `### Exercise N.M — Title (P points)`)")
+                raise CourseError(
+                    f"{where}: malformed heading {line!r} (expected `### Exercise N.M — Title (P points)`)"
+                )
             exercise = match["id"]
             if int(exercise.split(".")[0]) != chapter:
                 raise CourseError(f"{where}: Exercise {exercise} does not belong to chapter {chapter:02d}")
@@ -152,6 +183,8 @@ def make_exercise(nb: NotebookNode, *, name: str) -> NotebookNode:
 
 def render(nb: NotebookNode) -> str:
     """Deterministic JSON for a notebook, ending with a newline, so `course build --check` can compare bytes."""
+    import nbformat
+
     return nbformat.writes(nb) + "\n"
 
 
@@ -190,7 +223,8 @@ def build(root: Path, *, check: bool = False) -> list[Path]:
                 f"exercises/ is out of sync with solutions/ ({', '.join(problems)}): run `course build`"
             )
         return list(expected)
-    exercises.mkdir(exist_ok=True)
+    if expected:
+        exercises.mkdir(exist_ok=True)
     for path, text in expected.items():
         if _differs(path, text):
             path.write_bytes(text.encode("utf-8"))

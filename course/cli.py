@@ -86,14 +86,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from course import runner
-    from course.build import read_notebook
+    from course.build import load_notebook
     from course.seed import ensure_seed
 
     paths = [Path(p) for p in args.notebooks]
     for path in paths:
         if not path.is_file():
             raise CourseError(f"no such notebook: {path}")
-        read_notebook(path)
+        load_notebook(path)
     # Build the seed now (with progress) rather than inside the kernel, within a cell's time limit.
     ensure_seed(progress=sys.stderr.isatty() and not args.json, announce=not args.json)
     results = []
@@ -148,9 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="write nothing; fail when exercises/ is out of sync")
     p.set_defaults(handler=cmd_build)
 
-    p = sub.add_parser("check", help="run exercise notebooks and show which exercises pass")
+    p = sub.add_parser(
+        "check",
+        help="run exercise notebooks and show which exercises pass",
+        description=(
+            "Run each notebook top to bottom in a fresh kernel (nbval), every check on a fresh copy of the seed, "
+            "and print exercise -> pass/fail with the check's message. Exit 0 only if every exercise passes. "
+            "Cells stop after --timeout seconds; keep it above the checks' own 30 s limit."
+        ),
+    )
     p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="time limit per cell (default 60)")
+    p.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="time limit per cell (default 60)"
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     p.set_defaults(handler=cmd_check)
 
@@ -166,9 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
             "(alice/04_pagination.ipynb -> alice), else the file name without .ipynb (alice_04.ipynb -> alice_04)."
         ),
     )
-    p.add_argument("submissions", nargs="+", metavar="SUBMISSIONS", help="notebooks, or folders searched for *.ipynb")
+    p.add_argument(
+        "submissions", nargs="+", metavar="SUBMISSIONS", help="notebooks, or folders searched for *.ipynb"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="where grades.csv and summary.csv are written")
-    p.add_argument("--jobs", type=int, default=None, metavar="N", help="notebooks run at once (default: CPU count)")
+    p.add_argument(
+        "--jobs", type=int, default=None, metavar="N", help="notebooks run at once (default: CPU count)"
+    )
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time limit per cell (default 60)")
     p.add_argument(
         "--reference",

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
-from course.build import ExerciseInfo, exercises_in, read_notebook
-from course.errors import CourseError
+from course.build import ExerciseInfo, exercises_in, load_notebook
 
 DEFAULT_CELL_TIMEOUT = 60.0
 # Where the check machinery (course/checks/base.py) appends its verdicts, and where this module's pytest hook
@@ -27,6 +27,9 @@ CELLS_ENV = "COURSE_CHECK_CELLS"
 # Kernel start-up and pytest's own start, on top of the cells' time limits, before the whole run is stopped.
 STARTUP_ALLOWANCE = 60.0
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Runs in progress, so an interrupted grader can stop them all.
+_RUNNING: set[subprocess.Popen[str]] = set()
+_LOCK = threading.Lock()
 
 
 @dataclass
@@ -99,34 +102,39 @@ def run_notebook(
     from course.seed import ensure_seed
 
     path = Path(path)
-    nb = read_notebook(path)
+    nb = load_notebook(path)
     expected = exercises_in(nb) if expected is None else expected
     # The seed is built here, not in the kernel, so a first run does not spend a cell's time limit seeding.
     ensure_seed(progress=False, announce=False)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            # nbval refuses cells that have outputs but no execution count; outputs play no part in checking.
-            cell.outputs, cell.execution_count = [], None
-    cells = [_Cell(i, c.source) for i, c in enumerate(c for c in nb.cells if c.cell_type == "code")]
+    code = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
+    for cell in code:
+        # nbval refuses cells that have outputs but no execution count; outputs play no part in checking.
+        cell["outputs"], cell["execution_count"] = [], None
+    cells = [_Cell(i, cell["source"]) for i, cell in enumerate(code)]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
         work = Path(tmp)
         copy = work / "notebook.ipynb"
-        nbformat.write(nb, copy)
+        copy.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
         # An empty ini file makes the temp folder pytest's root: no pyproject, conftest or addopts of the repo apply.
         (work / "pytest.ini").write_text("[pytest]\n")
         report, cells_log = work / "report.jsonl", work / "cells.jsonl"
-        error = _run_pytest(work, copy, report, cells_log, timeout=timeout, overall=STARTUP_ALLOWANCE + timeout * len(cells))
+        error = _run_pytest(
+            work, copy, report, cells_log, timeout=timeout, overall=STARTUP_ALLOWANCE + timeout * len(cells)
+        )
         reports = _read_jsonl(report)
         for outcome in _read_jsonl(cells_log):
             if isinstance(outcome.get("cell"), int) and 0 <= outcome["cell"] < len(cells):
                 cells[outcome["cell"]].outcome = outcome
+    error = error or _kernel_stopped(cells, timeout)
     result = NotebookResult(path=path, error=error, seconds=time.perf_counter() - started)
     result.exercises = _verdicts(expected, reports, cells, error, timeout)
     return result
 
 
-def _run_pytest(work: Path, copy: Path, report: Path, cells_log: Path, *, timeout: float, overall: float) -> str | None:
+def _run_pytest(
+    work: Path, copy: Path, report: Path, cells_log: Path, *, timeout: float, overall: float
+) -> str | None:
     """Run pytest + nbval on the copy; return why the run broke, or None."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
     # Only nbval and our hook: the learner's environment may have plugins (asyncio, randomly...) that interfere.
@@ -141,19 +149,55 @@ def _run_pytest(work: Path, copy: Path, report: Path, cells_log: Path, *, timeou
         command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
+    with _LOCK:
+        _RUNNING.add(process)
     try:
         output, _ = process.communicate(timeout=overall)
     except subprocess.TimeoutExpired:
-        # The kernel watches its parent and exits with it; the group kill takes pytest and anything it started.
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+        _stop(process)
         return f"the notebook did not finish within {overall:.0f} s and was stopped"
+    except BaseException:
+        _stop(process)  # Ctrl-C: the run lives in its own session and would not get the signal
+        raise
+    finally:
+        with _LOCK:
+            _RUNNING.discard(process)
     # 0: every cell ran; 1: some cell failed (the verdicts say which); 5: no code cells. Anything else is a breakdown.
     if process.returncode in (0, 1, 5):
         return None
     lines = [line for line in ANSI_RE.sub("", output).splitlines() if line.strip()]
     detail = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "no output")
     return f"pytest/nbval could not run the notebook (exit {process.returncode}): {_clip(detail, 200)}"
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    # The kernel watches its parent and exits with it; the group kill takes pytest and anything it started.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+
+
+def stop_all() -> None:
+    """Stop every notebook run in progress (the grader calls this when interrupted)."""
+    with _LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _kernel_stopped(cells: list[_Cell], timeout: float) -> str | None:
+    """Why the kernel stopped part-way, or None: nothing after that cell could run."""
+    dead = next((c for c in cells if c.outcome and not c.outcome.get("kernel_alive", True)), None)
+    if dead is None:
+        return None
+    if dead.outcome.get("when") == "setup":
+        return f"the kernel did not start: {dead.outcome.get('error')}"
+    if dead.outcome.get("timed_out"):
+        why = f"did not finish within {timeout:g} s and could not be interrupted"
+    else:
+        why = f"failed ({dead.outcome.get('error')})"
+    return f"the kernel stopped at {dead.label}, which {why}: a crash, os._exit() or a C call that never returns?"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -181,23 +225,22 @@ def _verdicts(
     timeout: float,
 ) -> list[ExerciseResult]:
     by_id = {row.get("exercise"): row for row in reports}  # the last report for an exercise wins
+    infos = {e.id: e for e in expected}
+    # Checks that reported without a heading (a learner deleted it) still show, with the registry's points.
+    for exercise, row in by_id.items():
+        if isinstance(exercise, str) and exercise not in infos:
+            infos[exercise] = ExerciseInfo(exercise, "", int(row.get("max_points", 0)))
     results = []
-    titles = {e.id: e for e in expected}
-    ids = [e.id for e in expected] + [i for i in by_id if isinstance(i, str) and i not in titles]
-    for exercise in ids:
-        info = titles.get(exercise, ExerciseInfo(exercise, "", int(by_id[exercise].get("max_points", 0))))
-        row = by_id.get(exercise)
-        if row is not None:
-            passed = bool(row.get("passed"))
-            results.append(
-                ExerciseResult(
-                    exercise, info.title, passed, info.points if passed else 0, info.points,
-                    str(row.get("message", "")), "passed" if passed else "failed",
-                )  # fmt: skip
-            )
-            continue
-        status, message = _why_no_report(exercise, cells, error, timeout)
-        results.append(ExerciseResult(exercise, info.title, False, 0, info.points, message, status))
+    for info in infos.values():
+        row = by_id.get(info.id)
+        if row is None:
+            status, message = _why_no_report(info.id, cells, error, timeout)
+        else:
+            status, message = ("passed" if row.get("passed") else "failed"), str(row.get("message", ""))
+        passed = status == "passed"
+        results.append(
+            ExerciseResult(info.id, info.title, passed, info.points if passed else 0, info.points, message, status)
+        )
     return results
 
 
@@ -212,9 +255,7 @@ def _why_no_report(exercise: str, cells: list[_Cell], error: str | None, timeout
     timed_out = [c for c in before if c.outcome.get("timed_out")]
     outcome = check.outcome
     if outcome is None:
-        dead = next((c for c in before if not c.outcome.get("kernel_alive", True)), None)
-        where = f" at {dead.label}" if dead else ""
-        return "error", f"the kernel stopped{where} before the check cell could run"
+        return "failed", "the check cell did not run (is it marked to be skipped?)"
     if outcome.get("timed_out"):
         return "error", f"the check cell did not finish within {timeout:g} s: look for a loop that never ends"
     if outcome["ok"]:
@@ -224,7 +265,10 @@ def _why_no_report(exercise: str, cells: list[_Cell], error: str | None, timeout
         cell = timed_out[-1]
         return "error", f"{message}: {cell.label} did not finish within {timeout:g} s (a loop that never ends?)"
     if before:
-        return "failed", f"{message}: an earlier cell failed, {before[-1].label}: {before[-1].outcome.get('error')}"
+        return (
+            "failed",
+            f"{message}: an earlier cell failed, {before[-1].label}: {before[-1].outcome.get('error')}",
+        )
     return "failed", message
 
 
@@ -246,6 +290,7 @@ def pytest_runtest_makereport(item: Any, call: Any) -> None:
     kernel = getattr(item.parent, "kernel", None)
     outcome = {
         "cell": cell,
+        "when": call.when,
         "ok": exc is None,
         "error": _error_line(exc) if exc is not None else None,
         "timed_out": message.startswith("Timeout of"),
@@ -266,8 +311,11 @@ def _error_line(exc: BaseException) -> str:
     return _clip(str(exc) or type(exc).__name__, 300)
 
 
-def format_result(result: NotebookResult, *, width: int = 90) -> str:
-    """A table for the terminal: one line per exercise, ✅ or ❌, points and a one-line message."""
+def format_result(result: NotebookResult, *, width: int | None = None) -> str:
+    """A table for the terminal: one line per exercise, ✅ or ❌, points and a one-line message.
+
+    width: the room for each message (default: what the terminal has left, or 200 when not a terminal).
+    """
     head = f"{result.path.name}: {result.points}/{result.max_points} points in {result.seconds:.1f} s"
     lines = [head]
     if result.error:
@@ -278,9 +326,16 @@ def format_result(result: NotebookResult, *, width: int = 90) -> str:
     id_w = max(len("exercise"), *(len(e.id) for e in result.exercises))
     title_w = min(30, max(len("title"), *(len(e.title) for e in result.exercises)))
     lines.append(f"  {'exercise':<{id_w}}  {'title':<{title_w}}  ok  {'points':>6}  message")
+    if width is None:
+        used = len(lines[-1]) - len("message")
+        width = max(40, shutil.get_terminal_size().columns - used) if sys.stdout.isatty() else 200
     for e in result.exercises:
         mark = "✅" if e.passed else "❌"
         points = f"{e.points}/{e.max_points}"
         message = "" if e.passed else _clip(e.message.removeprefix(f"❌ Exercise {e.id}: "), width)
-        lines.append(f"  {e.id:<{id_w}}  {_clip(e.title, title_w):<{title_w}}  {mark}  {points:>6}  {message}".rstrip())
+        if result.error and e.message == result.error:
+            message = "the run stopped before its check (see above)"
+        lines.append(
+            f"  {e.id:<{id_w}}  {_clip(e.title, title_w):<{title_w}}  {mark}  {points:>6}  {message}".rstrip()
+        )
     return "\n".join(lines)

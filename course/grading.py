@@ -1,0 +1,213 @@
+"""Grade many learners' notebooks at once, in parallel, into grades.csv and summary.csv; a bad file is a row, never a crash."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from course.build import NAME_RE, ExerciseInfo, exercises_in
+from course.errors import CourseError
+from course.runner import DEFAULT_CELL_TIMEOUT, run_notebook, stop_all
+from course.settings import project_root
+
+# Two digits then `_` and a letter, not inside a longer number: 04_pagination, alice_04_pagination, 04_x (1).
+CHAPTER_RE = re.compile(r"(?<!\d)(\d\d)_[a-z]", re.IGNORECASE)
+STATUSES = ("passed", "failed", "error")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One notebook to grade: whose it is and which chapter's reference notebook it answers."""
+
+    path: Path
+    learner: str
+    chapter: str | None  # the reference notebook's stem, e.g. 04_pagination; None when it cannot be told
+
+
+@dataclass
+class GradeRow:
+    """One line of grades.csv."""
+
+    learner: str
+    chapter: str
+    exercise: str
+    points: int
+    max_points: int
+    status: str
+    message: str
+    submission: str
+
+
+@dataclass
+class GradeReport:
+    """What a grading run produced and where it wrote it."""
+
+    rows: list[GradeRow] = field(default_factory=list)
+    summary: list[tuple[str, int, int]] = field(default_factory=list)
+    submissions: int = 0
+    seconds: float = 0.0
+    out: Path | None = None
+
+
+def learner_name(path: Path, folder: Path | None) -> str:
+    """Whose notebook this is: the rule `course grade --help` states."""
+    if folder is not None:
+        relative = path.relative_to(folder)
+        if len(relative.parts) > 1:
+            return relative.parts[0]
+    if NAME_RE.match(path.name):
+        parent = path.resolve().parent.name
+        return parent or path.stem
+    return path.stem
+
+
+def _references(reference: Path) -> dict[str, Path]:
+    """Chapter number (two digits) → the reference exercise notebook."""
+    if not reference.is_dir():
+        raise CourseError(f"no reference folder {reference}: give --reference DIR (the exercises/ folder)")
+    found = {p.name[:2]: p for p in sorted(reference.glob("*.ipynb")) if NAME_RE.match(p.name)}
+    if not found:
+        raise CourseError(f"no exercise notebooks (NN_topic.ipynb) in {reference}: run `course build` first")
+    return found
+
+
+def find_submissions(paths: Iterable[Path], references: dict[str, Path]) -> list[Submission]:
+    """Every notebook under the given files and folders, with its learner and chapter."""
+    found: list[Submission] = []
+    for given in paths:
+        if given.is_dir():
+            notebooks = sorted(
+                p for p in given.rglob("*.ipynb") if p.is_file() and ".ipynb_checkpoints" not in p.parts
+            )
+            items = [(p, given) for p in notebooks]
+        elif given.is_file():
+            items = [(given, None)]
+        else:
+            raise CourseError(f"no such file or folder: {given}")
+        for path, folder in items:
+            match = CHAPTER_RE.search(path.stem)
+            reference = references.get(match[1]) if match else None
+            found.append(Submission(path, learner_name(path, folder), reference.stem if reference else None))
+    if not found:
+        raise CourseError("no notebooks (*.ipynb) found in the submissions given")
+    return found
+
+
+def grade_submission(sub: Submission, expected: list[ExerciseInfo] | None, *, timeout: float) -> list[GradeRow]:
+    """Grade one notebook; whatever goes wrong becomes rows with status `error` and a message."""
+
+    def row(exercise: str, points: int, max_points: int, status: str, message: str) -> GradeRow:
+        return GradeRow(
+            sub.learner, sub.chapter or "", exercise, points, max_points, status, message, str(sub.path)
+        )
+
+    if sub.chapter is None or expected is None:
+        return [
+            row(
+                "",
+                0,
+                0,
+                "error",
+                f"unknown chapter: {sub.path.name} does not name a chapter of the course (NN_topic)",
+            )
+        ]
+    try:
+        result = run_notebook(sub.path, timeout=timeout, expected=expected)
+    except CourseError as exc:
+        return [row(e.id, 0, e.points, "error", str(exc)) for e in expected]
+    except Exception as exc:  # noqa: BLE001 - one broken submission must not stop the grading of the others
+        return [row(e.id, 0, e.points, "error", f"grader error: {type(exc).__name__}: {exc}") for e in expected]
+    wanted = {e.id for e in expected}
+    rows = [row(e.id, e.points, e.max_points, e.status, e.message) for e in result.exercises if e.id in wanted]
+    if result.error and not rows:
+        rows = [row("", 0, 0, "error", result.error)]
+    return rows
+
+
+def grade(
+    paths: list[Path],
+    *,
+    out: Path,
+    jobs: int | None = None,
+    timeout: float = DEFAULT_CELL_TIMEOUT,
+    reference: Path | None = None,
+) -> GradeReport:
+    """Grade every submission (jobs at a time) and write out/grades.csv and out/summary.csv."""
+    from course.seed import ensure_seed
+
+    started = time.perf_counter()
+    references = _references(reference or project_root() / "exercises")
+    submissions = find_submissions(paths, references)
+    expected = {p.stem: exercises_in(p) for p in references.values()}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CourseError(f"cannot create {out}: {exc.strerror or exc}") from None
+    # One seed for every kernel, built before any of them starts.
+    ensure_seed(progress=False, announce=True)
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    # Threads only wait on the kernels' subprocesses, so the GIL costs nothing here.
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        graded = pool.map(
+            lambda s: grade_submission(s, expected.get(s.chapter or ""), timeout=timeout), submissions
+        )
+        rows = [r for rows in graded for r in rows]
+    except BaseException:
+        # Ctrl-C: start nothing new and stop the kernels that are running, rather than wait for them.
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_all()
+        raise
+    pool.shutdown()
+    report = GradeReport(rows=rows, summary=summarise(rows), submissions=len(submissions), out=out)
+    _write_csv(out / "grades.csv", [f.name for f in fields(GradeRow)], [asdict(r).values() for r in rows])
+    _write_csv(out / "summary.csv", ["learner", "points", "max_points"], report.summary)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def summarise(rows: list[GradeRow]) -> list[tuple[str, int, int]]:
+    """Points per learner; when a learner handed in a chapter twice, the better submission counts."""
+    best: dict[tuple[str, str], tuple[int, int]] = {}
+    per_file: dict[tuple[str, str, str], list[int]] = {}
+    for r in rows:
+        totals = per_file.setdefault((r.learner, r.chapter, r.submission), [0, 0])
+        totals[0] += r.points
+        totals[1] += r.max_points
+    for (learner, chapter, _), (points, max_points) in per_file.items():
+        key = (learner, chapter)
+        best[key] = max(best.get(key, (points, max_points)), (points, max_points))
+    learners: dict[str, list[int]] = {}
+    for (learner, _), (points, max_points) in best.items():
+        totals = learners.setdefault(learner, [0, 0])
+        totals[0] += points
+        totals[1] += max_points
+    return [(learner, p, m) for learner, (p, m) in sorted(learners.items())]
+
+
+def _write_csv(path: Path, header: list[str], rows: Iterable[Iterable[object]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def format_summary(report: GradeReport) -> str:
+    """A few lines for the terminal: counts by status, each learner's points, where the CSVs are."""
+    counts = {s: sum(r.status == s for r in report.rows) for s in STATUSES}
+    lines = [
+        f"Graded {report.submissions} notebook(s) from {len(report.summary)} learner(s) in {report.seconds:.1f} s; "
+        + "exercises: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+    ]
+    width = max((len(learner) for learner, _, _ in report.summary), default=0)
+    lines += [f"  {learner:<{width}}  {p:>4}/{m}" for learner, p, m in report.summary]
+    if report.out is not None:
+        lines.append(f"Wrote {report.out / 'grades.csv'} and {report.out / 'summary.csv'}")
+    return "\n".join(lines)

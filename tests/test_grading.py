@@ -1,0 +1,133 @@
+"""`course grade` runs every submission, survives the broken ones, and writes grades.csv and summary.csv."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from course.errors import CourseError
+from course.grading import GradeRow, find_submissions, learner_name, summarise
+from tests.fixtures.tooling import SOLUTION, built_fixture, course
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize(
+    ("relative", "given_folder", "learner"),
+    [
+        ("subs/alice/04_pagination.ipynb", "subs", "alice"),  # one folder per learner
+        ("subs/alice/week2/04_pagination_v2.ipynb", "subs", "alice"),  # deeper: still alice's folder
+        ("subs/bob_04_pagination.ipynb", "subs", "bob_04_pagination"),  # flat: the file says who
+        ("subs/carol/04_pagination.ipynb", None, "carol"),  # given by path, chapter name kept
+        ("subs/dave.ipynb", None, "dave"),  # given by path, renamed
+    ],
+)
+def test_learner_name_rule(tmp_path: Path, relative: str, given_folder: str | None, learner: str) -> None:
+    path = tmp_path / relative
+    folder = tmp_path / given_folder if given_folder else None
+    assert learner_name(path, folder) == learner
+
+
+def test_chapters_come_from_the_file_name(tmp_path: Path) -> None:
+    references = {"04": tmp_path / "ref" / "04_pagination.ipynb", "99": tmp_path / "ref" / "99_demo.ipynb"}
+    names = [
+        "04_pagination.ipynb",
+        "alice_04_pagination.ipynb",
+        "99_demo (1).ipynb",
+        "homework.ipynb",
+        "2004_x.ipynb",
+    ]
+    for name in names:
+        (tmp_path / "subs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "subs" / name).write_text("{}")
+    (tmp_path / "subs" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "subs" / ".ipynb_checkpoints" / "04_pagination-checkpoint.ipynb").write_text("{}")
+    found = {s.path.name: s.chapter for s in find_submissions([tmp_path / "subs"], references)}
+    assert found == {
+        "04_pagination.ipynb": "04_pagination",
+        "alice_04_pagination.ipynb": "04_pagination",
+        "99_demo (1).ipynb": "99_demo",
+        "homework.ipynb": None,
+        "2004_x.ipynb": None,
+    }
+    with pytest.raises(CourseError, match="no such file or folder"):
+        find_submissions([tmp_path / "missing"], references)
+
+
+def test_summary_counts_the_better_of_two_hand_ins() -> None:
+    def row(learner: str, file: str, points: int, max_points: int) -> GradeRow:
+        status = "passed" if points else "failed"
+        return GradeRow(learner, "99_demo", "99.1", points, max_points, status, "", file)
+
+    rows = [row("ann", "a1", 0, 2), row("ann", "a1", 3, 3), row("ann", "a2", 2, 2), row("ann", "a2", 3, 3)]
+    rows.append(GradeRow("ben", "", "", 0, 0, "error", "unknown chapter", "b"))
+    assert summarise(rows) == [("ann", 5, 5), ("ben", 0, 0)]
+
+
+@pytest.mark.notebooks
+def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
+    reference = built_fixture(tmp_path / "root").parent
+    subs = tmp_path / "subs"
+    for learner in ("alice", "bob", "carol", "dave", "erin"):
+        (subs / learner).mkdir(parents=True)
+    shutil.copy(SOLUTION, subs / "alice" / "99_demo.ipynb")
+    shutil.copy(reference / "99_demo.ipynb", subs / "bob" / "99_demo.ipynb")
+    (subs / "carol" / "99_demo.ipynb").write_text(SOLUTION.read_text()[:400])  # cut off mid-upload
+    (subs / "dave" / "99_demo.ipynb").write_text('{"grade": "A+ please"}')  # JSON, not a notebook
+    shutil.copy(SOLUTION, subs / "erin" / "homework.ipynb")  # no chapter in the name
+    (subs / "erin" / "notes.txt").write_text("not a notebook, not graded")
+    out = tmp_path / "out"
+    result = course(
+        "grade", str(subs), "--out", str(out), "--reference", str(reference), "--jobs", "2", "--timeout", "30",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    grades = _csv(out / "grades.csv")
+    assert list(grades[0])[:7] == ["learner", "chapter", "exercise", "points", "max_points", "status", "message"]
+    table = {(g["learner"], g["exercise"]): (g["status"], g["points"], g["max_points"]) for g in grades}
+    assert table == {
+        ("alice", "99.1"): ("passed", "2", "2"),
+        ("alice", "99.2"): ("passed", "3", "3"),
+        ("bob", "99.1"): ("failed", "0", "2"),
+        ("bob", "99.2"): ("failed", "0", "3"),
+        ("carol", "99.1"): ("error", "0", "2"),
+        ("carol", "99.2"): ("error", "0", "3"),
+        ("dave", "99.1"): ("error", "0", "2"),
+        ("dave", "99.2"): ("error", "0", "3"),
+        ("erin", ""): ("error", "0", "0"),
+    }
+    messages = {(g["learner"], g["exercise"]): g["message"] for g in grades}
+    assert "not solved yet (Exercise 99.2)" in messages["bob", "99.2"]
+    assert "not valid JSON" in messages["carol", "99.1"]
+    assert "not a Jupyter notebook" in messages["dave", "99.1"]
+    assert "unknown chapter" in messages["erin", ""]
+    assert all(g["chapter"] == "99_demo" for g in grades if g["learner"] != "erin")
+    summary = {s["learner"]: (s["points"], s["max_points"]) for s in _csv(out / "summary.csv")}
+    assert summary == {
+        "alice": ("5", "5"),
+        "bob": ("0", "5"),
+        "carol": ("0", "5"),
+        "dave": ("0", "5"),
+        "erin": ("0", "0"),
+    }
+    assert "5 learner(s)" in result.stdout and "grades.csv" in result.stdout
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_grader_that_cannot_run_exits_2(tmp_path: Path, make: str) -> None:
+    reference = built_fixture(tmp_path / "root").parent
+    subs = tmp_path / "subs"
+    if make == "empty":
+        subs.mkdir()
+    result = course(
+        "grade", str(subs), "--out", str(tmp_path / "out"), "--reference", str(reference), cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert ("no such file" if make == "missing" else "no notebooks") in result.stderr
