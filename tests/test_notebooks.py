@@ -12,6 +12,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from course.runner import run_notebook
 from tests.nbsource import ROOT
 
 NAME = re.compile(r"^\d\d_[a-z_]+\.ipynb$")
@@ -70,33 +71,24 @@ def test_lesson_runs_top_to_bottom(path: Path, backend: str, monkeypatch: pytest
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", SOLUTIONS, ids=_ids(SOLUTIONS))
-def test_solutions_pass_every_check(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    notebook, _ = _execute(path, monkeypatch, backend)
-    passed = [o["text"] for c in notebook.cells for o in c.get("outputs", []) if "✅" in o.get("text", "")]
-    headings = [
-        c.source for c in notebook.cells if c.cell_type == "markdown" and c.source.startswith("### Exercise")
-    ]
-    assert len(passed) == len(headings) > 0
+def test_course_check_passes_the_solutions(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COURSE_BACKEND", backend)
+    result = run_notebook(path, timeout=120)
+    assert result.exercises and result.error is None, result.error
+    failed = [f"{e.id}: {e.message}" for e in result.exercises if not e.passed]
+    assert not failed, failed
+    assert result.points == result.max_points > 0
 
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", EXERCISES, ids=_ids(EXERCISES))
-def test_every_check_fails_on_the_stubs(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_course_check_fails_every_stub(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COURSE_BACKEND", backend)
-    notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        notebook,
-        timeout=180,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    client.execute()
-    check_cells = [
-        c for c in notebook.cells if c.cell_type == "code" and c.source.lstrip().startswith("await check(")
-    ]
-    assert check_cells
-    for cell in check_cells:
-        errors = [o for o in cell.outputs if o.output_type == "error"]
-        assert errors, f"{path.name}: `{cell.source.strip()}` passed on the unsolved stub"
-        assert errors[0].ename == "ExerciseFailed" and "not solved yet" in errors[0].evalue, errors[0].evalue
+    result = run_notebook(path, timeout=120)
+    assert result.exercises
+    for exercise in result.exercises:
+        assert not exercise.passed, f"{path.name} {exercise.id} passed on the unsolved stub"
+        assert f"Exercise {exercise.id}" in exercise.message and "not solved yet" in exercise.message, (
+            exercise.message
+        )
+    assert result.points == 0
