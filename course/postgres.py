@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from course import aio
 from course import postgres_local as local
 from course.errors import CourseError
 from course.postgres_local import find_binaries
 from course.settings import Settings, get_settings
 
-__all__ = ["ServerInfo", "admin_url", "find_binaries", "run_sync", "start", "status", "stop"]
+__all__ = ["ServerInfo", "admin_url", "find_binaries", "start", "status", "stop"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,17 +41,6 @@ _container: Any = None
 _container_info: ServerInfo | None = None
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, also when this thread already runs an event loop (Jupyter)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # asyncio.run refuses to nest, so a worker thread runs the coroutine on its own loop.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 async def _server_version(*, host: str, port: int, user: str, password: str | None, database: str) -> str:
     # asyncpg is imported where it is used so that status() and the CLI stay quick to load.
     import asyncpg
@@ -70,7 +57,7 @@ def _confirm_ready(port: int) -> None:
 
     # pg_ctl -w trusts postmaster.pid; a real login proves the server accepts the course's connections.
     try:
-        run_sync(_server_version(host="127.0.0.1", port=port, user="postgres", password=None, database="postgres"))
+        aio.run(_server_version(host="127.0.0.1", port=port, user="postgres", password=None, database="postgres"))
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise CourseError(f"PostgreSQL on 127.0.0.1:{port} does not accept connections: {exc}") from None
 
@@ -117,7 +104,7 @@ def _start_container() -> ServerInfo:
         raise CourseError(NO_POSTGRES) from None
     port = int(container.get_exposed_port(5432))
     host = container.get_container_host_ip()
-    version = run_sync(
+    version = aio.run(
         _server_version(host=host, port=port, user="postgres", password="postgres", database="postgres")
     )
     _container = container

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from course import postgres, postgres_local
+from course import aio, postgres, postgres_local
 from course.errors import CourseError
 from course.settings import Settings
 
@@ -72,7 +72,7 @@ def test_data_dir_keeps_major_versions_apart() -> None:
 
 @needs_server
 async def test_started_server_answers_sql_at_its_url(settings: Settings) -> None:
-    # Calling the sync start() inside a running loop also exercises run_sync's worker-thread path.
+    # Calling the sync start() inside a running loop also exercises aio.run's worker-thread path.
     info = postgres.start(settings)
     assert info.url == f"postgresql+asyncpg://postgres@127.0.0.1:{info.port}/postgres"
     assert info.data_dir is not None and info.data_dir.parent == settings.cache_dir / "postgres"
@@ -97,7 +97,7 @@ def test_system_binaries_serve_too(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         info = postgres.start(settings)
         assert info.provider == "system"
         assert info.data_dir == tmp_path / "postgres" / f"system-{info.version.split('.')[0]}"
-        answered = postgres.run_sync(
+        answered = aio.run(
             postgres._server_version(
                 host="127.0.0.1", port=info.port, user="postgres", password=None, database="postgres"
             )
@@ -247,15 +247,3 @@ def test_without_binaries_or_docker_the_message_says_what_to_do(
         postgres.start(Settings(cache_dir=tmp_path))
     _assert_how_to_get_one(str(caught.value))
     assert postgres.status(Settings(cache_dir=tmp_path)) is None
-
-
-async def _answer() -> int:
-    return 42
-
-
-async def test_run_sync_works_inside_a_running_loop() -> None:
-    assert postgres.run_sync(_answer()) == 42
-
-
-def test_run_sync_works_from_plain_sync_code() -> None:
-    assert postgres.run_sync(_answer()) == 42

@@ -6,7 +6,7 @@ import base64
 import binascii
 import inspect
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -14,119 +14,12 @@ from typing import Any
 from sqlalchemy import event, func, select, text
 
 from course.checks.base import CheckDB, Registry, call_learner, expect, fail
+from course.checks.pages import Key, judge_page, key_of, one_page_statement, rows_of, skips_rows
 from course.explain import explain
 from course.models import Comment, Order, Post
 
 registry = Registry("04")
 check = registry.check
-
-Key = tuple[datetime, int]
-# SQLAlchemy's SQLite dialect always writes `LIMIT ? OFFSET ?` (with 0): only an OFFSET above 0 skips rows.
-_OFFSET = re.compile(r"\bOFFSET\s+(\?|\$\d+|\d+)", re.IGNORECASE)
-_LIMIT = re.compile(r"\bLIMIT\b", re.IGNORECASE)
-
-
-def _skips_rows(statement: str, params: Any) -> bool:
-    """Does statement skip rows with an OFFSET greater than 0 (a literal, or a ? / $n parameter)?"""
-    match = _OFFSET.search(statement)
-    if match is None:
-        return False
-    token = match.group(1)
-    try:
-        if token.isdigit():
-            value = int(token)
-        elif token.startswith("$"):
-            value = params[int(token[1:]) - 1]
-        else:
-            value = params[statement[: match.start(1)].count("?")]
-    except (IndexError, KeyError, TypeError, ValueError):
-        return True
-    return value != 0
-
-
-# --- shared: one statement per page, and a walk that explains the first wrong page ------------------------------
-
-
-def _one_page_statement(q: Any, name: str) -> None:
-    """A keyset page is one SELECT with a LIMIT and no OFFSET; say which rule was broken."""
-    expect(
-        not any(_skips_rows(s, p) for s, p in zip(q.statements, q.params, strict=True)),
-        f"{name} sends OFFSET: the database still reads every skipped row, so deep pages get slower. "
-        "Filter on the cursor row (a WHERE on (created_at, id)) instead of skipping rows",
-    )
-    expect(q.count > 0, f"{name} sent no SQL: each page must come from the database")
-    expect(
-        q.count == 1,
-        f"{name} sent {q.count} statements for one page: a single SELECT with WHERE, ORDER BY and LIMIT is enough",
-    )
-    expect(
-        _LIMIT.search(q.statements[0]),
-        f"{name}'s SELECT has no LIMIT: the database sends every remaining row and Python throws most of them away",
-    )
-
-
-def _rows_of(result: object, kind: type, name: str) -> list[Any]:
-    expect(
-        isinstance(result, list),
-        f"{name} should return a list of {kind.__name__} objects, got {type(result).__name__} "
-        "(`list((await session.execute(stmt)).scalars())` gives one)",
-    )
-    wrong = next((r for r in result if not isinstance(r, kind)), None)
-    expect(
-        wrong is None,
-        f"{name} returned a {type(wrong).__name__} where a {kind.__name__} was expected: select the entity and use .scalars()",
-    )
-    return result
-
-
-def _judge_page(got: Sequence[Any], want: Sequence[Any], seen: set[int], after: Key | None, order: str) -> None:
-    """Compare one page with the expected slice; the message names the mistake that produces this difference."""
-    got_ids = [r.id for r in got]
-    want_ids = [r.id for r in want]
-    if got_ids == want_ids:
-        return
-    repeated = next((r for r in got if r.id in seen), None)
-    if repeated is not None and after is not None and repeated.created_at == after[0]:
-        fail(
-            f"row {repeated.id} came back on a later page too: `<=` on the sort column alone repeats the rows that "
-            "tie with the cursor. Add id as a tie-breaker and compare (created_at, id) together"
-        )
-    expect(
-        repeated is None,
-        f"row {getattr(repeated, 'id', None)} came back on a later page too: the cursor condition lets through rows "
-        f"that come before the cursor in {_order_text(order)} order (a condition on id alone does not follow "
-        "a created_at order)",
-    )
-    keys = [(r.created_at, r.id) for r in got]
-    in_order = keys == sorted(keys, reverse=order == "desc")
-    expect(
-        in_order, f"the rows of a page are not in {_order_text(order)} order: sort by both columns, both {order}"
-    )
-    missing = [r for r in want if r.id not in set(got_ids)]
-    if missing and after is not None and missing[0].created_at == after[0]:
-        fail(
-            f"{len(missing)} row(s) that share created_at with the cursor row were skipped (first: id {missing[0].id}): "
-            "`created_at < cursor` drops the rest of a tie. Compare (created_at, id) together"
-        )
-    if missing:
-        fail(
-            f"row {missing[0].id} was skipped: a page must hold exactly the rows that follow the cursor in "
-            f"{_order_text(order)} order (a condition on id alone does not follow a created_at order)"
-        )
-    fail(
-        f"the page after {after!r} holds rows that do not belong there (expected ids {want_ids[:5]}, got {got_ids[:5]})"
-    )
-
-
-def _order_text(order: str) -> str:
-    return f"(created_at {order.upper()}, id {order.upper()})"
-
-
-def _key(row: Any) -> Key:
-    return (row.created_at, row.id)
-
-
-# --- 4.1 keyset pages over the feed ---------------------------------------------------------------------------------
 
 FEED_LIMIT = 50
 
@@ -162,7 +55,7 @@ async def _add_tied_posts(db: CheckDB) -> None:
 async def _expected(db: CheckDB, stmt: Any, *, reverse: bool) -> list[Any]:
     async with db.Session() as session:
         rows = list((await session.execute(stmt)).all())
-    return sorted(rows, key=_key, reverse=reverse)
+    return sorted(rows, key=key_of, reverse=reverse)
 
 
 @registry.exercise("4.1", points=3, timeout=60)
@@ -179,19 +72,19 @@ async def _check_posts_page(posts_page: Callable[..., Any], db: CheckDB) -> None
         async with db.Session() as session:
             with db.count_queries() as q:
                 page = await call_learner(posts_page, session, after=after, limit=limit)
-        _one_page_statement(q, "posts_page")
-        page = _rows_of(page, Post, "posts_page")
+        one_page_statement(q, "posts_page")
+        page = rows_of(page, Post, "posts_page")
         expect(len(page) <= limit, f"posts_page returned {len(page)} posts for limit={limit}")
         hidden = next((p.id for p in page if p.id in deleted), None)
         expect(
             hidden is None, f"post {hidden} is soft-deleted (deleted_at is set): the feed shows live posts only"
         )
-        _judge_page(page, want_all[position : position + limit], seen, after, "desc")
+        judge_page(page, want_all[position : position + limit], seen, after, "desc")
         if not page:
             return
         seen.update(p.id for p in page)
         position += len(page)
-        after = _key(page[-1])
+        after = key_of(page[-1])
     fail("the walk never reached an empty page: is `after` used to move forward?")
 
 
@@ -364,13 +257,13 @@ async def _check_export_page(
     for position in (0, total // 2, total - 30, total):
         # The check's own OFFSET finds the cursor row and the page after it (one query per position, not per page).
         rows = await _fetch(db, reference.offset(max(position - 1, 0)).limit(EXPORT_LIMIT + 1))
-        after, want = (None, rows[:EXPORT_LIMIT]) if position == 0 else (_key(rows[0]), rows[1:])
+        after, want = (None, rows[:EXPORT_LIMIT]) if position == 0 else (key_of(rows[0]), rows[1:])
         async with db.Session() as session:
             with db.count_queries() as q, _capture_selects(db) as statements:
                 page = await call_learner(comments_page, session, after=after, limit=EXPORT_LIMIT)
-        _one_page_statement(q, "comments_page")
-        page = _rows_of(page, Comment, "comments_page")
-        _judge_page(page, want, set(), after, "asc")
+        one_page_statement(q, "comments_page")
+        page = rows_of(page, Comment, "comments_page")
+        judge_page(page, want, set(), after, "asc")
         if position in (total // 2, total - 30):
             expect(
                 statements, "comments_page must run a select(...) or text(...) statement so its plan can be read"
@@ -427,12 +320,12 @@ async def _check_orders_page(user_orders_page: Callable[..., Any], db: CheckDB) 
         )
         page, next_after = result
         expect(
-            q.count <= 1 or any(_skips_rows(s, p) for s, p in zip(q.statements, q.params, strict=True)),
+            q.count <= 1 or any(skips_rows(s, p) for s, p in zip(q.statements, q.params, strict=True)),
             f"user_orders_page sent {q.count} statements for one page: to learn whether a next page exists, fetch "
             "limit + 1 rows in the same SELECT instead of asking again (a COUNT or a probe query)",
         )
-        _one_page_statement(q, "user_orders_page")
-        page = _rows_of(page, Order, "user_orders_page")
+        one_page_statement(q, "user_orders_page")
+        page = rows_of(page, Order, "user_orders_page")
         expect(
             len(page) <= ORDERS_LIMIT,
             f"user_orders_page returned {len(page)} orders for limit={ORDERS_LIMIT}: the extra row only tells "
@@ -440,7 +333,7 @@ async def _check_orders_page(user_orders_page: Callable[..., Any], db: CheckDB) 
         )
         stranger = next((o.id for o in page if o.user_id != user_id), None)
         expect(stranger is None, f"order {stranger} belongs to another user: filter on user_id")
-        _judge_page(page, want_all[position : position + ORDERS_LIMIT], seen, after, "desc")
+        judge_page(page, want_all[position : position + ORDERS_LIMIT], seen, after, "desc")
         seen.update(o.id for o in page)
         position += len(page)
         more = position < len(want_all)
@@ -453,7 +346,7 @@ async def _check_orders_page(user_orders_page: Callable[..., Any], db: CheckDB) 
             return
         expect(next_after is not None, "next_after is None but more orders follow: the client would stop early")
         expect(
-            tuple(next_after) == _key(page[-1]),
+            tuple(next_after) == key_of(page[-1]),
             "next_after should be the (created_at, id) of the last order on the page",
         )
         after = tuple(next_after)
