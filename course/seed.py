@@ -14,7 +14,7 @@ from itertools import islice
 from pathlib import Path
 from uuid import UUID
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, insert, inspect, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm
@@ -50,6 +50,8 @@ class SeedStatus:
     ok: bool
     reason: str
     meta: dict[str, str] = field(default_factory=dict)
+    # The database holds tables of its own but no course seed: never replace it without being asked.
+    foreign: bool = False
 
 
 def seed_url(settings: Settings) -> str:
@@ -215,6 +217,8 @@ def _normalise(value: object) -> str:
 
 async def content_checksum(url: str | URL, tables: Iterable[str] | None = None) -> str:
     """A SHA-256 over every domain row in primary-key order, the same for the same content on either backend."""
+    if db.parse_url(url).get_backend_name() == "sqlite" and not db.sqlite_path(url).exists():
+        raise CourseError(f"no database at {db.sqlite_path(url)}")
     engine = db.make_engine(url=url)
     digest = hashlib.sha256()
     wanted = set(tables) if tables else None
@@ -255,8 +259,10 @@ def status(settings: Settings | None = None, *, url: str | None = None) -> SeedS
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
                 con.execute("PRAGMA quick_check").fetchone()
-                rows = con.execute("SELECT key, value FROM course_meta").fetchall()
-            meta = dict(rows)
+                tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if "course_meta" not in tables:
+                    return _not_a_seed(target, bool(tables))
+                meta = dict(con.execute("SELECT key, value FROM course_meta").fetchall())
         except sqlite3.DatabaseError as exc:
             raise CourseError(
                 f"the seed file {path} is damaged ({exc}): rebuild it with `course seed --force`"
@@ -272,8 +278,10 @@ def status(settings: Settings | None = None, *, url: str | None = None) -> SeedS
         except DBAPIError as exc:
             if isinstance(exc.orig, OSError) or "connect" in str(exc.orig).lower():
                 raise CourseError(f"cannot reach PostgreSQL for {db.describe(target)}: is it running?") from None
-            # No database or no course_meta table yet: there is no seed to use.
-            return SeedStatus(target, False, f"no usable seed in {db.describe(target)}")
+            if "course_meta" in str(exc.orig):
+                return _not_a_seed(target, aio.run(_has_tables(target)))
+            # The database does not exist yet: seeding creates it.
+            return SeedStatus(target, False, f"no seed in {db.describe(target)}")
     expected = _expected_meta(settings.scale)
     for key, want in expected.items():
         if meta.get(key) != want:
@@ -283,12 +291,34 @@ def status(settings: Settings | None = None, *, url: str | None = None) -> SeedS
     return SeedStatus(target, True, "ok", meta)
 
 
+def _not_a_seed(target: str, has_tables: bool) -> SeedStatus:
+    if has_tables:
+        return SeedStatus(
+            target, False, f"{db.describe(target)} holds other tables, not a course seed", foreign=True
+        )
+    return SeedStatus(target, False, f"{db.describe(target)} is empty")
+
+
+async def _has_tables(url: str) -> bool:
+    engine = db.make_engine(url=url)
+    try:
+        async with engine.connect() as conn:
+            return bool(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
 def ensure_seed(settings: Settings | None = None, *, progress: bool = True, announce: bool = True) -> str:
     """The URL of a usable seed, building it first when missing or built for another scale or schema."""
     settings = settings or get_settings()
     current = status(settings)
     if current.ok:
         return current.url
+    if current.foreign and settings.database_url:
+        raise CourseError(
+            f"{current.reason}: run `course seed --url ...` to seed it (this replaces the course's tables) "
+            "or point COURSE_DATABASE_URL at another database"
+        )
     if announce:
         print(f"Building the {settings.scale} seed: {current.reason}.")
     report = seed(settings, url=current.url, progress=progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import datetime
 from typing import Any
@@ -281,3 +282,18 @@ async def test_infinite_loop_is_stopped(tiny: Settings) -> None:
         await fails_with(tiny, "1.2", "did not finish within", spin)
     finally:
         exercise.timeout = original
+
+
+async def test_drop_table_inside_a_check_leaves_the_seed_intact(tiny: Settings) -> None:
+    from course import seed
+
+    async def vandal(session, email):
+        await session.execute(text("DROP TABLE comments"))
+        await session.commit()
+        return None
+
+    await asyncio.to_thread(seed.ensure_seed, tiny, progress=False, announce=False)
+    before = await seed.content_checksum(seed.seed_url(tiny))
+    await fails_with(tiny, "1.2", "no user returned", vandal)
+    assert await seed.content_checksum(seed.seed_url(tiny)) == before
+    await check("1.2", SOLVED["get_user_by_email"], settings=tiny)

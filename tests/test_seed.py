@@ -137,3 +137,44 @@ def test_ensure_seed_builds_a_missing_seed(data_dir: Path) -> None:
 
 async def _ensure(settings: Settings) -> str:
     return seed.ensure_seed(settings, progress=False, announce=False)
+
+
+def test_a_users_own_database_is_never_replaced_silently(tmp_path: Path) -> None:
+    path = tmp_path / "mine.sqlite3"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE notes (body TEXT)")
+        con.execute("INSERT INTO notes VALUES ('precious')")
+    settings = get_settings(scale="tiny", database_url=db.sqlite_url(path).render_as_string())
+    current = seed.status(settings)
+    assert current.foreign and not current.ok
+    with pytest.raises(CourseError, match="course seed --url"):
+        seed.ensure_seed(settings, progress=False, announce=False)
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT body FROM notes").fetchall() == [("precious",)]
+
+
+def test_an_empty_file_is_simply_seeded(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite3"
+    path.touch()
+    settings = get_settings(scale="tiny", database_url=db.sqlite_url(path).render_as_string())
+    assert not seed.status(settings).foreign
+    seed.ensure_seed(settings, progress=False, announce=False)
+    assert seed.status(settings).ok
+
+
+async def test_checksum_of_a_missing_file_does_not_create_it(tmp_path: Path) -> None:
+    path = tmp_path / "nothing.sqlite3"
+    with pytest.raises(CourseError):
+        await seed.content_checksum(db.sqlite_url(path))
+    assert not path.exists()
+
+
+async def test_postgres_database_with_other_tables_is_foreign(pg_url: str) -> None:
+    from course import pg_admin
+
+    conn = await pg_admin.connect(pg_url)
+    await conn.execute("CREATE TABLE notes (body text)")
+    await conn.close()
+    settings = get_settings(scale="tiny", database_url=pg_url)
+    current = await aio_to_thread(seed.status, settings)
+    assert current.foreign and "other tables" in current.reason
