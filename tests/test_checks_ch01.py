@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, text
+from argon2 import PasswordHasher
+from sqlalchemy import delete, func, insert, or_, select, text, update
 
 from course.checks.base import ExerciseFailed
 from course.checks.ch01_crud import check
 from course.models import User
-from course.settings import Settings, get_settings
+from course.settings import Settings
 from tests.nbsource import notebook_namespace
 
 SOLVED = notebook_namespace("solutions/01_crud.ipynb")
@@ -77,6 +78,38 @@ async def create_without_flush(session, *, email, name, password):
     return user
 
 
+async def create_cheap_hash(session, *, email, name, password):
+    # Verifies as argon2, but one pass over 8 KiB is far cheaper to guess than the course's settings.
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    user = User(email=email, name=name, password_hash=cheap.hash(password))
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def create_and_commit_connection(session, *, email, name, password):
+    user = await SOLVED["create_user"](session, email=email, name=name, password=password)
+    await (await session.connection()).commit()
+    return user
+
+
+async def create_then_roll_back(session, *, email, name, password):
+    user = await SOLVED["create_user"](session, email=email, name=name, password=password)
+    await session.rollback()
+    return user
+
+
+async def create_and_refresh(session, *, email, name, password):
+    user = await SOLVED["create_user"](session, email=email, name=name, password=password)
+    await session.refresh(user)
+    return user
+
+
+async def create_with_insert_returning(session, *, email, name, password):
+    values = {"email": email, "name": name, "password_hash": SOLVED["hash_password"](password)}
+    return await session.scalar(insert(User).values(**values).returning(User))
+
+
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
@@ -84,10 +117,18 @@ async def create_without_flush(session, *, email, name, password):
         (create_and_commit, "committed the transaction"),
         (create_unsalted, "not an argon2 hash"),
         (create_without_flush, "no id yet"),
+        (create_cheap_hash, "other settings than the course's"),
+        (create_and_commit_connection, "committed the transaction"),
+        (create_then_roll_back, "ended the caller's transaction"),
     ],
 )
 async def test_create_user_rejects(tiny: Settings, wrong: Any, fragment: str) -> None:
     await fails_with(tiny, "1.1", fragment, wrong)
+
+
+@pytest.mark.parametrize("answer", [create_and_refresh, create_with_insert_returning])
+async def test_create_user_accepts(tiny: Settings, answer: Any) -> None:
+    await check("1.1", answer, settings=tiny)
 
 
 # --- 1.2 get_user_by_email ---------------------------------------------------------------------------------
@@ -108,16 +149,61 @@ async def get_with_scalar_one(session, email):
     return (await session.execute(select(User).where(User.email == email, User.deleted_at.is_(None)))).scalar_one()
 
 
+async def get_with_ilike(session, email):
+    return await session.scalar(select(User).where(User.email.ilike(email), User.deleted_at.is_(None)))
+
+
+async def get_containing(session, email):
+    stmt = select(User).where(User.email.contains(email), User.deleted_at.is_(None))
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def get_by_scanning(session, email):
+    for user in (await session.execute(select(User))).scalars():
+        if user.email == email and user.deleted_at is None:
+            return user
+    return None
+
+
+async def get_row(session, email):
+    stmt = select(User.id, User.email, User.name).where(User.email == email, User.deleted_at.is_(None))
+    return (await session.execute(stmt)).one_or_none()
+
+
+async def get_active_only(session, email):
+    stmt = select(User).where(User.email == email, User.status == "active", User.deleted_at.is_(None))
+    return await session.scalar(stmt)
+
+
+async def get_lowercased(session, email):
+    stmt = select(User).where(func.lower(User.email) == email.lower(), User.deleted_at.is_(None))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_filter_by(session, email):
+    return (await session.scalars(select(User).filter_by(email=email, deleted_at=None))).first()
+
+
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
         (get_including_deleted, "soft-deleted user was returned"),
         (get_by_fstring, "pasted into the SQL text"),
         (get_with_scalar_one, "NoResultFound"),
+        (get_with_ilike, "wildcards"),
+        (get_containing, "whole address"),
+        (get_by_scanning, "never receives the email"),
+        (get_row, "got Row"),
+        (get_active_only, "suspended is a status"),
     ],
 )
 async def test_get_by_email_rejects(tiny: Settings, wrong: Any, fragment: str) -> None:
     await fails_with(tiny, "1.2", fragment, wrong)
+
+
+@pytest.mark.parametrize("answer", [get_lowercased, get_filter_by])
+async def test_get_by_email_accepts(tiny: Settings, answer: Any) -> None:
+    await check("1.2", answer, settings=tiny)
 
 
 # --- 1.3 list_users ----------------------------------------------------------------------------------------
@@ -142,16 +228,48 @@ async def list_in_python(session, *, status=None, role=None, limit=20, offset=0)
     return users[offset:]
 
 
+async def list_sliced_in_python(session, *, status=None, role=None, limit=20, offset=0):
+    users = await list_in_python(session, status=status, role=role, offset=offset)
+    return sorted(users, key=lambda u: u.id)[:limit]
+
+
+async def list_rows(session, *, status=None, role=None, limit=20, offset=0):
+    stmt = select(User.id, User.name, User.deleted_at).where(User.deleted_at.is_(None))
+    if status is not None:
+        stmt = stmt.where(User.status == status)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    return list((await session.execute(stmt.order_by(User.id).limit(limit).offset(offset))).all())
+
+
+async def list_dicts(session, *, status=None, role=None, limit=20, offset=0):
+    users = await SOLVED["list_users"](session, status=status, role=role, limit=limit, offset=offset)
+    return [{"id": u.id, "name": u.name} for u in users]
+
+
+async def list_filter_by(session, *, status=None, role=None, limit=20, offset=0):
+    given = {key: value for key, value in {"status": status, "role": role}.items() if value is not None}
+    stmt = select(User).filter_by(deleted_at=None, **given).order_by(User.id).limit(limit).offset(offset)
+    return (await session.scalars(stmt)).all()
+
+
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
         (list_ignoring_role, "is every filter applied"),
         (list_with_deleted, "soft-deleted"),
         (list_in_python, "is limit applied"),
+        (list_sliced_in_python, "has no LIMIT"),
+        (list_rows, "got Row"),
+        (list_dicts, "got dict"),
     ],
 )
 async def test_list_users_rejects(tiny: Settings, wrong: Any, fragment: str) -> None:
     await fails_with(tiny, "1.3", fragment, wrong)
+
+
+async def test_list_users_accepts_filter_by(tiny: Settings) -> None:
+    await check("1.3", list_filter_by, settings=tiny)
 
 
 # --- 1.4 update_user ---------------------------------------------------------------------------------------
@@ -178,16 +296,68 @@ async def update_and_commit(session, user_id, changes):
     return user
 
 
+async def update_known_fields(session, user_id, changes):
+    user = await session.get(User, user_id)
+    if user is None:
+        return None
+    for field in ("name", "role", "status"):
+        if getattr(changes, field) is not None:
+            setattr(user, field, getattr(changes, field))
+    await session.flush()
+    return user
+
+
+async def update_naive_unflushed(session, user_id, changes):
+    user = await session.get(User, user_id)
+    if user is None:
+        return None
+    for field, value in changes.model_dump(exclude_unset=True).items():
+        setattr(user, field, value)
+    user.updated_at = datetime.now()  # noqa: DTZ005 - the mistake under test
+    return user
+
+
+async def update_and_commit_connection(session, user_id, changes):
+    user = await SOLVED["update_user"](session, user_id, changes)
+    await (await session.connection()).commit()
+    return user
+
+
+async def update_unflushed(session, user_id, changes):
+    # The caller's next query or commit flushes; the model's onupdate moves updated_at.
+    user = await session.get(User, user_id)
+    if user is None:
+        return None
+    for field, value in changes.model_dump(exclude_unset=True).items():
+        setattr(user, field, value)
+    return user
+
+
+async def update_with_core(session, user_id, changes):
+    stmt = update(User).where(User.id == user_id).values(**changes.model_dump(exclude_unset=True))
+    if (await session.execute(stmt)).rowcount == 0:
+        return None
+    return await session.get(User, user_id)
+
+
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
         (update_every_field, "model_dump(exclude_unset=True)"),
         (update_without_timestamp, "updated_at was not moved forward"),
         (update_and_commit, "committed the transaction"),
+        (update_known_fields, "change of email was not saved"),
+        (update_naive_unflushed, "naive datetime"),
+        (update_and_commit_connection, "committed the transaction"),
     ],
 )
 async def test_update_user_rejects(tiny: Settings, wrong: Any, fragment: str) -> None:
     await fails_with(tiny, "1.4", fragment, wrong)
+
+
+@pytest.mark.parametrize("answer", [update_unflushed, update_with_core])
+async def test_update_user_accepts(tiny: Settings, answer: Any) -> None:
+    await check("1.4", answer, settings=tiny)
 
 
 # --- 1.5 soft delete ---------------------------------------------------------------------------------------
@@ -213,6 +383,47 @@ async def restore_nothing(session, user_id):
     return None
 
 
+async def delete_everyone(session, user_id):
+    await session.execute(update(User).values(deleted_at=datetime.now(UTC)))
+
+
+async def restore_everyone(session, user_id):
+    await session.execute(update(User).where(User.deleted_at.is_not(None)).values(deleted_at=None))
+
+
+async def restore_as_active(session, user_id):
+    user = await session.get(User, user_id)
+    user.deleted_at, user.status = None, "active"
+    await session.flush()
+
+
+async def naive_delete_unflushed(session, user_id):
+    user = await session.get(User, user_id)
+    user.deleted_at = datetime.now()  # noqa: DTZ005 - the mistake under test
+
+
+async def delete_later(session, user_id):
+    user = await session.get(User, user_id)
+    user.deleted_at = datetime.now(UTC) + timedelta(days=30)
+    await session.flush()
+
+
+async def delete_and_commit_connection(session, user_id):
+    await SOLVED["soft_delete_user"](session, user_id)
+    await (await session.connection()).commit()
+
+
+async def delete_in_local_time(session, user_id):
+    # Aware local time names the same instant as UTC: the column stores it as UTC.
+    user = await session.get(User, user_id)
+    user.deleted_at = datetime.now().astimezone()
+    await session.flush()
+
+
+async def delete_with_database_clock(session, user_id):
+    await session.execute(update(User).where(User.id == user_id).values(deleted_at=func.now()))
+
+
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
@@ -220,11 +431,22 @@ async def restore_nothing(session, user_id):
         ((suspend_instead, "restore_user"), "changed status"),
         ((naive_delete, "restore_user"), "naive datetime"),
         (("soft_delete_user", restore_nothing), "restore_user left deleted_at set"),
+        ((delete_everyone, "restore_user"), "users as deleted: change only the row"),
+        (("soft_delete_user", restore_everyone), "brought back other deleted users"),
+        (("soft_delete_user", restore_as_active), "with status 'active'"),
+        ((naive_delete_unflushed, "restore_user"), "naive datetime"),
+        ((delete_later, "restore_user"), "the current time"),
+        ((delete_and_commit_connection, "restore_user"), "committed the transaction"),
     ],
 )
 async def test_soft_delete_rejects(tiny: Settings, wrong: tuple[Any, Any], fragment: str) -> None:
     fns = [SOLVED[f] if isinstance(f, str) else f for f in wrong]
     await fails_with(tiny, "1.5", fragment, *fns)
+
+
+@pytest.mark.parametrize("soft_delete", [delete_in_local_time, delete_with_database_clock])
+async def test_soft_delete_accepts(tiny: Settings, soft_delete: Any) -> None:
+    await check("1.5", soft_delete, SOLVED["restore_user"], settings=tiny)
 
 
 # --- 1.6 search --------------------------------------------------------------------------------------------
@@ -245,21 +467,65 @@ async def search_case_sensitive(session, term):
     return list((await session.execute(stmt)).scalars())
 
 
+def _live_names_like(pattern: str, **escape: str) -> Any:
+    return select(User).where(User.deleted_at.is_(None), User.name.ilike(pattern, **escape)).order_by(User.id)
+
+
+async def search_escaping_all_but_backslash(session, term):
+    escaped = term.replace("%", "\\%").replace("_", "\\_")
+    return list(await session.scalars(_live_names_like(f"%{escaped}%", escape="\\")))
+
+
+async def search_escaping_everything(session, term):
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return list(await session.scalars(_live_names_like(f"%{escaped}%", escape="\\")))
+
+
+async def search_names_and_emails(session, term):
+    matches = or_(User.name.icontains(term, autoescape=True), User.email.icontains(term, autoescape=True))
+    return list(await session.scalars(select(User).where(User.deleted_at.is_(None), matches)))
+
+
+async def search_including_deleted(session, term):
+    return list(await session.scalars(select(User).where(User.name.icontains(term, autoescape=True))))
+
+
+async def search_in_python(session, term):
+    users = await session.scalars(select(User).where(User.deleted_at.is_(None)))
+    return [user for user in users if term.lower() in user.name.lower()]
+
+
+async def search_rows(session, term):
+    stmt = select(User.id, User.name).where(User.deleted_at.is_(None), User.name.icontains(term, autoescape=True))
+    return (await session.execute(stmt)).all()
+
+
+async def search_lowered(session, term):
+    lowered = func.lower(User.name).contains(term.lower(), autoescape=True)
+    return list(await session.scalars(select(User).where(User.deleted_at.is_(None), lowered)))
+
+
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
         (search_fstring, "user input"),
         (search_unescaped, "LIKE wildcards"),
+        # SQLite's LIKE ignores ASCII case; the check makes it as strict as PostgreSQL's.
+        (search_case_sensitive, "must ignore case"),
+        (search_escaping_all_but_backslash, "backslash"),
+        (search_names_and_emails, "email contains it"),
+        (search_including_deleted, "soft-deleted users"),
+        (search_in_python, "never sent the term"),
+        (search_rows, "got Row"),
     ],
 )
 async def test_search_rejects(tiny: Settings, wrong: Any, fragment: str) -> None:
     await fails_with(tiny, "1.6", fragment, wrong)
 
 
-async def test_case_sensitive_search_is_rejected_where_like_is_case_sensitive(pg_admin_url: str) -> None:
-    # SQLite's LIKE ignores ASCII case, so this mistake only shows on PostgreSQL.
-    settings = get_settings(scale="tiny", backend="postgres")
-    await fails_with(settings, "1.6", "case-insensitive", search_case_sensitive)
+@pytest.mark.parametrize("answer", [search_escaping_everything, search_lowered])
+async def test_search_accepts(tiny: Settings, answer: Any) -> None:
+    await check("1.6", answer, settings=tiny)
 
 
 async def test_learner_exception_is_reported_with_its_line(tiny: Settings) -> None:

@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from course.build import make_exercise, render
 from course.checks.base import ExerciseFailed
-from course.checks.ch02_indexing import check
-from course.settings import Settings
+from course.checks.ch02_indexing import _MISSING_2_4, check
+from course.settings import Settings, get_settings
 from tests.nbsource import ROOT, notebook_namespace
 
 SOURCE = "solutions/02_indexing.ipynb"
@@ -88,6 +88,19 @@ async def test_2_1_a_composite_led_by_name_passes(tiny: Settings) -> None:
     await check("2.1", ddl("CREATE INDEX ix_users_name_email ON users (name, email)"), settings=tiny)
 
 
+async def test_2_1_an_index_that_compares_another_way_is_explained() -> None:
+    # SQLite's catalog drops COLLATE from the key, so the index looks like one on name: the message says why not.
+    sqlite = get_settings(scale="tiny", backend="sqlite")
+    answer = ddl("CREATE INDEX ix_users_name_nocase ON users (name COLLATE NOCASE)")
+    await fails_with(sqlite, "2.1", "compare names the way the query does", answer)
+
+
+async def test_2_1_a_hash_index_passes_on_postgres(pg_admin_url: str) -> None:
+    # PostgreSQL's hash indexes serve equality: a legitimate answer there (SQLite has none).
+    postgres = get_settings(scale="tiny", backend="postgres")
+    await check("2.1", ddl("CREATE INDEX ix_users_name_hash ON users USING hash (name)"), settings=postgres)
+
+
 async def test_2_1_learner_errors_are_reported(tiny: Settings) -> None:
     # DDL the database rejects is reported as the learner's error, with their line, not as a crash.
     await fails_with(tiny, "2.1", "your code raised", ddl("CREATE INDEX broken ON no_such_table (name)"))
@@ -151,6 +164,18 @@ async def test_2_3_descending_partial_index_passes(tiny: Settings) -> None:
     await check("2.3", ddl(f"CREATE INDEX ix_posts_feed_desc ON posts (published_at DESC) {_FEED}"), settings=tiny)
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE INDEX ix_posts_feed_swapped ON posts (published_at) WHERE deleted_at IS NULL AND status = 'published'",
+        f"CREATE INDEX ix_posts_feed_status ON posts (status, published_at) {_FEED}",
+    ],
+    ids=["conditions swapped", "constant leading column"],
+)
+async def test_2_3_equivalent_partial_indexes_pass(tiny: Settings, statement: str) -> None:
+    await check("2.3", ddl(statement), settings=tiny)
+
+
 # --- 2.4 ------------------------------------------------------------------------------------------------------
 
 
@@ -202,6 +227,44 @@ def returns_list_of_names(inspector: Any) -> list[str]:
     return ["comments.author_id"]
 
 
+def _column_lists(inspector: Any, table: str) -> list[list[str]]:
+    lists = [ix["column_names"] for ix in inspector.get_indexes(table)]
+    lists.append(inspector.get_pk_constraint(table)["constrained_columns"])
+    return lists + [uq["column_names"] for uq in inspector.get_unique_constraints(table)]
+
+
+def order_sensitive(inspector: Any) -> set[tuple[str, tuple[str, ...]]]:
+    """Wants an index listing a composite key's columns in the foreign key's own order."""
+    missing = set()
+    for table in inspector.get_table_names():
+        lists = _column_lists(inspector, table)
+        for fk in inspector.get_foreign_keys(table):
+            columns = tuple(fk["constrained_columns"])
+            if not any(tuple(existing[: len(columns)]) == columns for existing in lists):
+                missing.add((table, columns))
+    return missing
+
+
+def any_leading_column(inspector: Any) -> set[tuple[str, tuple[str, ...]]]:
+    """Counts a composite foreign key as served by an index that starts with just one of its columns."""
+    missing = set()
+    for table in inspector.get_table_names():
+        leaders = {existing[0] for existing in _column_lists(inspector, table) if existing}
+        for fk in inspector.get_foreign_keys(table):
+            if not leaders & set(fk["constrained_columns"]):
+                missing.add((table, tuple(fk["constrained_columns"])))
+    return missing
+
+
+def sorted_columns(inspector: Any) -> set[tuple[str, tuple[str, ...]]]:
+    return {(table, tuple(sorted(columns))) for table, columns in SOLVED["missing_fk_indexes"](inspector)}
+
+
+def the_checks_answer(inspector: Any) -> set[tuple[str, tuple[str, ...]]]:
+    """Hard-codes what the check's messages revealed instead of reading the catalog."""
+    return set(_MISSING_2_4)
+
+
 @pytest.mark.parametrize(
     ("answer", "fragment"),
     [
@@ -211,8 +274,23 @@ def returns_list_of_names(inspector: Any) -> list[str]:
         (async_version, "must be a plain `def`"),
         (returns_list_of_names, "is not a (table, columns) pair"),
         (lambda inspector: set(), "comments (author_id) has no usable index"),
+        (order_sensitive, "in another order"),
+        (any_leading_column, "starts with both of them, not only one"),
+        (sorted_columns, "in the foreign key's order"),
+        (the_checks_answer, "did not follow the change"),
     ],
-    ids=["pk ignored", "not leading", "composite split", "async", "wrong shape", "empty"],
+    ids=[
+        "pk ignored",
+        "not leading",
+        "composite split",
+        "async",
+        "wrong shape",
+        "empty",
+        "order-sensitive",
+        "one column of a composite",
+        "sorted columns",
+        "hard-coded",
+    ],
 )
 async def test_2_4_wrong_answers(tiny: Settings, answer: Any, fragment: str) -> None:
     await fails_with(tiny, "2.4", fragment, answer)
@@ -225,3 +303,8 @@ async def test_2_4_bare_column_names_are_accepted(tiny: Settings) -> None:
         return {(table, cols[0] if len(cols) == 1 else cols) for table, cols in solved(inspector)}
 
     await check("2.4", with_strings, settings=tiny)
+
+
+async def test_2_4_a_list_of_lists_is_accepted(tiny: Settings) -> None:
+    solved = SOLVED["missing_fk_indexes"]
+    await check("2.4", lambda inspector: [[table, list(cols)] for table, cols in solved(inspector)], settings=tiny)
