@@ -3,90 +3,29 @@
 from __future__ import annotations
 
 import re
-import warnings
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import event, func, select, text
-from sqlalchemy.exc import IntegrityError, SAWarning, StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from course.checks.base import CheckDB, LearnerCodeError, Registry, call_learner, expect, fail
+from course.checks.sessions import (
+    as_entities,
+    bound_values,
+    caller_owns_transaction,
+    flush_learner_changes,
+)
 from course.models import User
 from course.schemas import UserUpdate
 from course.security import needs_rehash
 
 registry = Registry("01")
 check = registry.check
-
-_COMMITTED = (
-    "your function committed the transaction: the caller decides when to commit "
-    "(use flush() to get ids and send the SQL, and leave commit() out)"
-)
-
-
-@asynccontextmanager
-async def _caller_owns_transaction(session: AsyncSession) -> AsyncIterator[None]:
-    """Fail if the block ends the caller's transaction: a commit or rollback, through the session or its connection."""
-    sync = session.sync_session
-    root = sync.get_transaction()
-    commits: list[object] = []
-
-    def on_commit(committed: Any) -> None:
-        # Releasing a SAVEPOINT (begin_nested) leaves the caller's transaction open: only the outer commit counts.
-        if not committed.in_nested_transaction():
-            commits.append(committed)
-
-    event.listen(sync, "after_commit", on_commit)
-    try:
-        yield
-    finally:
-        event.remove(sync, "after_commit", on_commit)
-    expect(not commits, _COMMITTED)
-    expect(
-        sync.get_transaction() is root,
-        "your function ended the caller's transaction (rollback or close): leave the transaction to the caller",
-    )
-    # COMMIT sent on session.connection() goes around the session's events, but leaves no transaction behind.
-    if not (await session.connection()).in_transaction():
-        with warnings.catch_warnings():
-            # Closing the session's transaction now, quietly: its connection has nothing left to roll back.
-            warnings.simplefilter("ignore", SAWarning)
-            await session.rollback()
-        fail(_COMMITTED)
-
-
-async def _flush(session: AsyncSession) -> None:
-    """Send the learner's pending changes; a value the database or a column type refuses is their mistake."""
-    try:
-        await session.flush()
-    except StatementError as exc:
-        fail(f"your changes could not be saved: {str(exc.orig).splitlines()[0]}")
-
-
-def _bound_values(params: Any) -> list[str]:
-    """The values a statement sent as parameters, as text (drivers hand them over as a tuple or a dict)."""
-    values = params.values() if isinstance(params, dict) else params if isinstance(params, list | tuple) else ()
-    return [str(value) for value in values]
-
-
-def _as_users(result: Any, what: str) -> list[User]:
-    """The learner's result as a list of User objects, or a failure that says what came back instead."""
-    try:
-        items = list(result)
-    except TypeError:
-        fail(f"{what} should return a list of User objects, got {type(result).__name__}")
-    odd = next((item for item in items if not isinstance(item, User)), None)
-    expect(
-        odd is None,
-        f"{what} should return User objects, got {type(odd).__name__}: select the entity itself (select(User)) "
-        "and take its scalars, so callers get objects they can read and change",
-    )
-    return items
 
 
 async def _count(db: CheckDB, where: Any) -> int:
@@ -110,7 +49,7 @@ def _is_argon2_of(stored: str, plain: str) -> bool:
 async def _check_create_user(create_user: Callable[..., Any], db: CheckDB) -> None:
     email, password = "new.learner@example.com", "correct horse battery"
     async with db.Session() as session, session.begin():
-        async with _caller_owns_transaction(session):
+        async with caller_owns_transaction(session):
             user = await call_learner(create_user, session, email=email, name="New Learner", password=password)
         expect(isinstance(user, User), f"create_user should return the new User, got {type(user).__name__}")
         expect(user.id is not None, "the returned user has no id yet: flush() sends the INSERT and fills it in")
@@ -182,7 +121,7 @@ async def _check_get_by_email(get_user_by_email: Callable[..., Any], db: CheckDB
             "the email was pasted into the SQL text: pass it as a bound parameter (User.email == email)",
         )
         expect(
-            any(alive.email in value.lower() for value in _bound_values(q.params[0])),
+            any(alive.email in value.lower() for value in bound_values(q.params[0])),
             "the SELECT never receives the email: it reads every user and the search happens in Python. "
             "Put the comparison in the WHERE clause so the database finds the row",
         )
@@ -230,7 +169,7 @@ async def _check_list_users(list_users: Callable[..., Any], db: CheckDB) -> None
     async with db.Session() as session:
         for filters, label in cases:
             with db.count_queries() as q:
-                users = _as_users(await call_learner(list_users, session, **filters), "list_users")
+                users = as_entities(await call_learner(list_users, session, **filters), "list_users")
             got = [u.id for u in users]
             want = await expected(**dict(filters))
             expect(q.count == 1, f"{q.count} statements {label}: filter, order and limit in one SELECT")
@@ -267,7 +206,7 @@ async def _check_update_user(update_user: Callable[..., Any], db: CheckDB) -> No
     start = datetime.now(UTC) - timedelta(seconds=1)
     columns = text("SELECT name, email, role, status FROM users WHERE id = :id")
     async with db.Session() as session, session.begin():
-        async with _caller_owns_transaction(session):
+        async with caller_owns_transaction(session):
             user = await _apply(update_user, session, alive.id, UserUpdate(name="Renamed Person"))
         expect(isinstance(user, User), f"update_user should return the User, got {type(user).__name__}")
         row = (await session.execute(columns, {"id": alive.id})).one()
@@ -279,7 +218,7 @@ async def _check_update_user(update_user: Callable[..., Any], db: CheckDB) -> No
         session.expire_all()
         fresh = await session.get(User, alive.id)
         expect(fresh.updated_at >= start, "updated_at was not moved forward by the update")
-        async with _caller_owns_transaction(session):
+        async with caller_owns_transaction(session):
             two = await _apply(update_user, session, alive.id, UserUpdate(role="moderator", status="suspended"))
         expect(
             (two.role, two.status, two.name) == ("moderator", "suspended", "Renamed Person"),
@@ -305,7 +244,7 @@ async def _check_soft_delete(
     before = datetime.now(UTC) - timedelta(seconds=1)
     async with db.Session() as session, session.begin():
         deleted_before = await _deleted(session)
-        async with _caller_owns_transaction(session):
+        async with caller_owns_transaction(session):
             try:
                 await call_learner(soft_delete_user, session, alive.id)
             except LearnerCodeError as exc:
@@ -316,7 +255,7 @@ async def _check_soft_delete(
                         "it): a soft delete only sets deleted_at"
                     )
                 raise
-            await _flush(session)
+            await flush_learner_changes(session)
         row = (
             await session.execute(text("SELECT status FROM users WHERE id = :id"), {"id": alive.id})
         ).one_or_none()
@@ -333,9 +272,9 @@ async def _check_soft_delete(
         expect(
             marked == 1, f"deleting one user marked {marked} users as deleted: change only the row with that id"
         )
-        async with _caller_owns_transaction(session):
+        async with caller_owns_transaction(session):
             await call_learner(restore_user, session, alive.id)
-            await _flush(session)
+            await flush_learner_changes(session)
         session.expire_all()
         user = await session.get(User, alive.id)
         expect(user.deleted_at is None, "restore_user left deleted_at set: clear it (set it to None)")
@@ -344,10 +283,10 @@ async def _check_soft_delete(
             "restoring one user brought back other deleted users too: change only the row with that id",
         )
         # Deleting and restoring a suspended user must give back a suspended user, not an active one.
-        async with _caller_owns_transaction(session):
+        async with caller_owns_transaction(session):
             await call_learner(soft_delete_user, session, suspended.id)
             await call_learner(restore_user, session, suspended.id)
-            await _flush(session)
+            await flush_learner_changes(session)
         session.expire_all()
         back = await session.get(User, suspended.id)
         expect(
@@ -417,10 +356,10 @@ async def _check_search(search_users: Callable[..., Any], db: CheckDB) -> None:
     async with db.Session() as session:
         for term in _TERMS:
             with db.count_queries() as q:
-                users = _as_users(await call_learner(search_users, session, term), "search_users")
+                users = as_entities(await call_learner(search_users, session, term), "search_users")
             got, want = {u.id for u in users}, matching(term)
             if term == _TERMS[0]:
-                sent = [value for params in q.params for value in _bound_values(params)]
+                sent = [value for params in q.params for value in bound_values(params)]
             if got == want:
                 continue
             extra = {p for p in people if p.id in got - want}
@@ -446,7 +385,7 @@ async def _check_search(search_users: Callable[..., Any], db: CheckDB) -> None:
                 fail(
                     f"the input {payload!r} broke the query: user input reached the SQL text — bind it as a parameter"
                 )
-            got, want = {u.id for u in _as_users(result, "search_users")}, matching(payload)
+            got, want = {u.id for u in as_entities(result, "search_users")}, matching(payload)
             if got != want:
                 if payload == "\\":
                     hint = (
