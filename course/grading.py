@@ -11,14 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from course.build import NAME_RE, ExerciseInfo, exercises_in
+from course.build import NAME_RE, ExerciseInfo, exercises_in, load_notebook
 from course.errors import CourseError
-from course.runner import DEFAULT_CELL_TIMEOUT, run_notebook, stop_all
+from course.runner import ANSI_RE, DEFAULT_CELL_TIMEOUT, run_notebook, stop_all
 from course.settings import project_root
 
 # Two digits then `_` and a letter, not inside a longer number: 04_pagination, alice_04_pagination, 04_x (1).
 CHAPTER_RE = re.compile(r"(?<!\d)(\d\d)_[a-z]", re.IGNORECASE)
 STATUSES = ("passed", "failed", "error")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,14 @@ def grade_submission(sub: Submission, expected: list[ExerciseInfo] | None, *, ti
             )
         ]
     try:
+        own = {e.id for e in exercises_in(load_notebook(sub.path))}
+        if own and not own & {e.id for e in expected}:
+            # Another chapter's notebook under this chapter's name: running it would only say "no check cell".
+            message = (
+                f"this notebook holds exercises {', '.join(sorted(own))}, not those of {sub.chapter}: hand in the "
+                f"{sub.chapter} notebook, or name the file after the chapter it answers"
+            )
+            return [row(e.id, 0, e.points, "error", message) for e in expected]
         result = run_notebook(sub.path, timeout=timeout, expected=expected)
     except CourseError as exc:
         return [row(e.id, 0, e.points, "error", str(exc)) for e in expected]
@@ -193,9 +202,15 @@ def summarise(rows: list[GradeRow]) -> list[tuple[str, int, int]]:
 
 def _write_csv(path: Path, header: list[str], rows: Iterable[Iterable[object]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as out:
+        # Fields with commas or quotes are quoted; line breaks and control characters (a learner's exception
+        # text, a folder name) become spaces, so each grade stays on one line in any spreadsheet or `grep`.
         writer = csv.writer(out)
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([_one_line(value) for value in row] for row in rows)
+
+
+def _one_line(value: object) -> object:
+    return CONTROL_RE.sub(" ", ANSI_RE.sub("", value)) if isinstance(value, str) else value
 
 
 def format_summary(report: GradeReport) -> str:

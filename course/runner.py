@@ -1,11 +1,24 @@
-"""Run an exercise notebook under nbval in a fresh kernel and collect each exercise's verdict from its check."""
+"""Run an exercise notebook under nbval in a fresh kernel and collect each exercise's verdict from its check.
+
+Each check appends a verdict line to a report file; when a notebook checks one exercise more than once, the last
+verdict counts (a learner who fixes a function and checks again gets the new result). When the check machinery
+signs its lines (course/checks/base.py has `report_signature`), a line counts only with an HMAC made with this
+run's key, handed over in a file that base.py reads and deletes when it is imported: a cell that appends
+`{"passed": true}` to the report file gains nothing.
+
+What this does not stop: learner code runs in the same kernel as the checks, so a determined cheater can read the
+key from the course package's memory, or patch the checks themselves, and fool the run. This is a learning tool,
+not an exam proctor: grading that must resist cheating needs checks that the learner's code cannot reach.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -15,6 +28,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from course.build import ExerciseInfo, exercises_in, load_notebook
@@ -24,11 +38,39 @@ DEFAULT_CELL_TIMEOUT = 60.0
 # below appends each cell's outcome.
 REPORT_ENV = "COURSE_CHECK_REPORT"
 CELLS_ENV = "COURSE_CHECK_CELLS"
+# The file holding this run's report key (see the module docstring).
+REPORT_KEY_ENV = "COURSE_CHECK_KEY_FILE"
+# How often a cell's wait checks that the kernel is still alive.
+KERNEL_POLL = 0.5
+# Run in the kernel at start-up: a cell that prints without end would otherwise fill the memory of the pytest
+# process (messages pile up faster than they are read). Outputs play no part in checking.
+OUTPUT_CAP = """\
+import sys
+
+
+def _course_check_cap(stream, budget=4_000_000):
+    write, sent = stream.write, [0]
+
+    def capped(text):
+        sent[0] += len(text)
+        if sent[0] <= budget:
+            return write(text)
+        if sent[0] - len(text) <= budget:
+            write("\\n[course check: output past 4 MB is dropped]\\n")
+        return len(text)
+
+    stream.write = capped
+
+
+_course_check_cap(sys.stdout)
+_course_check_cap(sys.stderr)
+del _course_check_cap
+"""
 # Kernel start-up and pytest's own start, on top of the cells' time limits, before the whole run is stopped.
 STARTUP_ALLOWANCE = 60.0
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Runs in progress, so an interrupted grader can stop them all.
-_RUNNING: set[subprocess.Popen[str]] = set()
+_RUNNING: set[subprocess.Popen[bytes]] = set()
 _LOCK = threading.Lock()
 
 
@@ -119,12 +161,22 @@ def run_notebook(
         # An empty ini file makes the temp folder pytest's root: no pyproject, conftest or addopts of the repo apply.
         (work / "pytest.ini").write_text("[pytest]\n")
         report, cells_log = work / "report.jsonl", work / "cells.jsonl"
-        error = _run_pytest(
-            work, copy, report, cells_log, timeout=timeout, overall=STARTUP_ALLOWANCE + timeout * len(cells)
-        )
+        # Only the kernel's base.py may read the key file: nothing in the pytest process imports course.checks.
+        sign, key = _report_signer(), secrets.token_bytes(32)
+        env = {REPORT_ENV: str(report), CELLS_ENV: str(cells_log), "IPYTHONDIR": str(work / "ipython")}
+        # The kernel's own IPython profile (not the learner's) caps printed output, see OUTPUT_CAP.
+        startup = work / "ipython" / "profile_default" / "startup"
+        startup.mkdir(parents=True)
+        (startup / "00-course-check.py").write_text(OUTPUT_CAP, encoding="utf-8")
+        if sign is not None:
+            env[REPORT_KEY_ENV] = str(work / "report.key")
+            (work / "report.key").write_bytes(key)
+        error = _run_pytest(work, copy, env, timeout=timeout, overall=STARTUP_ALLOWANCE + timeout * len(cells))
         reports = _read_jsonl(report)
+        if sign is not None:
+            reports = [_trusted(row, key, sign) for row in reports]
         for outcome in _read_jsonl(cells_log):
-            if isinstance(outcome.get("cell"), int) and 0 <= outcome["cell"] < len(cells):
+            if isinstance(outcome.get("cell"), int) and 0 <= outcome["cell"] < len(cells) and "ok" in outcome:
                 cells[outcome["cell"]].outcome = outcome
     error = error or _kernel_stopped(cells, timeout)
     result = NotebookResult(path=path, error=error, seconds=time.perf_counter() - started)
@@ -132,27 +184,42 @@ def run_notebook(
     return result
 
 
-def _run_pytest(
-    work: Path, copy: Path, report: Path, cells_log: Path, *, timeout: float, overall: float
-) -> str | None:
-    """Run pytest + nbval on the copy; return why the run broke, or None."""
+def _report_signer() -> Any:
+    """base.py's `report_signature(key, line)`, or None while the installed base.py does not sign its lines."""
+    from course.checks import base
+
+    return getattr(base, "report_signature", None)
+
+
+def _trusted(row: dict[str, Any], key: bytes, sign: Any) -> dict[str, Any]:
+    """row as written by a check, or marked `forged` when its signature is missing or wrong."""
+    signature = row.get("signature")
+    if isinstance(signature, str) and hmac.compare_digest(signature, sign(key, row)):
+        return row
+    return {"exercise": row.get("exercise"), "forged": True}
+
+
+def _run_pytest(work: Path, copy: Path, env_vars: dict[str, str], *, timeout: float, overall: float) -> str | None:
+    """Run pytest + nbval on the copy, with env_vars added for the kernel; return why the run broke, or None."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
     # Only nbval and our hook: the learner's environment may have plugins (asyncio, randomly...) that interfere.
-    env.update({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", REPORT_ENV: str(report), CELLS_ENV: str(cells_log)})
+    env.update({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **env_vars})
     command = [
         sys.executable, "-m", "pytest", "-p", "nbval.plugin", "-p", "course.runner", "-p", "no:cacheprovider",
         "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={timeout:g}",
         "-c", str(work / "pytest.ini"), "--rootdir", str(work), "--confcutdir", str(work),
         "-q", "--color=no", "-o", "addopts=", str(copy),
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
+    # pytest's output goes to a file: a cell error with a huge message must not land in this process's memory.
+    log = work / "pytest.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
     with _LOCK:
         _RUNNING.add(process)
     try:
-        output, _ = process.communicate(timeout=overall)
+        process.wait(timeout=overall)
     except subprocess.TimeoutExpired:
         _stop(process)
         return f"the notebook did not finish within {overall:.0f} s and was stopped"
@@ -165,12 +232,17 @@ def _run_pytest(
     # 0: every cell ran; 1: some cell failed (the verdicts say which); 5: no code cells. Anything else is a breakdown.
     if process.returncode in (0, 1, 5):
         return None
+    if process.returncode < 0:
+        return f"the notebook run was {_killed_by(-process.returncode)} before it finished"
+    with log.open("rb") as out:
+        out.seek(max(0, log.stat().st_size - 20_000))
+        output = out.read().decode("utf-8", errors="replace")
     lines = [line for line in ANSI_RE.sub("", output).splitlines() if line.strip()]
     detail = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "no output")
     return f"pytest/nbval could not run the notebook (exit {process.returncode}): {_clip(detail, 200)}"
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def _stop(process: subprocess.Popen[bytes]) -> None:
     # The kernel watches its parent and exits with it; the group kill takes pytest and anything it started.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -186,6 +258,14 @@ def stop_all() -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def _killed_by(number: int) -> str:
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    return f"killed by {name}" + (" (out of memory?)" if number == signal.SIGKILL else "")
+
+
 def _kernel_stopped(cells: list[_Cell], timeout: float) -> str | None:
     """Why the kernel stopped part-way, or None: nothing after that cell could run."""
     dead = next((c for c in cells if c.outcome and not c.outcome.get("kernel_alive", True)), None)
@@ -194,21 +274,30 @@ def _kernel_stopped(cells: list[_Cell], timeout: float) -> str | None:
     if dead.outcome.get("when") == "setup":
         return f"the kernel did not start: {dead.outcome.get('error')}"
     if dead.outcome.get("timed_out"):
-        why = f"did not finish within {timeout:g} s and could not be interrupted"
-    else:
-        why = f"failed ({dead.outcome.get('error')})"
-    return f"the kernel stopped at {dead.label}, which {why}: a crash, os._exit() or a C call that never returns?"
+        return (
+            f"{dead.label} did not finish within {timeout:g} s and ignored the interrupt, so the kernel was "
+            "stopped and nothing after it ran (a C call that never returns, or code that catches KeyboardInterrupt?)"
+        )
+    error = str(dead.outcome.get("error") or "")
+    if error.startswith(KernelDied.PREFIX):
+        return (
+            f"the kernel died while running {dead.label}{error.removeprefix(KernelDied.PREFIX)}: os._exit(), a "
+            "crash or running out of memory? Nothing after it ran"
+        )
+    return f"the kernel stopped at {dead.label}, which failed ({error}): nothing after it ran"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a killed kernel
+        if isinstance(row, dict):
+            rows.append(row)
     return rows
 
 
@@ -224,16 +313,21 @@ def _verdicts(
     error: str | None,
     timeout: float,
 ) -> list[ExerciseResult]:
-    by_id = {row.get("exercise"): row for row in reports}  # the last report for an exercise wins
+    # The last verdict for an exercise wins; lines that fail the signature check are ignored.
+    by_id = {row.get("exercise"): row for row in reports if not row.get("forged")}
+    forged = {row.get("exercise") for row in reports if row.get("forged")}
     infos = {e.id: e for e in expected}
     # Checks that reported without a heading (a learner deleted it) still show, with the registry's points.
     for exercise, row in by_id.items():
+        points = row.get("max_points")
         if isinstance(exercise, str) and exercise not in infos:
-            infos[exercise] = ExerciseInfo(exercise, "", int(row.get("max_points", 0)))
+            infos[exercise] = ExerciseInfo(exercise, "", points if isinstance(points, int) else 0)
     results = []
     for info in infos.values():
         row = by_id.get(info.id)
-        if row is None:
+        if row is None and info.id in forged:
+            status, message = "error", FORGED
+        elif row is None:
             status, message = _why_no_report(info.id, cells, error, timeout)
         else:
             status, message = ("passed" if row.get("passed") else "failed"), str(row.get("message", ""))
@@ -244,23 +338,39 @@ def _verdicts(
     return results
 
 
+FORGED = (
+    "the report holds a verdict for this exercise that its check did not write (a cell wrote to the report "
+    "file?): it was ignored, and the check itself never reported"
+)
+
+
 def _why_no_report(exercise: str, cells: list[_Cell], error: str | None, timeout: float) -> tuple[str, str]:
     """(status, message) for an exercise whose check never reported."""
     if error:
         return "error", error
     check = _check_cell(cells, exercise)
     if check is None:
-        return "failed", f'no cell calls `await check("{exercise}", …)`: put the check cell back'
-    before = [c for c in cells[: check.index] if c.outcome and not c.outcome["ok"]]
+        message = f'no cell calls `await check("{exercise}", …)`: put the check cell back'
+        unknown = next((c for c in cells if c.outcome and "no such exercise" in str(c.outcome.get("error"))), None)
+        if unknown is not None:
+            message += f" ({unknown.label} checks an exercise this chapter does not have)"
+        return "failed", message
+    before = [c for c in cells[: check.index] if c.outcome and not c.outcome.get("ok")]
     timed_out = [c for c in before if c.outcome.get("timed_out")]
     outcome = check.outcome
     if outcome is None:
         return "failed", "the check cell did not run (is it marked to be skipped?)"
     if outcome.get("timed_out"):
         return "error", f"the check cell did not finish within {timeout:g} s: look for a loop that never ends"
-    if outcome["ok"]:
+    if outcome.get("ok"):
         return "failed", "the check cell ran but the check did not: is `await` missing before `check(...)`?"
     message = f"its check cell did not run the check ({outcome.get('error') or 'it failed'})"
+    if not before and str(outcome.get("error")).startswith("NameError"):
+        # Renamed functions and cells moved below their check look the same from here.
+        return (
+            "failed",
+            f"{message}. Cells run top to bottom in a fresh kernel: is it defined further down, or renamed?",
+        )
     if timed_out:
         cell = timed_out[-1]
         return "error", f"{message}: {cell.label} did not finish within {timeout:g} s (a loop that never ends?)"
@@ -272,7 +382,53 @@ def _why_no_report(exercise: str, cells: list[_Cell], error: str | None, timeout
     return "failed", message
 
 
-# --- the pytest hook, loaded into the pytest run with `-p course.runner` ---------------------------------
+# --- the pytest hooks, loaded into the pytest run with `-p course.runner` ---------------------------------
+
+# The kernel's last line for an error: `NameError: name 'x' is not defined`, `KeyboardInterrupt`, `SystemExit: 3`.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning|Failed)\b")
+
+
+class KernelDied(RuntimeError):
+    """The kernel process ended while a cell ran; the message says how."""
+
+    PREFIX = "the kernel process ended"
+
+
+def pytest_configure(config: Any) -> None:
+    """Teach nbval's kernel wrapper to notice a dead kernel at once.
+
+    nbval waits for a reply until the cell's time limit even when the kernel is gone: without this, a cell that
+    calls os._exit() or crashes costs the whole limit and is reported as too slow.
+    """
+    from nbval.kernel import RunningKernel
+
+    if not hasattr(RunningKernel.get_message, "__wrapped__"):
+        RunningKernel.get_message = _watching(RunningKernel.get_message)
+
+
+def _watching(get_message: Any) -> Any:
+    def watched(self: Any, stream: str, timeout: float | None = None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = KERNEL_POLL if deadline is None else max(0.0, min(KERNEL_POLL, deadline - time.monotonic()))
+            try:
+                return get_message(self, stream, timeout=left)
+            except Empty:
+                if not self.is_alive():
+                    raise KernelDied(f"{KernelDied.PREFIX}{_exit_status(self)}") from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    watched.__wrapped__ = get_message
+    return watched
+
+
+def _exit_status(kernel: Any) -> str:
+    process = getattr(getattr(getattr(kernel, "km", None), "provisioner", None), "process", None)
+    code = getattr(process, "returncode", None)
+    if code is None:
+        return ""
+    return f" ({_killed_by(-code)})" if code < 0 else f" (exit code {code})"
 
 
 def pytest_runtest_makereport(item: Any, call: Any) -> None:
@@ -306,8 +462,9 @@ def _error_line(exc: BaseException) -> str:
     inner = getattr(exc, "inner_traceback", None)
     if inner:
         lines = [line.strip() for line in ANSI_RE.sub("", inner).splitlines() if line.strip()]
-        if lines:
-            return _clip(lines[-1], 300)
+        named = [line for line in lines if _EXCEPTION_LINE.match(line)]
+        if named or lines:
+            return _clip((named or lines)[-1], 300)
     return _clip(str(exc) or type(exc).__name__, 300)
 
 

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import nbformat
@@ -118,10 +118,92 @@ async def page_mixed_directions(session, *, after=None, limit=20):
     return await _scalars(session, stmt.order_by(Post.created_at.desc(), Post.id).limit(limit))
 
 
+async def page_offset_subquery(session, *, after=None, limit=20):
+    # One statement, no OFFSET literal: the OFFSET is a subquery that counts the rows already seen.
+    stmt = select(Post).where(LIVE).order_by(*FEED).limit(limit)
+    if after is not None:
+        seen = (
+            select(func.count()).select_from(Post).where(LIVE, tuple_(Post.created_at, Post.id) >= tuple_(*after))
+        )
+        stmt = stmt.offset(seen.scalar_subquery())
+    return await _scalars(session, stmt)
+
+
+async def page_limit_in_python(session, *, after=None, limit=20):
+    stmt = select(Post).where(LIVE)
+    if after is not None:
+        stmt = stmt.where(tuple_(Post.created_at, Post.id) < tuple_(*after))
+    return (await _scalars(session, stmt.order_by(*FEED).limit(10_000)))[:limit]
+
+
+async def page_no_tie_breaker_order(session, *, after=None, limit=20):
+    # Right condition, but ORDER BY created_at alone: ties come back in whatever order the plan gives.
+    stmt = select(Post).where(LIVE)
+    if after is not None:
+        stmt = stmt.where(tuple_(Post.created_at, Post.id) < tuple_(*after))
+    return await _scalars(session, stmt.order_by(Post.created_at.desc()).limit(limit))
+
+
+async def page_first_unfiltered(session, *, after=None, limit=20):
+    if after is None:
+        return await _scalars(session, select(Post).order_by(*FEED).limit(limit))
+    return await SOLVED["posts_page"](session, after=after, limit=limit)
+
+
+async def page_published_only(session, *, after=None, limit=20):
+    stmt = select(Post).where(LIVE, Post.status == "published")
+    if after is not None:
+        stmt = stmt.where(tuple_(Post.created_at, Post.id) < tuple_(*after))
+    return await _scalars(session, stmt.order_by(*FEED).limit(limit))
+
+
+_last_seen: dict[str, Any] = {}
+
+
+async def page_remembers_the_cursor(session, *, after=None, limit=20):
+    # Pages through server-side state instead of the cursor the client sends.
+    key = _last_seen.get("key") if after is not None else None
+    stmt = select(Post).where(LIVE)
+    if key is not None:
+        stmt = stmt.where(tuple_(Post.created_at, Post.id) < tuple_(*key))
+    page = await _scalars(session, stmt.order_by(*FEED).limit(limit))
+    _last_seen["key"] = (page[-1].created_at, page[-1].id) if page else None
+    return page
+
+
+async def page_or_bounded(session, *, after=None, limit=20):
+    # Correct too: the OR-expanded condition with a bound on created_at, and `.scalars().all()`.
+    stmt = select(Post).where(LIVE)
+    if after is not None:
+        created_at, post_id = after
+        stmt = stmt.where(Post.created_at <= created_at, or_(Post.created_at < created_at, Post.id < post_id))
+    return (await session.scalars(stmt.order_by(*FEED).limit(limit))).all()
+
+
+async def page_text_sql(session, *, after=None, limit=20):
+    # Correct too: hand-written SQL with the plain OR expansion.
+    where = "" if after is None else "AND (created_at < :c OR (created_at = :c AND id < :i))"
+    sql = f"SELECT * FROM posts WHERE deleted_at IS NULL {where} ORDER BY created_at DESC, id DESC LIMIT :n"
+    params = {"n": limit} if after is None else {"n": limit, "c": after[0], "i": after[1]}
+    stmt = select(Post).from_statement(text(sql).bindparams(**params).columns(*Post.__table__.c))
+    return await _scalars(session, stmt)
+
+
+async def test_4_1_other_correct_answers_pass(tiny: Settings) -> None:
+    for right in (page_or_bounded, page_text_sql):
+        await check("4.1", right, settings=tiny)
+
+
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
         (page_offset_in_disguise, "sends OFFSET"),
+        (page_offset_subquery, "sends OFFSET"),
+        (page_limit_in_python, "asks the database for up to 10000 rows"),
+        (page_no_tie_breaker_order, "not in (created_at DESC, id DESC) order"),
+        (page_first_unfiltered, "soft-deleted"),
+        (page_published_only, "it is a draft"),
+        (page_remembers_the_cursor, "depend only on the cursor"),
         (page_id_only, "a condition on id alone"),
         (page_created_at_lt, "share created_at with the cursor row were skipped"),
         (page_created_at_le, "came back on a later page too"),
@@ -180,15 +262,125 @@ def decode_without_catching(cursor):
     return datetime.fromisoformat(stamp), post_id
 
 
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _checked(payload: bytes, signature: str, expected: str):
+    if not hmac.compare_digest(signature, expected):
+        raise ValueError("bad signature")
+    stamp, post_id = json.loads(payload)
+    return datetime.fromisoformat(stamp), post_id
+
+
+def encode_mac_over_id(created_at, post_id):
+    payload = _b64(json.dumps([created_at.isoformat(), post_id]).encode())
+    return f"{payload}.{hmac.new(KEY, str(post_id).encode(), hashlib.sha256).hexdigest()}"
+
+
+def decode_mac_over_id(cursor):
+    try:
+        payload, signature = cursor.split(".")
+        _, post_id = json.loads(_unb64(payload))
+        expected = hmac.new(KEY, str(post_id).encode(), hashlib.sha256).hexdigest()
+        return _checked(_unb64(payload), signature, expected)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def encode_plain_hash(created_at, post_id):
+    payload = _b64(json.dumps([created_at.isoformat(), post_id]).encode())
+    return f"{payload}.{hashlib.sha256(payload.encode()).hexdigest()}"
+
+
+def decode_plain_hash(cursor):
+    try:
+        payload, signature = cursor.split(".")
+        return _checked(_unb64(payload), signature, hashlib.sha256(payload.encode()).hexdigest())
+    except (TypeError, ValueError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def encode_key_inside(created_at, post_id):
+    key = b"per-cursor key"
+    payload = json.dumps([created_at.isoformat(), post_id]).encode()
+    return f"{_b64(payload)}.{_b64(key)}.{hmac.new(key, payload, hashlib.sha256).hexdigest()}"
+
+
+def decode_key_inside(cursor):
+    try:
+        payload, key, signature = cursor.split(".")
+        expected = hmac.new(_unb64(key), _unb64(payload), hashlib.sha256).hexdigest()
+        return _checked(_unb64(payload), signature, expected)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def encode_readable_fields(created_at, post_id):
+    # The timestamp travels as plain digits; only the id is signed.
+    digits = created_at.astimezone(UTC).strftime("%Y%m%d%H%M%S%f")
+    return f"{digits}-{post_id}-{hmac.new(KEY, str(post_id).encode(), hashlib.sha256).hexdigest()[:16]}"
+
+
+def decode_readable_fields(cursor):
+    try:
+        digits, post_id, signature = cursor.split("-")
+        if signature != hmac.new(KEY, post_id.encode(), hashlib.sha256).hexdigest()[:16]:
+            raise ValueError("bad signature")
+        return datetime.strptime(digits, "%Y%m%d%H%M%S%f").replace(tzinfo=UTC), int(post_id)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def encode_own_hmac(created_at, post_id):
+    # Correct too: a hand-made HMAC over everything, epoch microseconds, the whole token base64-encoded.
+    micros = round(created_at.timestamp()) * 10**6 + created_at.microsecond
+    body = f"{micros}:{post_id}"
+    return _b64(f"{body}:{hmac.new(KEY, body.encode(), hashlib.sha256).hexdigest()}".encode())
+
+
+def decode_own_hmac(cursor):
+    try:
+        micros, post_id, signature = _unb64(cursor).decode().split(":")
+        expected = hmac.new(KEY, f"{micros}:{post_id}".encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature, expected):
+            raise ValueError("bad signature")
+        seconds, fraction = divmod(int(micros), 10**6)
+        return datetime.fromtimestamp(seconds, UTC).replace(microsecond=fraction), int(post_id)
+    except (TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+async def test_4_2_hand_made_hmac_passes(tiny: Settings) -> None:
+    await check("4.2", encode_own_hmac, decode_own_hmac, settings=tiny)
+
+
 @pytest.mark.parametrize(
     ("encode", "decode", "fragment"),
     [
         (encode_unsigned, decode_unsigned, "re-encoded with plain base64"),
+        (encode_mac_over_id, decode_mac_over_id, "created_at inside was edited"),
+        (encode_plain_hash, decode_plain_hash, "recomputed from the cursor itself"),
+        (encode_key_inside, decode_key_inside, "recomputed from the cursor itself"),
+        (encode_readable_fields, decode_readable_fields, "changed was accepted and gave"),
         (encode_optional_signature, decode_optional_signature, "the signature dropped"),
         (encode_naive, decode_without_catching, "came back naive"),
         (SOLVED["encode_cursor"], decode_without_catching, "raised BadSignature"),
     ],
-    ids=["unsigned", "optional-signature", "naive", "bad-signature-leaks"],
+    ids=[
+        "unsigned",
+        "mac-over-id",
+        "plain-hash",
+        "key-inside",
+        "readable-fields",
+        "optional-signature",
+        "naive",
+        "bad-signature-leaks",
+    ],  # fmt: skip
 )
 async def test_4_2_wrong_answers_fail(tiny: Settings, encode, decode, fragment: str) -> None:
     await fails_with(tiny, "4.2", fragment, encode, decode)
@@ -233,16 +425,83 @@ async def index_wrong_order(conn) -> None:
     await conn.execute(text("CREATE INDEX ix_comments_id_created_at ON comments (id, created_at)"))
 
 
+async def export_row_number(session, *, after=None, limit=50):
+    # One SELECT, no OFFSET: the rows are numbered and the page starts after the cursor row's number.
+    numbered = select(Comment.id, func.row_number().over(order_by=EXPORT).label("n")).subquery()
+    stmt = select(Comment).join(numbered, Comment.id == numbered.c.id)
+    if after is not None:
+        stmt = stmt.where(numbered.c.n > select(numbered.c.n).where(numbered.c.id == after[1]).scalar_subquery())
+    return await _scalars(session, stmt.order_by(numbered.c.n).limit(limit))
+
+
+async def export_offset_subquery(session, *, after=None, limit=50):
+    stmt = select(Comment).order_by(*EXPORT).limit(limit)
+    if after is not None:
+        earlier = select(func.count()).select_from(Comment).where(tuple_(*EXPORT) <= tuple_(*after))
+        stmt = stmt.offset(earlier.scalar_subquery())
+    return await _scalars(session, stmt)
+
+
+async def export_limit_in_python(session, *, after=None, limit=50):
+    stmt = select(Comment).order_by(*EXPORT).limit(100_000)
+    if after is not None:
+        stmt = stmt.where(tuple_(*EXPORT) > tuple_(*after))
+    return (await _scalars(session, stmt))[:limit]
+
+
+async def index_created_at_only(conn) -> None:
+    await conn.execute(text("CREATE INDEX ix_comments_created_at ON comments (created_at)"))
+
+
+async def index_descending(conn) -> None:
+    await conn.execute(text("CREATE INDEX ix_comments_newest ON comments (created_at DESC, id DESC)"))
+
+
+async def export_or_bounded(session, *, after=None, limit=50):
+    stmt = select(Comment).order_by(*EXPORT).limit(limit)
+    if after is not None:
+        created_at, comment_id = after
+        stmt = stmt.where(
+            Comment.created_at >= created_at, or_(Comment.created_at > created_at, Comment.id > comment_id)
+        )
+    return await _scalars(session, stmt)
+
+
+@pytest.mark.parametrize(
+    ("add_index", "page"),
+    [
+        (SOLVED["add_comments_index"], export_or_bounded),
+        (index_created_at_only, SOLVED["comments_page"]),
+        (index_descending, export_or_bounded),
+    ],
+    ids=["or-bounded", "created-at-index", "descending-index"],
+)
+async def test_4_3_other_correct_answers_pass(tiny: Settings, add_index, page) -> None:
+    await check("4.3", add_index, page, settings=tiny)
+
+
 @pytest.mark.parametrize(
     ("add_index", "page", "fragment"),
     [
         (SOLVED["add_comments_index"], export_offset, "sends OFFSET"),
         (SOLVED["add_comments_index"], export_fetch_all, "has no LIMIT"),
         (no_index, SOLVED["comments_page"], "the plan reads all comments"),
-        (index_wrong_order, SOLVED["comments_page"], "create an index whose columns match the ORDER BY"),
+        (index_wrong_order, SOLVED["comments_page"], "index whose columns match the ORDER BY"),
         (SOLVED["add_comments_index"], export_naive_or, "walks the index from its first entry"),
+        (SOLVED["add_comments_index"], export_row_number, "OFFSET in disguise"),
+        (SOLVED["add_comments_index"], export_offset_subquery, "sends OFFSET"),
+        (SOLVED["add_comments_index"], export_limit_in_python, "asks the database for up to 100000 rows"),
     ],
-    ids=["offset", "fetch-all", "no-index", "index-wrong-order", "or-without-bound"],
+    ids=[
+        "offset",
+        "fetch-all",
+        "no-index",
+        "index-wrong-order",
+        "or-without-bound",
+        "row-number",
+        "offset-subquery",
+        "limit-in-python",
+    ],  # fmt: skip
 )
 async def test_4_3_wrong_answers_fail(tiny: Settings, add_index, page, fragment: str) -> None:
     await fails_with(tiny, "4.3", fragment, add_index, page)
@@ -276,9 +535,39 @@ async def orders_keeps_extra_row(session, user_id, *, after=None, limit=10):
     return rows, ((rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None)
 
 
+async def orders_window_count(session, user_id, *, after=None, limit=10):
+    # One SELECT, but count(*) over () makes the database read every remaining order to count them.
+    rows = (await session.execute(_orders(user_id, after).add_columns(func.count().over()).limit(limit))).all()
+    page = [order for order, _ in rows]
+    more = bool(rows) and rows[0][1] > limit
+    return page, ((page[-1].created_at, page[-1].id) if more else None)
+
+
+async def orders_limit_in_python(session, user_id, *, after=None, limit=10):
+    rows = await _scalars(session, _orders(user_id, after).limit(1000))
+    page = rows[:limit]
+    return page, ((page[-1].created_at, page[-1].id) if len(rows) > limit else None)
+
+
+async def orders_text_sql(session, user_id, *, after=None, limit=10):
+    # Correct too: hand-written SQL with a row comparison and LIMIT :n + 1 bound in Python.
+    where = "" if after is None else "AND (created_at, id) < (:c, :i)"
+    sql = f"SELECT * FROM orders WHERE user_id = :u {where} ORDER BY created_at DESC, id DESC LIMIT :n"
+    params = {"u": user_id, "n": limit + 1, **({} if after is None else {"c": after[0], "i": after[1]})}
+    stmt = select(Order).from_statement(text(sql).bindparams(**params).columns(*Order.__table__.c))
+    rows = await _scalars(session, stmt)
+    return rows[:limit], ((rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None)
+
+
+async def test_4_4_text_sql_passes(tiny: Settings) -> None:
+    await check("4.4", orders_text_sql, settings=tiny)
+
+
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
+        (orders_window_count, "count(*) over () is a COUNT too"),
+        (orders_limit_in_python, "asks the database for up to 1000 rows"),
         (orders_full_page_means_more, "the last page still returned a next cursor"),
         (orders_count_for_next, "fetch limit + 1 rows in the same SELECT"),
         (orders_keeps_extra_row, "leave it out of the page"),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import shutil
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import pytest
 
 from course.errors import CourseError
-from course.grading import GradeRow, find_submissions, learner_name, summarise
-from tests.fixtures.tooling import SOLUTION, built_fixture, course
+from course.grading import GradeRow, _write_csv, find_submissions, learner_name, summarise
+from tests.fixtures.tooling import SOLUTION, built_fixture, code_cell, course, variant
+from tests.nbsource import ROOT
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -131,3 +133,44 @@ def test_grader_that_cannot_run_exits_2(tmp_path: Path, make: str) -> None:
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert ("no such file" if make == "missing" else "no notebooks") in result.stderr
+
+
+def test_csv_keeps_each_grade_on_one_well_formed_line(tmp_path: Path) -> None:
+    nasty = 'your code raised ValueError: a, b,\n"c"\r\n\x1b[31mred\x1b[0m\x00 end'
+    rows = [GradeRow("ann, the 2nd", "99_demo", "99.1", 0, 2, "failed", nasty, "subs/a.ipynb")]
+    _write_csv(tmp_path / "grades.csv", [f.name for f in fields(GradeRow)], [asdict(r).values() for r in rows])
+    text = (tmp_path / "grades.csv").read_text(encoding="utf-8")
+    assert len(text.splitlines()) == 2, text
+    (row,) = _csv(tmp_path / "grades.csv")
+    assert row["learner"] == "ann, the 2nd"
+    assert row["message"] == 'your code raised ValueError: a, b, "c" red  end'
+
+
+@pytest.mark.notebooks
+def test_another_chapters_notebook_and_awkward_messages(tmp_path: Path) -> None:
+    reference = built_fixture(tmp_path / "root").parent
+    subs = tmp_path / "subs"
+    # Alice hands in chapter 4's exercises under the demo chapter's name: reported, not run.
+    (subs / "alice").mkdir(parents=True)
+    shutil.copy(ROOT / "exercises" / "04_pagination.ipynb", subs / "alice" / "99_demo.ipynb")
+    # Bob's code raises with commas, quotes and a line break in the message.
+    raising = '    raise ValueError("a, b,\\n\\"c\\"")\n    # BEGIN SOLUTION'
+
+    def edit(nb) -> None:  # noqa: ANN001 - a NotebookNode
+        cell = code_cell(nb, "from sqlalchemy import")
+        cell.source = cell.source.replace("    # BEGIN SOLUTION", raising, 1)
+
+    variant(subs / "bob" / "99_demo.ipynb", edit)
+    out = tmp_path / "out"
+    result = course(
+        "grade", str(subs), "--out", str(out), "--reference", str(reference), "--timeout", "30", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    grades = _csv(out / "grades.csv")
+    assert len((out / "grades.csv").read_text(encoding="utf-8").splitlines()) == len(grades) + 1
+    table = {(g["learner"], g["exercise"]): (g["status"], g["message"]) for g in grades}
+    status, message = table["alice", "99.1"]
+    assert status == "error" and "holds exercises 4.1, 4.2, 4.3, 4.4, not those of 99_demo" in message
+    status, message = table["bob", "99.1"]
+    assert status == "failed" and 'raised ValueError: a, b, (line 8: `raise ValueError("a, b,' in message, message
+    assert table["bob", "99.2"][0] == "passed"

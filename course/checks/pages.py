@@ -1,43 +1,95 @@
-"""Judging keyset pages: one statement per page, no OFFSET, every row once and in order, with readable failures."""
+"""Judging keyset pages: one bounded statement per page, no OFFSET, every row once and in order, and what a page costs."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from course.checks.base import expect, fail
+from course.explain import _run_prefixed
 
 Key = tuple[datetime, int]
-# SQLAlchemy's SQLite dialect always writes `LIMIT ? OFFSET ?` (with 0): only an OFFSET above 0 skips rows.
-OFFSET_RE = re.compile(r"\bOFFSET\s+(\?|\$\d+|\d+)", re.IGNORECASE)
-LIMIT_RE = re.compile(r"\bLIMIT\b", re.IGNORECASE)
+# Where a row count starts: OFFSET n, LIMIT n, FETCH FIRST n (PostgreSQL's spelling of LIMIT).
+OFFSET_RE = re.compile(r"\bOFFSET\b\s*", re.IGNORECASE)
+LIMIT_RE = re.compile(r"\b(?:LIMIT|FETCH\s+(?:FIRST|NEXT))\b\s*", re.IGNORECASE)
+# A count the driver gets: a literal, or a ? (SQLite) / $n (asyncpg) parameter. Anything else is an expression.
+_COUNT = re.compile(r"\s*(-?\d+|\?|\$\d+|ALL\b)", re.IGNORECASE)
+UNLIMITED = float("inf")
+
+
+def _count_at(statement: str, params: Any, start: int) -> int | None:
+    """The number written at statement[start:] (a literal or a bound parameter); None for an expression."""
+    match = _COUNT.match(statement, start)
+    if match is None:
+        return None
+    token = match.group(1)
+    if token.upper() == "ALL":
+        return None
+    try:
+        if token == "?":
+            return int(params[statement[:start].count("?")])
+        if token.startswith("$"):
+            return int(params[int(token[1:]) - 1])
+        return int(token)
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _comma_after(statement: str, start: int) -> int | None:
+    """Where SQLite's `LIMIT skip, count` has its comma (at the LIMIT's own bracket depth), or None."""
+    depth = 0
+    for position in range(start, len(statement)):
+        char = statement[position]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                return None  # the end of the subquery this LIMIT belongs to
+            depth -= 1
+        elif char == "," and depth == 0:
+            return position
+    return None
 
 
 def skips_rows(statement: str, params: Any) -> bool:
-    """Does statement skip rows with an OFFSET greater than 0 (a literal, or a ? / $n parameter)?"""
-    match = OFFSET_RE.search(statement)
-    if match is None:
-        return False
-    token = match.group(1)
-    try:
-        if token.isdigit():
-            value = int(token)
-        elif token.startswith("$"):
-            value = params[int(token[1:]) - 1]
-        else:
-            value = params[statement[: match.start(1)].count("?")]
-    except (IndexError, KeyError, TypeError, ValueError):
-        return True
-    return value != 0
+    """Does statement skip rows: an OFFSET above 0, an OFFSET computed by a subquery, or SQLite's `LIMIT skip, n`?"""
+    # SQLAlchemy's SQLite dialect always writes `LIMIT ? OFFSET ?` (with 0): only an OFFSET above 0 skips rows.
+    for match in OFFSET_RE.finditer(statement):
+        if _count_at(statement, params, match.end()) != 0:
+            return True
+    for match in LIMIT_RE.finditer(statement):
+        if _comma_after(statement, match.end()) is not None and _count_at(statement, params, match.end()) != 0:
+            return True
+    return False
+
+
+def rows_asked(statement: str, params: Any) -> float | None:
+    """How many rows the outermost LIMIT (the last one written) asks for: UNLIMITED for ALL or -1, None if unknown."""
+    matches = list(LIMIT_RE.finditer(statement))
+    if not matches:
+        return None
+    start = matches[-1].end()
+    comma = _comma_after(statement, start)
+    start = start if comma is None else comma + 1
+    if re.match(r"\s*ALL\b", statement[start:], re.IGNORECASE):
+        return UNLIMITED
+    count = _count_at(statement, params, start)
+    # SQLite reads a negative LIMIT as "no limit".
+    return UNLIMITED if count is not None and count < 0 else count
 
 
 # --- shared: one statement per page, and a walk that explains the first wrong page ------------------------------
 
 
-def one_page_statement(q: Any, name: str) -> None:
-    """A keyset page is one SELECT with a LIMIT and no OFFSET; say which rule was broken."""
+def one_page_statement(q: Any, name: str, *, rows: int | None = None) -> None:
+    """A keyset page is one SELECT with a LIMIT of at most `rows` and no OFFSET; say which rule was broken."""
     expect(
         not any(skips_rows(s, p) for s, p in zip(q.statements, q.params, strict=True)),
         f"{name} sends OFFSET: the database still reads every skipped row, so deep pages get slower. "
@@ -48,9 +100,17 @@ def one_page_statement(q: Any, name: str) -> None:
         q.count == 1,
         f"{name} sent {q.count} statements for one page: a single SELECT with WHERE, ORDER BY and LIMIT is enough",
     )
+    statement, params = q.statements[0], q.params[0]
     expect(
-        LIMIT_RE.search(q.statements[0]),
+        LIMIT_RE.search(statement),
         f"{name}'s SELECT has no LIMIT: the database sends every remaining row and Python throws most of them away",
+    )
+    asked = rows_asked(statement, params)
+    expect(
+        rows is None or asked is None or asked <= rows,
+        f"{name} asks the database for {'every remaining row' if asked == UNLIMITED else f'up to {asked} rows'} "
+        f"for a page that needs at most {rows}: the rest travel to Python only to be thrown away. "
+        "Let the LIMIT cut the page in the database",
     )
 
 
@@ -77,8 +137,9 @@ def judge_page(got: Sequence[Any], want: Sequence[Any], seen: set[int], after: K
     repeated = next((r for r in got if r.id in seen), None)
     if repeated is not None and after is not None and repeated.created_at == after[0]:
         fail(
-            f"row {repeated.id} came back on a later page too: `<=` on the sort column alone repeats the rows that "
-            "tie with the cursor. Add id as a tie-breaker and compare (created_at, id) together"
+            f"row {repeated.id} came back on a later page too, and it shares created_at with the cursor row: the "
+            "condition lets the cursor's tie group through again (as `<=` on created_at alone does). Add id as a "
+            "tie-breaker and compare (created_at, id) together"
         )
     expect(
         repeated is None,
@@ -115,4 +176,59 @@ def key_of(row: Any) -> Key:
     return (row.created_at, row.id)
 
 
-# --- 4.1 keyset pages over the feed ---------------------------------------------------------------------------------
+# --- what a page costs: the same statement, run again and measured -------------------------------------------------
+
+
+@contextmanager
+def capture_statements(engine: AsyncEngine) -> Iterator[list[tuple[Any, Any]]]:
+    """The statement objects (with their parameters) the engine executes, so a check can measure or explain them."""
+    seen: list[tuple[Any, Any]] = []
+
+    def record(_conn: object, clause: Any, multiparams: Any, params: Any, _options: object) -> None:
+        seen.append((clause, params or (multiparams[0] if multiparams else {})))
+
+    event.listen(engine.sync_engine, "before_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_execute", record)
+
+
+async def statement_cost(engine: AsyncEngine, clause: Any, params: Any) -> int:
+    """The work the database does for one statement; only comparable with another statement measured the same way.
+
+    PostgreSQL: the table rows its plan reads (EXPLAIN ANALYZE runs it; nothing is committed). SQLite reports no
+    row counts, so: the virtual-machine instructions it executes, counted with a progress handler.
+    """
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            plan = (await conn.run_sync(_run_prefixed, clause, "EXPLAIN (ANALYZE, FORMAT JSON)", params or {}))[0][
+                0
+            ]
+            await conn.rollback()
+            return _rows_read((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+        driver = (await conn.get_raw_connection()).driver_connection
+        steps = [0]
+
+        def tick() -> int:
+            steps[0] += 1
+            return 0  # 0: carry on
+
+        # One call every 16 instructions: precise enough, and cheap.
+        await driver.set_progress_handler(tick, 16)
+        try:
+            await conn.execute(clause, params or {})
+        finally:
+            await driver.set_progress_handler(None, 0)
+        await conn.rollback()
+        return steps[0] * 16
+
+
+def _rows_read(node: dict[str, Any]) -> int:
+    """Rows every table scan in a JSON plan produced or threw away, over all its loops."""
+    total = 0
+    if "Relation Name" in node:
+        kept = node.get("Actual Rows", 0)
+        dropped = node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0)
+        total += round((kept + dropped) * node.get("Actual Loops", 1))
+    return total + sum(_rows_read(child) for child in node.get("Plans", []))
