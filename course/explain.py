@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -179,13 +180,41 @@ async def explain(
             return Plan(dialect, _sqlite_tree(rows), analyzed=False, aliases=_aliases(sql))
         if dialect != "postgresql":
             raise ValueError(f"explain supports SQLite and PostgreSQL, not {dialect}")
-        if not analyze:
-            rows = await conn.run_sync(_run_prefixed, statement, "EXPLAIN (FORMAT TEXT)", params or {})
-        else:
-            savepoint = await conn.begin_nested()
-            try:
-                prefix = "EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT)"
-                rows = await conn.run_sync(_run_prefixed, statement, prefix, params or {})
-            finally:
-                await savepoint.rollback()
+        prefix = "EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT)" if analyze else "EXPLAIN (FORMAT TEXT)"
+        rows = await _postgres_plan(conn, statement, prefix, params, analyze=analyze)
         return Plan(dialect, tuple(row[0] for row in rows), analyzed=analyze, aliases=_aliases(sql))
+
+
+async def explain_json(
+    target: AsyncConnection | AsyncSession | AsyncEngine,
+    stmt: Executable | str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    analyze: bool = False,
+) -> Any:
+    """PostgreSQL's plan for stmt as parsed JSON (EXPLAIN (FORMAT JSON)), for code that reads numbers out of it.
+
+    With analyze=True the statement runs inside a savepoint that is rolled back, as in `explain()`. SQLite has
+    no JSON plan: ValueError.
+    """
+    statement = text(stmt) if isinstance(stmt, str) else stmt
+    async with _connection(target) as conn:
+        if conn.dialect.name != "postgresql":
+            raise ValueError(f"explain_json needs PostgreSQL, not {conn.dialect.name}")
+        prefix = "EXPLAIN (ANALYZE, FORMAT JSON)" if analyze else "EXPLAIN (FORMAT JSON)"
+        plan = (await _postgres_plan(conn, statement, prefix, params, analyze=analyze))[0][0]
+        # psycopg parses the json column, asyncpg hands over its text.
+        return json.loads(plan) if isinstance(plan, str) else plan
+
+
+async def _postgres_plan(
+    conn: AsyncConnection, statement: Executable, prefix: str, params: Mapping[str, Any] | None, *, analyze: bool
+) -> list[Any]:
+    """The plan rows; an analysed statement runs in a savepoint that is rolled back, so it changes nothing."""
+    if not analyze:
+        return await conn.run_sync(_run_prefixed, statement, prefix, params or {})
+    savepoint = await conn.begin_nested()
+    try:
+        return await conn.run_sync(_run_prefixed, statement, prefix, params or {})
+    finally:
+        await savepoint.rollback()

@@ -28,47 +28,19 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from queue import Empty
 from typing import Any
 
 from course.build import ExerciseInfo, exercises_in, load_notebook
+from course.nbval_hooks import ANSI_RE, CELLS_ENV, OUTPUT_CAP, KernelDied, clip, killed_by
 
 DEFAULT_CELL_TIMEOUT = 60.0
-# Where the check machinery (course/checks/base.py) appends its verdicts, and where this module's pytest hook
-# below appends each cell's outcome.
+# Where the check machinery (course/checks/base.py) appends its verdicts; CELLS_ENV (course/nbval_hooks.py) is
+# where the pytest hook appends each cell's outcome.
 REPORT_ENV = "COURSE_CHECK_REPORT"
-CELLS_ENV = "COURSE_CHECK_CELLS"
 # The file holding this run's report key (see the module docstring).
 REPORT_KEY_ENV = "COURSE_CHECK_KEY_FILE"
-# How often a cell's wait checks that the kernel is still alive.
-KERNEL_POLL = 0.5
-# Run in the kernel at start-up: a cell that prints without end would otherwise fill the memory of the pytest
-# process (messages pile up faster than they are read). Outputs play no part in checking.
-OUTPUT_CAP = """\
-import sys
-
-
-def _course_check_cap(stream, budget=4_000_000):
-    write, sent = stream.write, [0]
-
-    def capped(text):
-        sent[0] += len(text)
-        if sent[0] <= budget:
-            return write(text)
-        if sent[0] - len(text) <= budget:
-            write("\\n[course check: output past 4 MB is dropped]\\n")
-        return len(text)
-
-    stream.write = capped
-
-
-_course_check_cap(sys.stdout)
-_course_check_cap(sys.stderr)
-del _course_check_cap
-"""
 # Kernel start-up and pytest's own start, on top of the cells' time limits, before the whole run is stopped.
 STARTUP_ALLOWANCE = 60.0
-ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Runs in progress, so an interrupted grader can stop them all.
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _LOCK = threading.Lock()
@@ -125,12 +97,7 @@ class _Cell:
     @property
     def label(self) -> str:
         first = next((line.strip() for line in self.source.splitlines() if line.strip()), "")
-        return f"code cell {self.index + 1} (`{_clip(first, 50)}`)"
-
-
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+        return f"code cell {self.index + 1} (`{clip(first, 50)}`)"
 
 
 def run_notebook(
@@ -205,7 +172,7 @@ def _run_pytest(work: Path, copy: Path, env_vars: dict[str, str], *, timeout: fl
     # Only nbval and our hook: the learner's environment may have plugins (asyncio, randomly...) that interfere.
     env.update({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **env_vars})
     command = [
-        sys.executable, "-m", "pytest", "-p", "nbval.plugin", "-p", "course.runner", "-p", "no:cacheprovider",
+        sys.executable, "-m", "pytest", "-p", "nbval.plugin", "-p", "course.nbval_hooks", "-p", "no:cacheprovider",
         "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={timeout:g}",
         "-c", str(work / "pytest.ini"), "--rootdir", str(work), "--confcutdir", str(work),
         "-q", "--color=no", "-o", "addopts=", str(copy),
@@ -233,13 +200,13 @@ def _run_pytest(work: Path, copy: Path, env_vars: dict[str, str], *, timeout: fl
     if process.returncode in (0, 1, 5):
         return None
     if process.returncode < 0:
-        return f"the notebook run was {_killed_by(-process.returncode)} before it finished"
+        return f"the notebook run was {killed_by(-process.returncode)} before it finished"
     with log.open("rb") as out:
         out.seek(max(0, log.stat().st_size - 20_000))
         output = out.read().decode("utf-8", errors="replace")
     lines = [line for line in ANSI_RE.sub("", output).splitlines() if line.strip()]
     detail = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "no output")
-    return f"pytest/nbval could not run the notebook (exit {process.returncode}): {_clip(detail, 200)}"
+    return f"pytest/nbval could not run the notebook (exit {process.returncode}): {clip(detail, 200)}"
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -256,14 +223,6 @@ def stop_all() -> None:
     for process in running:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-
-
-def _killed_by(number: int) -> str:
-    try:
-        name = signal.Signals(number).name
-    except ValueError:
-        name = f"signal {number}"
-    return f"killed by {name}" + (" (out of memory?)" if number == signal.SIGKILL else "")
 
 
 def _kernel_stopped(cells: list[_Cell], timeout: float) -> str | None:
@@ -382,92 +341,6 @@ def _why_no_report(exercise: str, cells: list[_Cell], error: str | None, timeout
     return "failed", message
 
 
-# --- the pytest hooks, loaded into the pytest run with `-p course.runner` ---------------------------------
-
-# The kernel's last line for an error: `NameError: name 'x' is not defined`, `KeyboardInterrupt`, `SystemExit: 3`.
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning|Failed)\b")
-
-
-class KernelDied(RuntimeError):
-    """The kernel process ended while a cell ran; the message says how."""
-
-    PREFIX = "the kernel process ended"
-
-
-def pytest_configure(config: Any) -> None:
-    """Teach nbval's kernel wrapper to notice a dead kernel at once.
-
-    nbval waits for a reply until the cell's time limit even when the kernel is gone: without this, a cell that
-    calls os._exit() or crashes costs the whole limit and is reported as too slow.
-    """
-    from nbval.kernel import RunningKernel
-
-    if not hasattr(RunningKernel.get_message, "__wrapped__"):
-        RunningKernel.get_message = _watching(RunningKernel.get_message)
-
-
-def _watching(get_message: Any) -> Any:
-    def watched(self: Any, stream: str, timeout: float | None = None) -> Any:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = KERNEL_POLL if deadline is None else max(0.0, min(KERNEL_POLL, deadline - time.monotonic()))
-            try:
-                return get_message(self, stream, timeout=left)
-            except Empty:
-                if not self.is_alive():
-                    raise KernelDied(f"{KernelDied.PREFIX}{_exit_status(self)}") from None
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-
-    watched.__wrapped__ = get_message
-    return watched
-
-
-def _exit_status(kernel: Any) -> str:
-    process = getattr(getattr(getattr(kernel, "km", None), "provisioner", None), "process", None)
-    code = getattr(process, "returncode", None)
-    if code is None:
-        return ""
-    return f" ({_killed_by(-code)})" if code < 0 else f" (exit code {code})"
-
-
-def pytest_runtest_makereport(item: Any, call: Any) -> None:
-    """Append each cell's outcome (ok, error line, timed out, kernel alive) to $COURSE_CHECK_CELLS."""
-    path = os.environ.get(CELLS_ENV)
-    cell = getattr(item, "cell_num", None)
-    if not path or cell is None or call.when not in ("setup", "call"):
-        return None
-    if call.when == "setup" and call.excinfo is None:
-        return None
-    exc = call.excinfo.value if call.excinfo is not None else None
-    if exc is not None and type(exc).__name__ == "Skipped":
-        return None
-    message = str(exc) if exc is not None else ""
-    kernel = getattr(item.parent, "kernel", None)
-    outcome = {
-        "cell": cell,
-        "when": call.when,
-        "ok": exc is None,
-        "error": _error_line(exc) if exc is not None else None,
-        "timed_out": message.startswith("Timeout of"),
-        "kernel_alive": bool(kernel is not None and kernel.is_alive()),
-    }
-    with open(path, "a", encoding="utf-8") as out:
-        out.write(json.dumps(outcome, ensure_ascii=False) + "\n")
-    return None
-
-
-def _error_line(exc: BaseException) -> str:
-    """The kernel's `Name: message` line for a cell error, else the exception's own text."""
-    inner = getattr(exc, "inner_traceback", None)
-    if inner:
-        lines = [line.strip() for line in ANSI_RE.sub("", inner).splitlines() if line.strip()]
-        named = [line for line in lines if _EXCEPTION_LINE.match(line)]
-        if named or lines:
-            return _clip((named or lines)[-1], 300)
-    return _clip(str(exc) or type(exc).__name__, 300)
-
-
 def format_result(result: NotebookResult, *, width: int | None = None) -> str:
     """A table for the terminal: one line per exercise, ✅ or ❌, points and a one-line message.
 
@@ -489,10 +362,10 @@ def format_result(result: NotebookResult, *, width: int | None = None) -> str:
     for e in result.exercises:
         mark = "✅" if e.passed else "❌"
         points = f"{e.points}/{e.max_points}"
-        message = "" if e.passed else _clip(e.message.removeprefix(f"❌ Exercise {e.id}: "), width)
+        message = "" if e.passed else clip(e.message.removeprefix(f"❌ Exercise {e.id}: "), width)
         if result.error and e.message == result.error:
             message = "the run stopped before its check (see above)"
         lines.append(
-            f"  {e.id:<{id_w}}  {_clip(e.title, title_w):<{title_w}}  {mark}  {points:>6}  {message}".rstrip()
+            f"  {e.id:<{id_w}}  {clip(e.title, title_w):<{title_w}}  {mark}  {points:>6}  {message}".rstrip()
         )
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased, joinedload
 
 from course.db import make_engine, make_sessionmaker
-from course.explain import Plan, explain
+from course.explain import Plan, explain, explain_json
 from course.instrument import count_queries
 from course.models import Base, Post, User
 
@@ -111,6 +111,11 @@ async def test_session_and_connection_targets_send_one_statement(engine: AsyncEn
     assert q.count == 1 and q.statements[0].startswith("EXPLAIN QUERY PLAN SELECT")
 
 
+async def test_explain_json_is_postgres_only(engine: AsyncEngine) -> None:
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        await explain_json(engine, select(User))
+
+
 async def test_sqlite_explain_does_not_run_the_statement(engine: AsyncEngine) -> None:
     plan = await explain(engine, update(User).where(User.id == 1).values(name="Changed"), analyze=True)
     assert plan.uses_index() and not plan.analyzed
@@ -179,3 +184,16 @@ async def test_postgres_text_sql_with_parameters(pg_engine: AsyncEngine) -> None
         pg_engine, "SELECT * FROM users u WHERE u.email = :email", params={"email": "u1@example.com"}
     )
     assert plan.uses_index("uq_users_email"), plan.text
+
+
+@pytest.mark.postgres
+async def test_postgres_json_plan_measures_and_rolls_back(pg_engine: AsyncEngine) -> None:
+    async with make_sessionmaker(pg_engine)() as session:
+        stmt = update(User).where(User.id == 1).values(name="Changed")
+        plan = await explain_json(session, stmt, analyze=True)
+        assert plan[0]["Plan"]["Node Type"] == "ModifyTable"
+        assert "Actual Rows" in plan[0]["Plan"]
+        # The savepoint was rolled back: the session still sees the old name.
+        assert await session.scalar(select(User.name).where(User.id == 1)) == "User 0"
+    estimate = await explain_json(pg_engine, "SELECT * FROM users WHERE id = :id", params={"id": 1})
+    assert "Actual Rows" not in estimate[0]["Plan"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import runner
+from course import nbval_hooks, runner
 from course.build import ExerciseInfo
 from tests.fixtures.tooling import SOLUTION, built_fixture, code_cell, course, variant
 
@@ -234,4 +234,4 @@ def test_error_line_is_the_exception_not_its_last_line() -> None:
     class CellError(Exception):
         inner_traceback = "Traceback\n  File x\n\x1b[31mRuntimeError\x1b[0m: red, and\nmore lines\n"
 
-    assert runner._error_line(CellError()) == "RuntimeError: red, and"
+    assert nbval_hooks._error_line(CellError()) == "RuntimeError: red, and"

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import inspect
-import itertools
 import re
-import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import func, select, text
 
 from course.checks.base import CheckDB, Registry, call_learner, expect, fail
+from course.checks.costs import judge_count_cost, judge_deep_page_cost
+from course.checks.cursors import reject_forgeries, reject_garbage
 from course.checks.pages import (
     Key,
     capture_statements,
@@ -25,9 +20,7 @@ from course.checks.pages import (
     one_page_statement,
     rows_of,
     skips_rows,
-    statement_cost,
 )
-from course.explain import explain
 from course.models import Comment, Order, Post
 
 registry = Registry("04")
@@ -145,133 +138,6 @@ _SAMPLES: list[Key] = [
     (datetime(2024, 5, 1, 12, 0, tzinfo=UTC), 987654321),
     (datetime(2025, 1, 31, 23, 59, 59, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30))), 7),
 ]
-_GARBAGE = ["", "garbage", "!!!!", "a.b", "eyJhIjogMX0", "W10", "null", "...."]
-
-
-async def _decode_or_reject(decode: Callable[..., Any], token: str) -> tuple[bool, Any]:
-    """(True, value) when decode accepted token; (False, None) when it raised ValueError; fail on other errors."""
-    try:
-        value = decode(token)
-        return True, (await value) if inspect.isawaitable(value) else value
-    except ValueError:
-        return False, None
-    except NotImplementedError:
-        fail("not solved yet: replace the `raise NotImplementedError` line in decode_cursor with your code")
-    except Exception as exc:  # noqa: BLE001 - any other exception type is the learner's bug to report
-        fail(
-            f"decode_cursor({token[:30]!r}) raised {type(exc).__name__}: raise ValueError (or a subclass such as "
-            "InvalidCursor) for every bad cursor, so the API can answer 400 instead of 500"
-        )
-
-
-def _pair(value: Any) -> Any:
-    return tuple(value) if isinstance(value, tuple | list) else value
-
-
-def _b64decode(part: str) -> bytes | None:
-    padded = part + "=" * (-len(part) % 4)
-    for decoder in (base64.urlsafe_b64decode, base64.b64decode):
-        try:
-            return decoder(padded)
-        except (binascii.Error, ValueError):
-            continue
-    return None
-
-
-def _b64encode(raw: bytes, like: str) -> str:
-    """raw in URL-safe base64, padded only when `like` (the part it replaces) was."""
-    encoded = base64.urlsafe_b64encode(raw).decode()
-    return encoded if like.endswith("=") else encoded.rstrip("=")
-
-
-def _edit(part: str, old: str, new: str) -> str | None:
-    """part with old replaced by new, in plain text or inside its base64; None when old is in neither."""
-    if old in part:
-        return part.replace(old, new)
-    raw = _b64decode(part)
-    if raw is None or old.encode() not in raw:
-        return None
-    return _b64encode(raw.replace(old.encode(), new.encode()), part)
-
-
-def _forgeries(token: str, created_at: datetime, cursor_id: int) -> Iterator[tuple[str, str]]:
-    """Edited cursors an attacker can make without the key: a value changed inside a base64 part, the signature dropped."""
-    parts = token.split(".")
-    edits = [
-        (str(cursor_id), str(cursor_id + 1), "the id"),
-        (str(created_at.year), str(created_at.year - 1), "created_at"),
-    ]
-    for index, part in enumerate(parts):
-        for old, new, what in edits:
-            raw = _b64decode(part)
-            if raw is None or old.encode() not in raw:
-                continue
-            encoded = _b64encode(raw.replace(old.encode(), new.encode()), part)
-            yield (
-                ".".join([*parts[:index], encoded, *parts[index + 1 :]]),
-                f"{what} inside was edited and re-encoded with plain base64",
-            )
-            if len(parts) > 1:
-                yield encoded, f"{what} was edited and the signature dropped"
-                yield part, "the signature was dropped"
-
-
-def _similar(char: str) -> str:
-    """Another character of the same kind (digit, lower, upper case), so an edited cursor still parses."""
-    for alphabet in (string.digits, string.ascii_lowercase, string.ascii_uppercase):
-        if char in alphabet:
-            return alphabet[(alphabet.index(char) + 1) % len(alphabet)]
-    return "A"
-
-
-def _digest_texts(message: bytes, key: bytes | None) -> Iterator[tuple[str, Callable[[bytes, bytes | None], str]]]:
-    """Each way a learner may have hashed message (plain hash or HMAC; hex or base64), with a function redoing it."""
-    for name in ("sha256", "sha1", "md5", "sha512"):
-
-        def digest(data: bytes, secret: bytes | None, name: str = name) -> bytes:
-            return (
-                hmac.new(secret, data, name).digest() if secret is not None else hashlib.new(name, data).digest()
-            )
-
-        raw = digest(message, key)
-        for encode in (bytes.hex, lambda r: _b64encode(r, "="), lambda r: _b64encode(r, "")):
-            yield encode(raw), lambda data, secret, digest=digest, encode=encode: encode(digest(data, secret))
-
-
-def _views(others: list[int], separator: str) -> list[Callable[[list[str]], bytes | None]]:
-    """What a signature may be computed over or keyed with: the other parts joined, or one, as written or decoded."""
-    views: list[Callable[[list[str]], bytes | None]] = [lambda ps: separator.join(ps[k] for k in others).encode()]
-    for k in others:
-        views += [lambda ps, k=k: ps[k].encode(), lambda ps, k=k: _b64decode(ps[k])]
-    return views
-
-
-def _resigned(token: str, cursor_id: int) -> Iterator[str]:
-    """Cursors with the id edited and the signature recomputed from the cursor alone, when its signature allows it.
-
-    That works when the signature is a plain hash of the rest, or an HMAC whose key travels inside the cursor.
-    """
-    whole = _b64decode(token)
-    layers = [(token, lambda text: text)]
-    if whole is not None and whole.isascii():
-        layers.append((whole.decode(), lambda text: _b64encode(text.encode(), token)))
-    for (layer, wrap), separator in itertools.product(layers, ".:|~"):
-        parts = layer.split(separator)
-        if not 2 <= len(parts) <= 5:
-            continue
-        for index, signature in enumerate(parts):
-            views = _views([k for k in range(len(parts)) if k != index], separator)
-            for message_of, key_of_parts in itertools.product(views, [lambda ps: None, *views]):
-                message = message_of(parts)
-                for found, redo in _digest_texts(message or b"", key_of_parts(parts)):
-                    if message is None or len(signature) < 8 or found[: len(signature)] != signature:
-                        continue
-                    edited = [
-                        p if k == index else _edit(p, str(cursor_id), str(cursor_id + 1)) or p
-                        for k, p in enumerate(parts)
-                    ]
-                    edited[index] = redo(message_of(edited) or b"", key_of_parts(edited))[: len(signature)]
-                    yield wrap(separator.join(edited))
 
 
 @registry.exercise("4.2", points=3)
@@ -300,85 +166,13 @@ async def _check_cursors(encode: Callable[..., Any], decode: Callable[..., Any],
             f"round trip changed the values: ({created_at.isoformat()}, {cursor_id}) came back as "
             f"({got_at.isoformat()}, {got_id})",
         )
-        for forged, how in _forgeries(token, created_at, cursor_id):
-            accepted, _ = await _decode_or_reject(decode, forged)
-            expect(not accepted, f"a forged cursor was accepted ({how}): sign the cursor and always verify it")
-        for forged in _resigned(token, cursor_id):
-            accepted, value = await _decode_or_reject(decode, forged)
-            expect(
-                not accepted or _pair(value) == (created_at, cursor_id),
-                "a forged cursor was accepted: its signature could be recomputed from the cursor itself (a plain "
-                "hash, or a key that travels inside it), so anyone can edit it and sign it again. Sign with a "
-                "secret key that never leaves the server",
-            )
-        for position, char in enumerate(token):
-            for other in dict.fromkeys(("A" if char != "A" else "B", _similar(char))):
-                accepted, value = await _decode_or_reject(decode, token[:position] + other + token[position + 1 :])
-                value = _pair(value)
-                expect(
-                    not accepted or value == (created_at, cursor_id),
-                    f"a cursor with character {position} changed was accepted and gave {value!r}: "
-                    "anyone could edit it. Sign all of it and reject cursors whose signature does not match",
-                )
-    for garbage in _GARBAGE:
-        accepted, value = await _decode_or_reject(decode, garbage)
-        expect(not accepted, f"decode_cursor({garbage!r}) returned {value!r}: garbage must raise ValueError")
+        await reject_forgeries(decode, token, created_at, cursor_id)
+    await reject_garbage(decode)
 
 
 # --- 4.3 a page whose cost does not grow with depth --------------------------------------------------------------
 
 EXPORT_LIMIT = 50
-# A page far from the start may cost this many times a page read through the primary key, and no more.
-COST_FACTOR = 5
-_SCAN_STEP = re.compile(r"\b(?:SCAN|SEARCH)\s+(?:TABLE\s+)?(\w+)|\bScan(?: Backward)?(?: using \S+)? on (\w+)")
-
-
-def _scans_of(plan: Any, table: str) -> int:
-    """How many steps of the plan read table (directly or through an alias)."""
-    names = [m.group(1) or m.group(2) for m in map(_SCAN_STEP.search, plan.lines) if m is not None]
-    return sum(table in (name, plan.aliases.get(name)) for name in names)
-
-
-async def _judge_cost(db: CheckDB, where: str, after: Key, clause: Any, params: Any) -> None:
-    """A deep page must cost about what a page read by primary key costs; if not, say what makes it expensive."""
-    by_key = select(Comment).order_by(Comment.id).limit(EXPORT_LIMIT)
-    baseline = await statement_cost(db.engine, by_key, None)
-    ratio = await statement_cost(db.engine, clause, params) / baseline
-    if ratio <= COST_FACTOR:
-        return
-    cost = f"{where}, a page costs {ratio:.0f}× a page read through the primary key"
-    seek = select(Comment).where(tuple_(Comment.created_at, Comment.id) > tuple_(*after))
-    seek = seek.order_by(Comment.created_at, Comment.id).limit(EXPORT_LIMIT)
-    if await statement_cost(db.engine, seek, None) > COST_FACTOR * baseline:
-        # Even a seek on (created_at, id) is expensive: the index is missing or in the wrong order.
-        async with db.engine.connect() as conn:
-            plan = await explain(conn, seek)
-        expect(
-            not plan.full_scan("comments"),
-            f"{cost}: the plan reads all comments and sorts them. Create an index whose columns match the "
-            "ORDER BY in add_comments_index, on the connection it is given",
-        )
-        fail(
-            f"{cost}: the index from add_comments_index does not hand rows over in (created_at, id) order, so the "
-            "database sorts them. Create an index whose columns match the ORDER BY",
-        )
-    async with db.engine.connect() as conn:
-        plan = await explain(conn, clause, params=params)
-    expect(
-        not plan.full_scan("comments") or _scans_of(plan, "comments") > 1,
-        f"{cost}: the plan reads all comments although your index could serve it. A function or a cast around "
-        "a column in the WHERE or ORDER BY hides the column from the index: compare the columns themselves",
-    )
-    expect(
-        _scans_of(plan, "comments") < 2,
-        f"{cost}, and it reads comments twice: once to count or number the rows before the cursor. That is an "
-        "OFFSET in disguise (COUNT, ROW_NUMBER() or OFFSET in a subquery all read every earlier row). Let the "
-        "WHERE start at the cursor row instead",
-    )
-    fail(
-        f"{cost}: the plan walks the index from its first entry and filters, so the cursor does not seek. Write "
-        "the condition on the bare columns as a row comparison, or created_at >= c AND (created_at > c OR id > i)",
-    )
 
 
 @registry.exercise("4.3", points=3)
@@ -413,7 +207,7 @@ async def _check_export_page(
             measured.append((where, after, *statements[-1]))
     # Halfway and near the end: a page that reads every earlier row shows up at least at one of them.
     for where, after, clause, params in measured:
-        await _judge_cost(db, where, after, clause, params)
+        await judge_deep_page_cost(db, where, after, clause, params, limit=EXPORT_LIMIT)
 
 
 # --- 4.4 has a next page? limit + 1 --------------------------------------------------------------------------------
@@ -506,18 +300,4 @@ async def _check_orders_page(user_orders_page: Callable[..., Any], db: CheckDB) 
     else:
         fail("the walk never reached a page without a next cursor")
     if first_page is not None:
-        await _judge_count_cost(db, user_id, *first_page)
-
-
-async def _judge_count_cost(db: CheckDB, user_id: int, clause: Any, params: Any) -> None:
-    """The first page must cost what reading limit + 1 rows costs: a total (count(*) over ()) reads every row."""
-    newest = select(Order).where(Order.user_id == user_id).order_by(Order.created_at.desc(), Order.id.desc())
-    ratio = await statement_cost(db.engine, clause, params) / await statement_cost(
-        db.engine, newest.limit(ORDERS_LIMIT + 1), None
-    )
-    expect(
-        ratio <= COST_FACTOR,
-        f"the first page costs {ratio:.0f}× what reading limit + 1 orders costs: the statement reads every order "
-        "of the user, as a total does (count(*) over () is a COUNT too). One row more than the page is all "
-        "it takes to know that a next page exists",
-    )
+        await judge_count_cost(db, user_id, *first_page, limit=ORDERS_LIMIT)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from course.checks.base import expect, fail
-from course.explain import _run_prefixed
+from course.explain import explain_json
 
 Key = tuple[datetime, int]
 # Where a row count starts: OFFSET n, LIMIT n, FETCH FIRST n (PostgreSQL's spelling of LIMIT).
@@ -202,11 +201,9 @@ async def statement_cost(engine: AsyncEngine, clause: Any, params: Any) -> int:
     """
     async with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
-            plan = (await conn.run_sync(_run_prefixed, clause, "EXPLAIN (ANALYZE, FORMAT JSON)", params or {}))[0][
-                0
-            ]
+            plan = await explain_json(conn, clause, params=params, analyze=True)
             await conn.rollback()
-            return _rows_read((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+            return _rows_read(plan[0]["Plan"])
         driver = (await conn.get_raw_connection()).driver_connection
         steps = [0]
 
