@@ -5,27 +5,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import delete, func, insert, or_, select, text, update
 
-from course.checks.base import ExerciseFailed
 from course.checks.ch01_crud import check
 from course.models import User
 from course.settings import Settings
-from tests.nbsource import notebook_namespace
+from tests import teeth
 
-SOLVED = notebook_namespace("solutions/01_crud.ipynb")
-STUBS = notebook_namespace("exercises/01_crud.ipynb")
+SOLVED = teeth.solved("solutions/01_crud.ipynb")
+STUBS = teeth.stubs("solutions/01_crud.ipynb")
 
 
-async def fails_with(settings: Settings, exercise: str, fragment: str, *fns: Any) -> None:
-    with pytest.raises(ExerciseFailed) as info:
-        await check(exercise, *fns, settings=settings)
-    assert fragment in str(info.value), str(info.value)
-    assert str(info.value).startswith(f"❌ Exercise {exercise}:")
+fails_with = partial(teeth.fails_with, check)
 
 
 EXERCISES = {

@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+from functools import partial
 from typing import Any
 
-import nbformat
 import pytest
 from sqlalchemy import text
 
-from course.build import make_exercise, render
-from course.checks.base import ExerciseFailed
 from course.checks.ch02_indexing import _MISSING_2_4, check
 from course.settings import Settings, get_settings
-from tests.nbsource import ROOT, notebook_namespace
+from tests import teeth
 
 SOURCE = "solutions/02_indexing.ipynb"
-SOLVED = notebook_namespace(SOURCE)
+SOLVED = teeth.solved(SOURCE)
 
 
-def _stubs() -> dict[str, Any]:
-    """The learner's version, generated from the source as `course build` would, so it never goes stale."""
-    stub = make_exercise(nbformat.read(ROOT / SOURCE, as_version=4), name=SOURCE)
-    with tempfile.TemporaryDirectory(prefix="course-stub-") as folder:
-        path = Path(folder) / "02_indexing.ipynb"
-        path.write_text(render(stub), encoding="utf-8")
-        return notebook_namespace(path)
-
-
-STUBS = _stubs()
+STUBS = teeth.stubs(SOURCE)
 EXERCISES = {
     "2.1": "add_name_index",
     "2.2": "add_author_feed_index",
@@ -38,11 +25,7 @@ EXERCISES = {
 }
 
 
-async def fails_with(settings: Settings, exercise: str, fragment: str, fn: Any) -> None:
-    with pytest.raises(ExerciseFailed) as info:
-        await check(exercise, fn, settings=settings)
-    assert str(info.value).startswith(f"❌ Exercise {exercise}:")
-    assert fragment in str(info.value), str(info.value)
+fails_with = partial(teeth.fails_with, check)
 
 
 def ddl(*statements: str) -> Any:

@@ -7,37 +7,28 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-import nbformat
 import pytest
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import and_, func, or_, select, text, tuple_
 
-from course.build import make_exercise, read_notebook
-from course.checks.base import ExerciseFailed
 from course.checks.ch04_pagination import check
 from course.models import Comment, Order, Post
 from course.settings import Settings
-from tests.nbsource import ROOT, notebook_namespace
+from tests import teeth
 
 SOURCE = "solutions/04_pagination.ipynb"
-SOLVED = notebook_namespace(SOURCE)
+SOLVED = teeth.solved(SOURCE)
 
 
 @pytest.fixture(scope="module")
-def stubs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The learner's version, made the way `course build` makes exercises/04_pagination.ipynb."""
-    stub = tmp_path_factory.mktemp("stubs") / "04_pagination.ipynb"
-    nbformat.write(make_exercise(read_notebook(ROOT / SOURCE), name=SOURCE), stub)
-    return notebook_namespace(stub)
+def stubs() -> dict[str, Any]:
+    return teeth.stubs(SOURCE)
 
 
-async def fails_with(settings: Settings, exercise: str, fragment: str, *fns: Any) -> None:
-    with pytest.raises(ExerciseFailed) as info:
-        await check(exercise, *fns, settings=settings)
-    assert str(info.value).startswith(f"❌ Exercise {exercise}:")
-    assert fragment in str(info.value), str(info.value)
+fails_with = partial(teeth.fails_with, check)
 
 
 EXERCISES = {

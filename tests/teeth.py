@@ -1,0 +1,39 @@
+"""What every chapter's teeth tests share: the solved and stub versions of a notebook, and `fails_with`."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from course.build import make_exercise, read_notebook, render
+from course.checks.base import ExerciseFailed
+from course.settings import Settings
+from tests.nbsource import ROOT, notebook_namespace
+
+
+def solved(source: str) -> dict[str, Any]:
+    """The functions of solutions/NN_topic.ipynb: the single source learners' exercises come from."""
+    return notebook_namespace(source)
+
+
+def stubs(source: str) -> dict[str, Any]:
+    """The learner's version, generated from the source as `course build` would, so it never goes stale."""
+    stub = make_exercise(read_notebook(ROOT / source), name=source)
+    with tempfile.TemporaryDirectory(prefix="course-stub-") as folder:
+        path = Path(folder) / Path(source).name
+        path.write_text(render(stub), encoding="utf-8")
+        return notebook_namespace(path)
+
+
+async def fails_with(
+    check: Callable[..., Awaitable[None]], settings: Settings, exercise: str, fragment: str, *fns: Any
+) -> None:
+    """The check rejects fns with a ❌ message for this exercise that contains fragment."""
+    with pytest.raises(ExerciseFailed) as info:
+        await check(exercise, *fns, settings=settings)
+    assert str(info.value).startswith(f"❌ Exercise {exercise}:")
+    assert fragment in str(info.value), str(info.value)
