@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import time
@@ -12,6 +13,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from course.build import exercises_in
 from course.runner import run_notebook
 from tests.nbsource import ROOT
 
@@ -92,3 +94,11 @@ def test_course_check_fails_every_stub(path: Path, backend: str, monkeypatch: py
             exercise.message
         )
     assert result.points == 0
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=_ids(SOLUTIONS))
+def test_points_in_headings_match_the_checks(path: Path) -> None:
+    # The heading is what learners read; the registry is what `course grade` counts: they must agree.
+    module = importlib.import_module(f"course.checks.ch{path.stem}")
+    registered = {ex.id: ex.points for ex in module.registry.exercises.values()}
+    assert {ex.id: ex.points for ex in exercises_in(path)} == registered
