@@ -14,10 +14,8 @@ not an exam proctor: grading that must resist cheating needs checks that the lea
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -31,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from course.build import ExerciseInfo, exercises_in, load_notebook
-from course.nbval_hooks import ANSI_RE, CELLS_ENV, OUTPUT_CAP, KernelDied, clip, killed_by
+from course.nbval_hooks import ANSI_RE, CELLS_ENV, OUTPUT_CAP, clip, killed_by
+from course.verdicts import Cell, ExerciseResult, kernel_stopped, read_jsonl, trusted, verdicts
 
 DEFAULT_CELL_TIMEOUT = 60.0
 # Where the check machinery (course/checks/base.py) appends its verdicts; CELLS_ENV (course/nbval_hooks.py) is
@@ -44,19 +43,6 @@ STARTUP_ALLOWANCE = 60.0
 # Runs in progress, so an interrupted grader can stop them all.
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _LOCK = threading.Lock()
-
-
-@dataclass
-class ExerciseResult:
-    """One exercise's verdict. status is passed, failed (the learner's code) or error (the run broke)."""
-
-    id: str
-    title: str
-    passed: bool
-    points: int
-    max_points: int
-    message: str
-    status: str = "failed"
 
 
 @dataclass
@@ -86,20 +72,6 @@ class NotebookResult:
         return data
 
 
-@dataclass
-class _Cell:
-    """A code cell as nbval numbers them (code cells only, from 0) and what happened when it ran."""
-
-    index: int
-    source: str
-    outcome: dict[str, Any] | None = None
-
-    @property
-    def label(self) -> str:
-        first = next((line.strip() for line in self.source.splitlines() if line.strip()), "")
-        return f"code cell {self.index + 1} (`{clip(first, 50)}`)"
-
-
 def run_notebook(
     path: Path, *, timeout: float = DEFAULT_CELL_TIMEOUT, expected: list[ExerciseInfo] | None = None
 ) -> NotebookResult:
@@ -119,7 +91,7 @@ def run_notebook(
     for cell in code:
         # nbval refuses cells that have outputs but no execution count; outputs play no part in checking.
         cell["outputs"], cell["execution_count"] = [], None
-    cells = [_Cell(i, cell["source"]) for i, cell in enumerate(code)]
+    cells = [Cell(i, cell["source"]) for i, cell in enumerate(code)]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
         work = Path(tmp)
@@ -139,15 +111,15 @@ def run_notebook(
             env[REPORT_KEY_ENV] = str(work / "report.key")
             (work / "report.key").write_bytes(key)
         error = _run_pytest(work, copy, env, timeout=timeout, overall=STARTUP_ALLOWANCE + timeout * len(cells))
-        reports = _read_jsonl(report)
+        reports = read_jsonl(report)
         if sign is not None:
-            reports = [_trusted(row, key, sign) for row in reports]
-        for outcome in _read_jsonl(cells_log):
+            reports = [trusted(row, key, sign) for row in reports]
+        for outcome in read_jsonl(cells_log):
             if isinstance(outcome.get("cell"), int) and 0 <= outcome["cell"] < len(cells) and "ok" in outcome:
                 cells[outcome["cell"]].outcome = outcome
-    error = error or _kernel_stopped(cells, timeout)
+    error = error or kernel_stopped(cells, timeout)
     result = NotebookResult(path=path, error=error, seconds=time.perf_counter() - started)
-    result.exercises = _verdicts(expected, reports, cells, error, timeout)
+    result.exercises = verdicts(expected, reports, cells, error, timeout)
     return result
 
 
@@ -156,14 +128,6 @@ def _report_signer() -> Any:
     from course.checks import base
 
     return getattr(base, "report_signature", None)
-
-
-def _trusted(row: dict[str, Any], key: bytes, sign: Any) -> dict[str, Any]:
-    """row as written by a check, or marked `forged` when its signature is missing or wrong."""
-    signature = row.get("signature")
-    if isinstance(signature, str) and hmac.compare_digest(signature, sign(key, row)):
-        return row
-    return {"exercise": row.get("exercise"), "forged": True}
 
 
 def _run_pytest(work: Path, copy: Path, env_vars: dict[str, str], *, timeout: float, overall: float) -> str | None:
@@ -223,122 +187,6 @@ def stop_all() -> None:
     for process in running:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-
-
-def _kernel_stopped(cells: list[_Cell], timeout: float) -> str | None:
-    """Why the kernel stopped part-way, or None: nothing after that cell could run."""
-    dead = next((c for c in cells if c.outcome and not c.outcome.get("kernel_alive", True)), None)
-    if dead is None:
-        return None
-    if dead.outcome.get("when") == "setup":
-        return f"the kernel did not start: {dead.outcome.get('error')}"
-    if dead.outcome.get("timed_out"):
-        return (
-            f"{dead.label} did not finish within {timeout:g} s and ignored the interrupt, so the kernel was "
-            "stopped and nothing after it ran (a C call that never returns, or code that catches KeyboardInterrupt?)"
-        )
-    error = str(dead.outcome.get("error") or "")
-    if error.startswith(KernelDied.PREFIX):
-        return (
-            f"the kernel died while running {dead.label}{error.removeprefix(KernelDied.PREFIX)}: os._exit(), a "
-            "crash or running out of memory? Nothing after it ran"
-        )
-    return f"the kernel stopped at {dead.label}, which failed ({error}): nothing after it ran"
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a killed kernel
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
-def _check_cell(cells: list[_Cell], exercise: str) -> _Cell | None:
-    call = re.compile(r"\bcheck\(\s*['\"]" + re.escape(exercise) + r"['\"]")
-    return next((cell for cell in cells if call.search(cell.source)), None)
-
-
-def _verdicts(
-    expected: list[ExerciseInfo],
-    reports: list[dict[str, Any]],
-    cells: list[_Cell],
-    error: str | None,
-    timeout: float,
-) -> list[ExerciseResult]:
-    # The last verdict for an exercise wins; lines that fail the signature check are ignored.
-    by_id = {row.get("exercise"): row for row in reports if not row.get("forged")}
-    forged = {row.get("exercise") for row in reports if row.get("forged")}
-    infos = {e.id: e for e in expected}
-    # Checks that reported without a heading (a learner deleted it) still show, with the registry's points.
-    for exercise, row in by_id.items():
-        points = row.get("max_points")
-        if isinstance(exercise, str) and exercise not in infos:
-            infos[exercise] = ExerciseInfo(exercise, "", points if isinstance(points, int) else 0)
-    results = []
-    for info in infos.values():
-        row = by_id.get(info.id)
-        if row is None and info.id in forged:
-            status, message = "error", FORGED
-        elif row is None:
-            status, message = _why_no_report(info.id, cells, error, timeout)
-        else:
-            status, message = ("passed" if row.get("passed") else "failed"), str(row.get("message", ""))
-        passed = status == "passed"
-        results.append(
-            ExerciseResult(info.id, info.title, passed, info.points if passed else 0, info.points, message, status)
-        )
-    return results
-
-
-FORGED = (
-    "the report holds a verdict for this exercise that its check did not write (a cell wrote to the report "
-    "file?): it was ignored, and the check itself never reported"
-)
-
-
-def _why_no_report(exercise: str, cells: list[_Cell], error: str | None, timeout: float) -> tuple[str, str]:
-    """(status, message) for an exercise whose check never reported."""
-    if error:
-        return "error", error
-    check = _check_cell(cells, exercise)
-    if check is None:
-        message = f'no cell calls `await check("{exercise}", …)`: put the check cell back'
-        unknown = next((c for c in cells if c.outcome and "no such exercise" in str(c.outcome.get("error"))), None)
-        if unknown is not None:
-            message += f" ({unknown.label} checks an exercise this chapter does not have)"
-        return "failed", message
-    before = [c for c in cells[: check.index] if c.outcome and not c.outcome.get("ok")]
-    timed_out = [c for c in before if c.outcome.get("timed_out")]
-    outcome = check.outcome
-    if outcome is None:
-        return "failed", "the check cell did not run (is it marked to be skipped?)"
-    if outcome.get("timed_out"):
-        return "error", f"the check cell did not finish within {timeout:g} s: look for a loop that never ends"
-    if outcome.get("ok"):
-        return "failed", "the check cell ran but the check did not: is `await` missing before `check(...)`?"
-    message = f"its check cell did not run the check ({outcome.get('error') or 'it failed'})"
-    if not before and str(outcome.get("error")).startswith("NameError"):
-        # Renamed functions and cells moved below their check look the same from here.
-        return (
-            "failed",
-            f"{message}. Cells run top to bottom in a fresh kernel: is it defined further down, or renamed?",
-        )
-    if timed_out:
-        cell = timed_out[-1]
-        return "error", f"{message}: {cell.label} did not finish within {timeout:g} s (a loop that never ends?)"
-    if before:
-        return (
-            "failed",
-            f"{message}: an earlier cell failed, {before[-1].label}: {before[-1].outcome.get('error')}",
-        )
-    return "failed", message
 
 
 def format_result(result: NotebookResult, *, width: int | None = None) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import nbval_hooks, runner
+from course import nbval_hooks, verdicts
 from course.build import ExerciseInfo
 from tests.fixtures.tooling import SOLUTION, built_fixture, code_cell, course, variant
 
@@ -201,21 +201,21 @@ def test_only_correctly_signed_lines_are_trusted() -> None:
     key = b"k" * 32
     line = {"exercise": "99.1", "passed": False, "points": 0, "max_points": 2, "message": "wrong"}
     signed = {**line, "signature": _sign(key, line)}
-    assert runner._trusted(signed, key, _sign) == signed
+    assert verdicts.trusted(signed, key, _sign) == signed
     promoted = {**signed, "passed": True, "points": 2}
     for row in (promoted, line, {**line, "signature": None}):
-        assert runner._trusted(row, key, _sign) == {"exercise": "99.1", "forged": True}
+        assert verdicts.trusted(row, key, _sign) == {"exercise": "99.1", "forged": True}
 
 
 def test_last_verdict_wins_and_forged_ones_are_flagged() -> None:
-    cells = [runner._Cell(0, 'await check("99.1", f)', {"cell": 0, "ok": True})]
+    cells = [verdicts.Cell(0, 'await check("99.1", f)', {"cell": 0, "ok": True})]
     reports = [
         {"exercise": "99.1", "passed": True, "message": "passed"},
         {"exercise": "99.1", "passed": False, "message": "second try was wrong"},
         {"exercise": "99.1", "forged": True},
         {"exercise": "99.2", "forged": True},
     ]
-    results = {r.id: r for r in runner._verdicts(INFOS, reports, cells, None, 60)}
+    results = {r.id: r for r in verdicts.verdicts(INFOS, reports, cells, None, 60)}
     assert (results["99.1"].status, results["99.1"].message) == ("failed", "second try was wrong")
     assert results["99.2"].status == "error" and "did not write" in results["99.2"].message
 
@@ -224,9 +224,9 @@ def test_report_files_with_junk_lines_are_read_safely(tmp_path: Path) -> None:
     path = tmp_path / "report.jsonl"
     junk = ['{"exercise": "99.1", "passed": true}', "[1, 2]", "5", '{"exercise": "99.2", "pass', "\udcff"]
     path.write_text("\n".join(junk) + "\n", encoding="utf-8", errors="surrogateescape")
-    assert runner._read_jsonl(path) == [{"exercise": "99.1", "passed": True}]
-    cells = [runner._Cell(0, "x = 1", {"cell": 0})]  # an outcome without `ok`, as a cell could write
-    results = runner._verdicts(INFOS, [{"exercise": "99.3", "max_points": "lots"}], cells, None, 60)
+    assert verdicts.read_jsonl(path) == [{"exercise": "99.1", "passed": True}]
+    cells = [verdicts.Cell(0, "x = 1", {"cell": 0})]  # an outcome without `ok`, as a cell could write
+    results = verdicts.verdicts(INFOS, [{"exercise": "99.3", "max_points": "lots"}], cells, None, 60)
     assert [(r.id, r.max_points) for r in results] == [("99.1", 2), ("99.2", 3), ("99.3", 0)]
 
 
