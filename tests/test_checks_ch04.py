@@ -23,31 +23,7 @@ SOURCE = "solutions/04_pagination.ipynb"
 SOLVED = teeth.solved(SOURCE)
 
 
-@pytest.fixture(scope="module")
-def stubs() -> dict[str, Any]:
-    return teeth.stubs(SOURCE)
-
-
 fails_with = partial(teeth.fails_with, check)
-
-
-EXERCISES = {
-    "4.1": ["posts_page"],
-    "4.2": ["encode_cursor", "decode_cursor"],
-    "4.3": ["add_comments_index", "comments_page"],
-    "4.4": ["user_orders_page"],
-}
-
-
-@pytest.mark.parametrize("exercise", EXERCISES)
-async def test_solution_passes(tiny: Settings, exercise: str, capsys: pytest.CaptureFixture[str]) -> None:
-    await check(exercise, *(SOLVED[name] for name in EXERCISES[exercise]), settings=tiny)
-    assert f"✅ Exercise {exercise} passed" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("exercise", EXERCISES)
-async def test_stub_fails(tiny: Settings, exercise: str, stubs: dict[str, Any]) -> None:
-    await fails_with(tiny, exercise, "not solved yet", *(stubs[name] for name in EXERCISES[exercise]))
 
 
 # --- 4.1 posts_page ------------------------------------------------------------------------------------------------
