@@ -16,9 +16,9 @@ from functools import partial
 
 from sqlalchemy import text
 
-from course import indexing
-from course.instrument import timeit_async
-from course.notebook import setup
+from course.chapters.ch02_indexing import catalogue as indexing
+from course.tools.instrument import timeit_async
+from course.tools.lesson import setup
 
 LOOKUP = text("SELECT id, amount FROM lookup_demo WHERE code = :code")
 

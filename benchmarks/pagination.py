@@ -14,9 +14,9 @@ import asyncio
 
 from sqlalchemy import func, select, text, tuple_
 
-from course.instrument import timeit_async
-from course.models import Post
-from course.notebook import setup
+from course.domain.models import Post
+from course.tools.instrument import timeit_async
+from course.tools.lesson import setup
 
 PAGE_SIZE = 20
 LIVE = Post.deleted_at.is_(None)

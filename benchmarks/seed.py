@@ -15,10 +15,12 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from course import aio, db, pg_admin, seed
+from course import db, seed
+from course.db import aio
+from course.db.postgres import admin as pg_admin
+from course.domain.models import Base, Tag
 from course.errors import CourseError
-from course.models import Base, Tag
-from course.seed_data import TableRows, build_tables
+from course.seed.generate import TableRows, build_tables
 from course.settings import get_settings
 
 

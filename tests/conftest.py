@@ -16,7 +16,9 @@ os.environ["COURSE_DATA_DIR"] = str(_DATA)
 for name in ("COURSE_DATABASE_URL", "COURSE_BACKEND", "COURSE_SCALE"):
     os.environ.pop(name, None)
 
-from course import aio, db, pg_admin  # noqa: E402
+from course import db  # noqa: E402
+from course.db import aio  # noqa: E402
+from course.db.postgres import admin as pg_admin  # noqa: E402
 from course.errors import CourseError  # noqa: E402
 from course.settings import Settings, get_settings  # noqa: E402
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from course.build import make_exercise, read_notebook, render
 from course.checks.base import ExerciseFailed
+from course.grading.build import make_exercise, render
+from course.grading.notebook_format import read_notebook
 from course.settings import Settings
 from tests.nbsource import ROOT, notebook_namespace
 

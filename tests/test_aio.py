@@ -1,6 +1,6 @@
 """aio.run works from plain code and from inside a running loop, as a notebook cell is."""
 
-from course import aio
+from course.db import aio
 
 
 async def _answer() -> int:

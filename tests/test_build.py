@@ -10,8 +10,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course.build import ExerciseInfo, build, exercises_in, load_notebook
 from course.errors import CourseError
+from course.grading.build import build
+from course.grading.notebook_format import ExerciseInfo, exercises_in, load_notebook
 from course.settings import project_root
 from tests.fixtures.tooling import SOLUTION, built_fixture, code_cell, variant
 

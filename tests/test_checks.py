@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ast
-import importlib
 from functools import cache
 from typing import Any
 
 import pytest
 
-from course.build import read_notebook
+from course.chapters.registry import chapter
+from course.grading.notebook_format import read_notebook
 from course.settings import Settings
 from tests import teeth
 from tests.nbsource import ROOT
@@ -37,9 +37,7 @@ def _namespaces(source: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _check(source: str) -> Any:
-    return importlib.import_module(
-        f"course.checks.ch{source.removeprefix('solutions/').removesuffix('.ipynb')}"
-    ).check
+    return chapter(source.removeprefix("solutions/")).checks().check
 
 
 def test_every_chapter_has_check_cells() -> None:

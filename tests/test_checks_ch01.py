@@ -12,8 +12,8 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import delete, func, insert, or_, select, text, update
 
-from course.checks.ch01_crud import check
-from course.models import User
+from course.chapters.ch01_crud.checks import check
+from course.domain.models import User
 from course.settings import Settings
 from tests import teeth
 
@@ -510,7 +510,7 @@ async def test_learner_exception_is_reported_with_its_line(tiny: Settings) -> No
 
 
 async def test_infinite_loop_is_stopped(tiny: Settings) -> None:
-    from course.checks.ch01_crud import registry
+    from course.chapters.ch01_crud.checks import registry
 
     async def spin(session, email):
         while True:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from course.checks.ch02_indexing import _MISSING_2_4, check
+from course.chapters.ch02_indexing.checks import _MISSING_2_4, check
 from course.settings import Settings, get_settings
 from tests import teeth
 

@@ -14,8 +14,8 @@ import pytest
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import and_, func, or_, select, text, tuple_
 
-from course.checks.ch04_pagination import check
-from course.models import Comment, Order, Post
+from course.chapters.ch04_pagination.checks import check
+from course.domain.models import Comment, Order, Post
 from course.settings import Settings
 from tests import teeth
 

@@ -5,7 +5,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from course import copies, db, pg_admin, seed
+from course import db, seed
+from course.db import copies
+from course.db.postgres import admin as pg_admin
+from course.seed import fresh
 from course.settings import Settings, get_settings
 
 
@@ -19,7 +22,7 @@ async def _count_users(url: str) -> int:
 
 
 async def test_drop_table_in_a_copy_leaves_the_seed_intact(tiny: Settings) -> None:
-    async with copies.fresh_copy(tiny) as copy:
+    async with fresh.fresh_copy(tiny) as copy:
         engine = db.make_engine(url=copy.url)
         async with engine.begin() as conn:
             await conn.execute(text("DROP TABLE comments"))
@@ -29,13 +32,13 @@ async def test_drop_table_in_a_copy_leaves_the_seed_intact(tiny: Settings) -> No
     seed_url = seed.seed_url(tiny)
     assert copy_url != seed_url
     before = await seed.content_checksum(seed_url)
-    async with copies.fresh_copy(tiny) as again:
+    async with fresh.fresh_copy(tiny) as again:
         assert await seed.content_checksum(again.url) == before
         assert await _count_users(again.url) == 200
 
 
 async def test_copy_is_removed_afterwards(tiny: Settings) -> None:
-    async with copies.fresh_copy(tiny) as copy:
+    async with fresh.fresh_copy(tiny) as copy:
         url = copy.url
         assert await _count_users(url) == 200
     if tiny.backend == "sqlite":
@@ -47,7 +50,7 @@ async def test_copy_is_removed_afterwards(tiny: Settings) -> None:
 
 async def test_copy_is_removed_when_the_body_fails(tiny: Settings) -> None:
     with pytest.raises(ZeroDivisionError):
-        async with copies.fresh_copy(tiny) as copy:
+        async with fresh.fresh_copy(tiny) as copy:
             url = copy.url
             1 / 0  # noqa: B018
     assert copy.dropped
@@ -59,6 +62,6 @@ async def test_copies_of_dead_processes_are_cleaned_up(pg_admin_url: str) -> Non
     tiny = get_settings(scale="tiny", backend="postgres")
     seed_url = seed.seed_url(tiny)
     orphan = await pg_admin.copy_database(seed_url, f"{copies.COPY_PREFIX}999999_dead")
-    async with copies.fresh_copy(tiny):
+    async with fresh.fresh_copy(tiny):
         pass
     assert not await pg_admin.database_exists(pg_admin_url, db.parse_url(orphan).database)

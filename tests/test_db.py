@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from course import db
+from course.domain.models import Base, Post, User
 from course.errors import CourseError
-from course.models import Base, Post, User
 
 
 async def _schema(url: str) -> None:

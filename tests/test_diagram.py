@@ -1,4 +1,4 @@
-"""Tests for course.diagram: the ER diagram shows every table, column and foreign key, and no arrow hides."""
+"""Tests for course.tools.diagram: the ER diagram shows every table, column and foreign key, and no arrow hides."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from matplotlib.patches import FancyArrowPatch
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table
 
-from course.diagram import Box, Link, arrow_routes, column_rows, er_diagram, layout, links, select_tables
-from course.models import DOMAIN_TABLES, Base
+from course.domain.models import DOMAIN_TABLES, Base
+from course.tools.diagram import Box, Link, arrow_routes, column_rows, er_diagram, layout, links, select_tables
 
 
 def _domain_links() -> list[Link]:

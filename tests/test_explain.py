@@ -1,4 +1,4 @@
-"""Tests for course.explain: readable plans and the questions checks ask of them, on both backends."""
+"""Tests for course.tools.explain: readable plans and the questions checks ask of them, on both backends."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased, joinedload
 
 from course.db import make_engine, make_sessionmaker
-from course.explain import Plan, explain, explain_json
-from course.instrument import count_queries
-from course.models import Base, Post, User
+from course.domain.models import Base, Post, User
+from course.tools.explain import Plan, explain, explain_json
+from course.tools.instrument import count_queries
 
 
 async def _engine_with_data(url: str) -> AsyncEngine:

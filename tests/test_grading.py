@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from course.errors import CourseError
-from course.grading import GradeRow, _write_csv, find_submissions, learner_name, summarise
+from course.grading.classroom import GradeRow, _write_csv, find_submissions, learner_name, summarise
 from tests.fixtures.tooling import SOLUTION, built_fixture, code_cell, course, variant
 from tests.nbsource import ROOT
 

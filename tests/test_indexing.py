@@ -1,4 +1,4 @@
-"""Tests for course.indexing: catalog reading, statistics, and the lesson's demo tables, on both backends."""
+"""Tests for course.chapters.ch02_indexing.catalogue: catalog reading, statistics, and the lesson's demo tables, on both backends."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from course import indexing
-from course.copies import fresh_copy
+from course.chapters.ch02_indexing import catalogue as indexing
 from course.db import make_engine
+from course.seed.fresh import fresh_copy
 from course.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""Tests for course.instrument: the statement counter and the timers."""
+"""Tests for course.tools.instrument: the statement counter and the timers."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import selectinload
 
 from course.db import make_engine, make_sessionmaker
-from course.instrument import Timing, compare, count_queries, timeit_async, timeit_sync
-from course.models import Base, Post, User
+from course.domain.models import Base, Post, User
+from course.tools.instrument import Timing, compare, count_queries, timeit_async, timeit_sync
 
 
 async def _seeded(url: str) -> AsyncEngine:

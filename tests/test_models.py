@@ -4,8 +4,9 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from course import copies, db
-from course.models import DOMAIN_TABLES, Base
+from course import db
+from course.domain.models import DOMAIN_TABLES, Base
+from course.seed import fresh
 from course.settings import Settings
 
 
@@ -30,7 +31,7 @@ def test_naming_convention() -> None:
 
 
 async def test_schema_in_database_matches_models(tiny: Settings) -> None:
-    async with copies.fresh_copy(tiny) as copy:
+    async with fresh.fresh_copy(tiny) as copy:
         engine = db.make_engine(url=copy.url)
         async with engine.connect() as conn:
 
@@ -56,7 +57,7 @@ async def test_schema_in_database_matches_models(tiny: Settings) -> None:
     ],
 )
 async def test_constraints_are_enforced(tiny: Settings, statement: str) -> None:
-    async with copies.fresh_copy(tiny) as copy:
+    async with fresh.fresh_copy(tiny) as copy:
         engine = db.make_engine(url=copy.url)
         with pytest.raises(IntegrityError):
             async with engine.begin() as conn:

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from course import db, notebook, seed
-from course.models import User
+from course import db, seed
+from course.domain.models import User
 from course.settings import Settings
+from course.tools import lesson as notebook
 
 
 async def test_setup_connects_to_a_private_copy(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from course import pg_admin
+from course.db.postgres import admin as pg_admin
 from course.errors import CourseError
 
 

@@ -1,4 +1,4 @@
-"""Tests for course.plots: every chart is titled and labelled, and no pyplot state is left behind."""
+"""Tests for course.tools.plots: every chart is titled and labelled, and no pyplot state is left behind."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from course.plots import bar_plot, line_plot
+from course.tools.plots import bar_plot, line_plot
 
 LATENCY = pd.DataFrame(
     {

@@ -1,4 +1,4 @@
-"""Tests for course.postgres: the local server's life cycle, its recovery paths and the no-PostgreSQL message."""
+"""Tests for course.db.postgres.provider: the local server's life cycle, its recovery paths and the no-PostgreSQL message."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from course import aio, postgres, postgres_local
+from course.db import aio
+from course.db.postgres import local as postgres_local
+from course.db.postgres import provider as postgres
 from course.errors import CourseError
 from course.settings import Settings
 
@@ -186,9 +188,9 @@ def test_a_failed_start_shows_the_log_tail_on_one_line(settings: Settings) -> No
 @needs_server
 def test_admin_url_starts_only_when_asked(settings: Settings) -> None:
     with pytest.raises(CourseError, match="course postgres start"):
-        postgres.admin_url(settings, start_server=False)
-    url = postgres.admin_url(settings)
-    assert url == postgres.admin_url(settings, start_server=False)
+        postgres.server_url(settings, start_server=False)
+    url = postgres.server_url(settings)
+    assert url == postgres.server_url(settings, start_server=False)
     assert url.startswith("postgresql+asyncpg://postgres@127.0.0.1:")
 
 
@@ -229,7 +231,7 @@ def test_without_binaries_or_testcontainers_the_message_says_what_to_do(
     # None in sys.modules makes the import raise ImportError.
     _fail_testcontainers(monkeypatch, None)
     with pytest.raises(CourseError) as caught:
-        postgres.admin_url(Settings(cache_dir=tmp_path))
+        postgres.server_url(Settings(cache_dir=tmp_path))
     _assert_how_to_get_one(str(caught.value))
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import nbval_hooks, verdicts
-from course.build import ExerciseInfo
+from course.grading import nbval_hooks, verdicts
+from course.grading.notebook_format import ExerciseInfo
 from tests.fixtures.tooling import SOLUTION, built_fixture, code_cell, course, variant
 
 

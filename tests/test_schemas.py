@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from course.schemas import UserCreate, UserUpdate
+from course.domain.schemas import UserCreate, UserUpdate
 
 
 def test_partial_update_keeps_only_sent_fields() -> None:

@@ -1,12 +1,12 @@
-"""Tests for course.security: salted argon2id hashes that verify, refuse wrong passwords and plain text."""
+"""Tests for course.domain.security: salted argon2id hashes that verify, refuse wrong passwords and plain text."""
 
 from __future__ import annotations
 
 import pytest
 from argon2 import PasswordHasher
 
-from course.security import hash_password, is_password_hash, needs_rehash, verify_password
-from course.seed_data import SEEDED_PASSWORD, SEEDED_PASSWORD_HASH
+from course.domain.security import hash_password, is_password_hash, needs_rehash, verify_password
+from course.seed.generate import SEEDED_PASSWORD, SEEDED_PASSWORD_HASH
 
 
 @pytest.fixture(scope="module")

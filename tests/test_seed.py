@@ -7,8 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from course import aio, db, seed, seed_data
+from course import db, seed
+from course.db import aio
 from course.errors import CourseError
+from course.seed import fresh
+from course.seed import generate as seed_data
+from course.seed import load as seed_load
 from course.settings import Settings, get_settings
 
 TINY_ROWS = {t.table: t.count for t in seed_data.build_tables("tiny", "sqlite")}
@@ -82,7 +86,7 @@ def test_failed_seed_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Monk
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(seed, "load_sqlite", broken)
+    monkeypatch.setattr(seed_load, "load_sqlite", broken)
     with pytest.raises(RuntimeError):
         seed.seed(get_settings(scale="tiny"), url=url)
     assert db.sqlite_path(url).read_bytes() == before
@@ -100,7 +104,7 @@ async def test_failed_postgres_seed_keeps_old_rows(pg_url: str, monkeypatch: pyt
         tables[3] = seed_data.TableRows("comments", tables[3].columns, 1, lambda: iter([("boom",)]))
         return tables
 
-    monkeypatch.setattr(seed, "build_tables", failing)
+    monkeypatch.setattr(seed_load, "build_tables", failing)
     with pytest.raises(Exception):  # noqa: B017 - asyncpg's own error type is not the point
         await aio_to_thread(seed.seed, settings, url=pg_url)
     assert await seed.content_checksum(pg_url) == before
@@ -116,9 +120,8 @@ def test_corrupt_seed_file_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 async def test_new_rows_get_fresh_ids_after_seeding(tiny: Settings) -> None:
-    from course import copies
 
-    async with copies.fresh_copy(tiny) as copy:
+    async with fresh.fresh_copy(tiny) as copy:
         engine = db.make_engine(url=copy.url)
         async with engine.begin() as conn:
             new_id = (
@@ -170,7 +173,7 @@ async def test_checksum_of_a_missing_file_does_not_create_it(tmp_path: Path) -> 
 
 
 async def test_postgres_database_with_other_tables_is_foreign(pg_url: str) -> None:
-    from course import pg_admin
+    from course.db.postgres import admin as pg_admin
 
     conn = await pg_admin.connect(pg_url)
     await conn.execute("CREATE TABLE notes (body text)")

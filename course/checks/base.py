@@ -15,13 +15,18 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from course import copies, db
-from course.instrument import count_queries
+from course import db
+from course.seed import fresh
 from course.settings import Settings, get_settings
+from course.tools.instrument import count_queries
+
+if TYPE_CHECKING:
+    # Only the type: the check framework sits below the chapters and never imports them.
+    from course.chapters.registry import Chapter
 
 # `course check` sets this: every check appends one JSON line with its outcome.
 REPORT_ENV = "COURSE_CHECK_REPORT"
@@ -154,16 +159,19 @@ class Exercise:
 
 @dataclass
 class Registry:
-    """One chapter's exercises. `check = registry.check` is what the notebook imports."""
+    """One chapter's checkers, keyed by exercise id. `check = registry.check` is what the notebook imports.
 
-    chapter: str
+    Points and titles come from the chapter registry (course/chapters/registry.py), never from here.
+    """
+
+    chapter: Chapter
     exercises: dict[str, Exercise] = field(default_factory=dict)
 
-    def exercise(
-        self, exercise_id: str, *, points: int, timeout: float = DEFAULT_TIMEOUT
-    ) -> Callable[[Checker], Checker]:
+    def exercise(self, exercise_id: str, *, timeout: float = DEFAULT_TIMEOUT) -> Callable[[Checker], Checker]:
+        spec = self.chapter.exercise(exercise_id)
+
         def register(checker: Checker) -> Checker:
-            self.exercises[exercise_id] = Exercise(exercise_id, points, checker, timeout)
+            self.exercises[exercise_id] = Exercise(exercise_id, spec.points, checker, timeout)
             return checker
 
         return register
@@ -172,7 +180,7 @@ class Registry:
         """Run the check for exercise_id on the learner's function(s); print ✅ or raise ExerciseFailed."""
         if exercise_id not in self.exercises:
             known = ", ".join(self.exercises)
-            raise ExerciseFailed(exercise_id, f"no such exercise in chapter {self.chapter} (known: {known})")
+            raise ExerciseFailed(exercise_id, f"no such exercise in chapter {self.chapter.stem} (known: {known})")
         exercise = self.exercises[exercise_id]
         try:
             await _run(exercise, solution, settings or get_settings())
@@ -195,7 +203,7 @@ class Registry:
 
 
 async def _run(exercise: Exercise, solution: tuple[Any, ...], settings: Settings) -> None:
-    async with copies.fresh_copy(settings) as copy:
+    async with fresh.fresh_copy(settings) as copy:
         engine = db.make_engine(url=copy.url)
         checkdb = CheckDB(settings=settings, url=copy.url, engine=engine, Session=db.make_sessionmaker(engine))
         try:

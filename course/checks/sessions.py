@@ -12,7 +12,7 @@ from sqlalchemy.exc import SAWarning, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from course.checks.base import expect, fail
-from course.models import User
+from course.domain.models import User
 
 COMMITTED = (
     "your function committed the transaction: the caller decides when to commit "

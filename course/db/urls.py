@@ -1,16 +1,13 @@
-"""Engines, sessions and URLs: the one place that turns settings into a database connection."""
+"""Database URLs: parse them with readable errors, and switch between the async and sync drivers."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from course.errors import CourseError
-from course.settings import Settings
 
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -54,32 +51,6 @@ def sqlite_url(path: Path) -> URL:
     return URL.create("sqlite+aiosqlite", database=str(path))
 
 
-def _enforce_sqlite_foreign_keys(dbapi_connection: object, _record: object) -> None:
-    # SQLite ignores FOREIGN KEY clauses unless each connection switches them on.
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def make_engine(*, url: str | URL, echo: bool = False, **kwargs: object) -> AsyncEngine:
-    """An AsyncEngine for url; on SQLite foreign keys are enforced on every connection."""
-    engine = create_async_engine(async_url(url), echo=echo, **kwargs)
-    if engine.dialect.name == "sqlite":
-        # Events go on the sync engine: the async engine is a thin proxy around it.
-        event.listen(engine.sync_engine, "connect", _enforce_sqlite_foreign_keys)
-    return engine
-
-
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """The session factory every lesson uses."""
-    # expire_on_commit=False keeps loaded attributes usable after commit, without a lazy load (which async forbids).
-    return async_sessionmaker(engine, expire_on_commit=False)
-
-
 def describe(url: str | URL) -> str:
     """The URL with any password hidden, for printing."""
     return parse_url(url).render_as_string(hide_password=True)
-
-
-def is_postgres(settings: Settings) -> bool:
-    return settings.backend == "postgres"

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from itertools import islice
 from pathlib import Path
-from uuid import UUID
 
-from sqlalchemy import create_engine, insert, inspect, select, text
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import create_engine, insert, text
 from tqdm import tqdm
 
-from course import aio, db, pg_admin
-from course.errors import CourseError
-from course.models import DOMAIN_TABLES, SCHEMA_VERSION, Base, CourseMeta
-from course.seed_data import SEED_VERSION, TableRows, build_tables
+from course import db
+from course.db import aio
+from course.db.postgres import admin as pg_admin
+from course.domain.models import DOMAIN_TABLES, SCHEMA_VERSION, Base, CourseMeta
+from course.seed.generate import SEED_VERSION, TableRows, build_tables
 from course.settings import Settings, get_settings
 
 CHUNK = 20_000
@@ -42,18 +37,6 @@ class SeedReport:
         return sum(self.rows.values())
 
 
-@dataclass(frozen=True)
-class SeedStatus:
-    """Whether the seed at a URL can be used as it is, and why not."""
-
-    url: str
-    ok: bool
-    reason: str
-    meta: dict[str, str] = field(default_factory=dict)
-    # The database holds tables of its own but no course seed: never replace it without being asked.
-    foreign: bool = False
-
-
 def seed_url(settings: Settings) -> str:
     """Where the seed for these settings lives (it may not exist yet)."""
     if settings.database_url:
@@ -65,7 +48,7 @@ def seed_url(settings: Settings) -> str:
     return db.parse_url(admin).set(database=f"course_seed_{settings.scale}").render_as_string(hide_password=False)
 
 
-def _expected_meta(scale: str) -> dict[str, str]:
+def expected_meta(scale: str) -> dict[str, str]:
     return {"scale": scale, "schema_version": str(SCHEMA_VERSION), "seed_version": str(SEED_VERSION)}
 
 
@@ -131,7 +114,7 @@ def seed_sqlite(url: str, scale: str, *, progress: bool = False) -> SeedReport:
     start = time.perf_counter()
     try:
         counts = load_sqlite(tmp, build_tables(scale, "sqlite"), progress=progress)
-        _write_sqlite_meta(tmp, {**_expected_meta(scale), "complete": "yes"})
+        _write_sqlite_meta(tmp, {**expected_meta(scale), "complete": "yes"})
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -170,7 +153,7 @@ async def _seed_postgres(url: str, scale: str, *, progress: bool) -> dict[str, i
                             f"(SELECT coalesce(max(id), 0) + 1 FROM {t.table}), false)"
                         )
                     )
-            meta = {**_expected_meta(scale), "complete": "yes"}
+            meta = {**expected_meta(scale), "complete": "yes"}
             await conn.execute(insert(CourseMeta), [{"key": k, "value": v} for k, v in meta.items()])
         async with engine.connect() as conn:
             await conn.execute(text("COMMIT"))
@@ -200,131 +183,6 @@ def seed(settings: Settings | None = None, *, url: str | None = None, progress: 
     if parsed.get_backend_name() == "sqlite":
         return seed_sqlite(target, settings.scale, progress=progress)
     return seed_postgres(target, settings.scale, progress=progress)
-
-
-def _normalise(value: object) -> str:
-    # One text form per value on both backends, so their checksums can be compared.
-    if value is None:
-        return "\\N"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return value.hex
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
-
-
-async def content_checksum(url: str | URL, tables: Iterable[str] | None = None) -> str:
-    """A SHA-256 over every domain row in primary-key order, the same for the same content on either backend."""
-    if db.parse_url(url).get_backend_name() == "sqlite" and not db.sqlite_path(url).exists():
-        raise CourseError(f"no database at {db.sqlite_path(url)}")
-    engine = db.make_engine(url=url)
-    digest = hashlib.sha256()
-    wanted = set(tables) if tables else None
-    try:
-        async with engine.connect() as conn:
-            for table in DOMAIN_TABLES:
-                if wanted is not None and table.name not in wanted:
-                    continue
-                digest.update(f"#{table.name}\n".encode())
-                result = await conn.stream(select(table).order_by(*table.primary_key.columns))
-                async for row in result:
-                    digest.update("\t".join(map(_normalise, row)).encode())
-                    digest.update(b"\n")
-    finally:
-        await engine.dispose()
-    return digest.hexdigest()
-
-
-async def read_meta(url: str | URL) -> dict[str, str]:
-    engine = db.make_engine(url=url)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(select(CourseMeta.key, CourseMeta.value))
-            return dict(rows.all())
-    finally:
-        await engine.dispose()
-
-
-def status(settings: Settings | None = None, *, url: str | None = None) -> SeedStatus:
-    """Is the seed there, complete, and built for this scale and schema version?"""
-    settings = settings or get_settings()
-    target = url or seed_url(settings)
-    parsed = db.parse_url(target)
-    if parsed.get_backend_name() == "sqlite":
-        path = db.sqlite_path(target)
-        if not path.exists():
-            return SeedStatus(target, False, f"no seed at {path}")
-        try:
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
-                con.execute("PRAGMA quick_check").fetchone()
-                tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                if "course_meta" not in tables:
-                    return _not_a_seed(target, bool(tables))
-                meta = dict(con.execute("SELECT key, value FROM course_meta").fetchall())
-        except sqlite3.DatabaseError as exc:
-            raise CourseError(
-                f"the seed file {path} is damaged ({exc}): rebuild it with `course seed --force`"
-            ) from None
-    else:
-        try:
-            meta = aio.run(read_meta(target))
-        except OSError as exc:
-            where = f"{parsed.host}:{parsed.port or 5432}"
-            raise CourseError(
-                f"PostgreSQL at {where} is not answering ({type(exc).__name__}): is it running?"
-            ) from None
-        except DBAPIError as exc:
-            if isinstance(exc.orig, OSError) or "connect" in str(exc.orig).lower():
-                raise CourseError(f"cannot reach PostgreSQL for {db.describe(target)}: is it running?") from None
-            if "course_meta" in str(exc.orig):
-                return _not_a_seed(target, aio.run(_has_tables(target)))
-            # The database does not exist yet: seeding creates it.
-            return SeedStatus(target, False, f"no seed in {db.describe(target)}")
-    expected = _expected_meta(settings.scale)
-    for key, want in expected.items():
-        if meta.get(key) != want:
-            return SeedStatus(target, False, f"seed has {key}={meta.get(key)!r}, expected {want!r}", meta)
-    if meta.get("complete") != "yes":
-        return SeedStatus(target, False, "seed is incomplete", meta)
-    return SeedStatus(target, True, "ok", meta)
-
-
-def _not_a_seed(target: str, has_tables: bool) -> SeedStatus:
-    if has_tables:
-        return SeedStatus(
-            target, False, f"{db.describe(target)} holds other tables, not a course seed", foreign=True
-        )
-    return SeedStatus(target, False, f"{db.describe(target)} is empty")
-
-
-async def _has_tables(url: str) -> bool:
-    engine = db.make_engine(url=url)
-    try:
-        async with engine.connect() as conn:
-            return bool(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
-    finally:
-        await engine.dispose()
-
-
-def ensure_seed(settings: Settings | None = None, *, progress: bool = True, announce: bool = True) -> str:
-    """The URL of a usable seed, building it first when missing or built for another scale or schema."""
-    settings = settings or get_settings()
-    current = status(settings)
-    if current.ok:
-        return current.url
-    if current.foreign and settings.database_url:
-        raise CourseError(
-            f"{current.reason}: run `course seed --url ...` to seed it (this replaces the course's tables) "
-            "or point COURSE_DATABASE_URL at another database"
-        )
-    if announce:
-        print(f"Building the {settings.scale} seed: {current.reason}.")
-    report = seed(settings, url=current.url, progress=progress)
-    if announce:
-        print(f"Seeded {report.total_rows:,} rows in {report.seconds:.1f} s.")
-    return report.url
 
 
 def row_counts(url: str) -> dict[str, int]:

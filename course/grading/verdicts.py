@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from course.build import ExerciseInfo
-from course.nbval_hooks import KernelDied, clip
+from course.grading.nbval_hooks import KernelDied, clip
+from course.grading.notebook_format import ExerciseInfo
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The pytest plugin inside a notebook check run (`-p course.nbval_hooks`): it logs each cell and notices dead kernels.
+"""The pytest plugin inside a notebook check run (`-p course.grading.nbval_hooks`): it logs each cell and notices dead kernels.
 
 It also holds what the kernel runs at start-up (OUTPUT_CAP) and the small helpers course/runner.py shares with it.
 It imports nothing from the course package, so the pytest process stays light and never loads course.checks.

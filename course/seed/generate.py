@@ -16,7 +16,7 @@ SEED_VERSION = 1
 RANDOM_SEED = 20240101
 BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 # Word lists are committed inputs in the repository's data/ folder.
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 # Every seeded user's password is "course-password": an argon2id hash made once, so seeding stays fast
 # and deterministic (hashing per user would take minutes and give random salts).

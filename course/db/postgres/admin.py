@@ -17,9 +17,9 @@ def admin_url(settings: Settings) -> str:
     """A URL to the server's maintenance database, from COURSE_DATABASE_URL or the course's own server."""
     if settings.database_url and db.parse_url(settings.database_url).get_backend_name() == "postgresql":
         return db.async_url(settings.database_url).set(database="postgres").render_as_string(hide_password=False)
-    from course import postgres  # imported here: starting a server is only needed when no URL is given
+    from course.db.postgres import provider  # imported here: starting a server is only needed when no URL is given
 
-    return postgres.admin_url(settings)
+    return provider.server_url(settings)
 
 
 def dsn(url: str | URL) -> str:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from course import aio, db, pg_admin, seed
-from course.settings import Settings, get_settings
+from course import db
+from course.db import aio
+from course.db.postgres import admin as pg_admin
 
 COPY_PREFIX = "course_run_"
 
@@ -53,25 +51,3 @@ async def copy_of(seed_url: str) -> DatabaseCopy:
     await pg_admin.drop_stale_copies(admin, COPY_PREFIX)
     name = f"{COPY_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
     return DatabaseCopy(url=await pg_admin.copy_database(seed_url, name), backend="postgres")
-
-
-async def create_copy(settings: Settings | None = None) -> DatabaseCopy:
-    """A fresh copy of the current seed, building the seed first when it is missing or stale."""
-    settings = settings or get_settings()
-    seed_url = await _ensure_seed(settings)
-    return await copy_of(seed_url)
-
-
-async def _ensure_seed(settings: Settings) -> str:
-    # Seeding is sync code (sqlite3, or its own loop for asyncpg): keep it off this loop.
-    return await asyncio.to_thread(seed.ensure_seed, settings, progress=False)
-
-
-@asynccontextmanager
-async def fresh_copy(settings: Settings | None = None) -> AsyncIterator[DatabaseCopy]:
-    """`async with fresh_copy() as copy:` gives a copy that is dropped on the way out, whatever happened."""
-    copy = await create_copy(settings)
-    try:
-        yield copy
-    finally:
-        await copy.drop()

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import select, tuple_
 
+from course.chapters.ch04_pagination.pages import Key, statement_cost
 from course.checks.base import CheckDB, expect, fail
-from course.checks.pages import Key, statement_cost
-from course.explain import explain
-from course.models import Comment, Order
+from course.domain.models import Comment, Order
+from course.tools.explain import explain
 
 # A page far from the start may cost this many times a page read through the primary key, and no more.
 COST_FACTOR = 5

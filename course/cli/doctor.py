@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 from importlib import metadata
 
 from course import db
 from course.errors import CourseError
-from course.settings import Settings
+from course.settings import Settings, get_settings
 
 PACKAGES = ("sqlalchemy", "aiosqlite", "asyncpg", "jupyterlab", "ipython-sql", "pandas", "nbval")
 
@@ -21,7 +22,8 @@ def _version(name: str) -> str:
 
 def run(settings: Settings) -> int:
     """Print a short report; return 0 when the course can run as configured, 1 otherwise."""
-    from course import postgres, seed
+    from course import seed
+    from course.db.postgres import provider as postgres
 
     problems = 0
     print(f"Python       {platform.python_version()}")
@@ -56,3 +58,12 @@ def run(settings: Settings) -> int:
         problems += 1
     print("All good." if not problems else f"{problems} problem(s) found: see the arrows above.")
     return 0 if not problems else 1
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    return run(get_settings())
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check the set-up and say what to fix")
+    p.set_defaults(handler=cmd_doctor)

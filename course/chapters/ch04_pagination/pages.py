@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from course.checks.base import expect, fail
-from course.explain import explain_json
+from course.tools.explain import explain_json
 
 Key = tuple[datetime, int]
 # Where a row count starts: OFFSET n, LIMIT n, FETCH FIRST n (PostgreSQL's spelling of LIMIT).

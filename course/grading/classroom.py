@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from course.build import NAME_RE, ExerciseInfo, exercises_in, load_notebook
 from course.errors import CourseError
-from course.runner import ANSI_RE, DEFAULT_CELL_TIMEOUT, run_notebook, stop_all
+from course.grading.notebook_format import NAME_RE, ExerciseInfo, exercises_in, load_notebook
+from course.grading.runner import ANSI_RE, DEFAULT_CELL_TIMEOUT, run_notebook, stop_all
 from course.settings import project_root
 
 # Two digits then `_` and a letter, not inside a longer number: 04_pagination, alice_04_pagination, 04_x (1).

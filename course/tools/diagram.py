@@ -10,7 +10,7 @@ from matplotlib.path import Path
 from sqlalchemy import DateTime, Integer, MetaData, String, Table, Text, TypeDecorator, Uuid
 from sqlalchemy.types import TypeEngine
 
-from course.plots import LessonFigure
+from course.tools.plots import LessonFigure
 
 # Tables that hold the course's bookkeeping, not the domain a lesson talks about.
 HIDDEN_TABLES = frozenset({"course_meta"})
@@ -61,7 +61,7 @@ class Box:
 def _metadata(metadata: MetaData | None) -> MetaData:
     if metadata is not None:
         return metadata
-    from course.models import Base
+    from course.domain.models import Base
 
     return Base.metadata
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from course import aio
-from course import postgres_local as local
+from course.db import aio
+from course.db.postgres import local as local
+from course.db.postgres.local import find_binaries
 from course.errors import CourseError
-from course.postgres_local import find_binaries
 from course.settings import Settings, get_settings
 
-__all__ = ["ServerInfo", "admin_url", "find_binaries", "start", "status", "stop"]
+__all__ = ["ServerInfo", "server_url", "find_binaries", "start", "status", "stop"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -165,7 +165,7 @@ def stop(settings: Settings | None = None) -> bool:
     return stopped
 
 
-def admin_url(settings: Settings | None = None, *, start_server: bool = True) -> str:
+def server_url(settings: Settings | None = None, *, start_server: bool = True) -> str:
     """The superuser URL of the course's server; starts it unless start_server is False."""
     if start_server:
         return start(settings).url

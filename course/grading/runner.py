@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from course.build import ExerciseInfo, exercises_in, load_notebook
-from course.nbval_hooks import ANSI_RE, CELLS_ENV, OUTPUT_CAP, clip, killed_by
-from course.verdicts import Cell, ExerciseResult, kernel_stopped, read_jsonl, trusted, verdicts
+from course.grading.nbval_hooks import ANSI_RE, CELLS_ENV, OUTPUT_CAP, clip, killed_by
+from course.grading.notebook_format import ExerciseInfo, exercises_in, load_notebook
+from course.grading.verdicts import Cell, ExerciseResult, kernel_stopped, read_jsonl, trusted, verdicts
 
 DEFAULT_CELL_TIMEOUT = 60.0
 # Where the check machinery (course/checks/base.py) appends its verdicts; CELLS_ENV (course/nbval_hooks.py) is
@@ -136,7 +136,7 @@ def _run_pytest(work: Path, copy: Path, env_vars: dict[str, str], *, timeout: fl
     # Only nbval and our hook: the learner's environment may have plugins (asyncio, randomly...) that interfere.
     env.update({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **env_vars})
     command = [
-        sys.executable, "-m", "pytest", "-p", "nbval.plugin", "-p", "course.nbval_hooks", "-p", "no:cacheprovider",
+        sys.executable, "-m", "pytest", "-p", "nbval.plugin", "-p", "course.grading.nbval_hooks", "-p", "no:cacheprovider",
         "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={timeout:g}",
         "-c", str(work / "pytest.ini"), "--rootdir", str(work), "--confcutdir", str(work),
         "-q", "--color=no", "-o", "addopts=", str(copy),

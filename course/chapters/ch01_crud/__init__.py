@@ -1,0 +1,5 @@
+"""Chapter 1 (CRUD): its checks; notebooks import `check` from here."""
+
+from course.chapters.ch01_crud.checks import check, registry
+
+__all__ = ["check", "registry"]

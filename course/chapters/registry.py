@@ -1,0 +1,128 @@
+"""The chapter registry: every chapter's number, slug, title, exercises (with points) and backends.
+
+It is the single source that `course build`, `course check`, `course grade`, the tests and the start notebook's
+chapter table read. A chapter appears here once its lesson exists; its checks live in `checks_module`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from course.errors import CourseError
+
+BOTH = ("sqlite", "postgres")
+
+
+@dataclass(frozen=True)
+class ExerciseSpec:
+    """One exercise: `names` are the notebook's top-level names its check receives, in order."""
+
+    id: str
+    title: str
+    points: int
+    names: tuple[str, ...]
+    # Where the check can run; on another backend the exercise is skipped with a message, not failed.
+    backends: tuple[str, ...] = BOTH
+
+
+@dataclass(frozen=True)
+class Chapter:
+    number: int
+    slug: str
+    title: str
+    minutes: int
+    exercises: tuple[ExerciseSpec, ...] = ()
+    backends: tuple[str, ...] = BOTH
+
+    @property
+    def stem(self) -> str:
+        """The notebook name without .ipynb, the same in notebooks/, exercises/ and solutions/."""
+        return f"{self.number:02d}_{self.slug}"
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.stem}.ipynb"
+
+    @property
+    def checks_module(self) -> str:
+        return f"course.chapters.ch{self.stem}.checks"
+
+    @property
+    def max_points(self) -> int:
+        return sum(e.points for e in self.exercises)
+
+    def checks(self) -> ModuleType:
+        """The chapter's checks module (its `registry` holds a checker for every exercise)."""
+        if not self.exercises:
+            raise CourseError(f"chapter {self.stem} has no exercises")
+        return importlib.import_module(self.checks_module)
+
+    def exercise(self, exercise_id: str) -> ExerciseSpec:
+        for spec in self.exercises:
+            if spec.id == exercise_id:
+                return spec
+        known = ", ".join(e.id for e in self.exercises) or "none"
+        raise CourseError(f"chapter {self.stem} has no exercise {exercise_id} (it has: {known})")
+
+
+def _ex(id: str, title: str, points: int, *names: str, backends: tuple[str, ...] = BOTH) -> ExerciseSpec:
+    return ExerciseSpec(id, title, points, names, backends)
+
+
+CHAPTERS: tuple[Chapter, ...] = (
+    Chapter(0, "start_here", "Start here", 20),
+    Chapter(
+        1,
+        "crud",
+        "CRUD",
+        60,
+        (
+            _ex("1.1", "Create a user", 2, "create_user"),
+            _ex("1.2", "Look a user up by email", 2, "get_user_by_email"),
+            _ex("1.3", "List users with filters", 3, "list_users"),
+            _ex("1.4", "Partial update", 3, "update_user"),
+            _ex("1.5", "Soft delete and restore", 3, "soft_delete_user", "restore_user"),
+            _ex("1.6", "A search that is safe against injection", 3, "search_users"),
+        ),
+    ),
+    Chapter(
+        2,
+        "indexing",
+        "Indexing",
+        50,
+        (
+            _ex("2.1", "Make a lookup use an index", 2, "add_name_index"),
+            _ex("2.2", "An index that also sorts", 3, "add_author_feed_index"),
+            _ex("2.3", "A partial index for the public feed", 3, "add_feed_index"),
+            _ex("2.4", "Foreign keys without an index", 3, "missing_fk_indexes"),
+        ),
+    ),
+    Chapter(
+        4,
+        "pagination",
+        "Pagination",
+        35,
+        (
+            _ex("4.1", "Keyset pages over the feed", 3, "posts_page"),
+            _ex("4.2", "Cursors that cannot be forged", 3, "encode_cursor", "decode_cursor"),
+            _ex("4.3", "A page that costs the same at any depth", 3, "add_comments_index", "comments_page"),
+            _ex("4.4", "Is there a next page?", 2, "user_orders_page"),
+        ),
+    ),
+)
+
+
+def chapter(key: int | str) -> Chapter:
+    """A chapter by number (4), two-digit string ("04") or stem ("04_pagination")."""
+    number = key if isinstance(key, int) else int(str(key)[:2]) if str(key)[:2].isdigit() else -1
+    for ch in CHAPTERS:
+        if ch.number == number:
+            return ch
+    known = ", ".join(ch.stem for ch in CHAPTERS)
+    raise CourseError(f"the course has no chapter {key!r} (it has: {known})")
+
+
+def with_exercises() -> tuple[Chapter, ...]:
+    return tuple(ch for ch in CHAPTERS if ch.exercises)

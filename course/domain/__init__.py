@@ -1,0 +1,1 @@
+"""What learners import as "the application": the models, the input schemas and password hashing."""
