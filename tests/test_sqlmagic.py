@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import sql.connection
-from course.tools.sqlmagic import setup_sql_magic
 from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from traitlets.config import Config
 
 from course.errors import CourseError
+from course.tools.sqlmagic import setup_sql_magic
 
 
 @pytest.fixture(scope="module")
