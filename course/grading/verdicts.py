@@ -112,7 +112,8 @@ def verdicts(
         elif row is None:
             status, message = why_no_report(info.id, cells, error, timeout)
         else:
-            status, message = ("passed" if row.get("passed") else "failed"), str(row.get("message", ""))
+            status = "skipped" if row.get("status") == "skipped" else "passed" if row.get("passed") else "failed"
+            message = str(row.get("message", ""))
         passed = status == "passed"
         results.append(
             ExerciseResult(info.id, info.title, passed, info.points if passed else 0, info.points, message, status)
