@@ -65,7 +65,8 @@ def describe_learner_error(exc: BaseException) -> str:
     location = ""
     if where is not None:
         cell = _cell_name(where.filename) if _in_cell(where.filename) else None
-        location = f" ({cell + ', ' if cell else ''}line {where.lineno}: `{(where.line or '').strip()}`)"
+        line = (where.line or "").strip()
+        location = f" ({cell + ', ' if cell else ''}line {where.lineno}{f': `{line}`' if line else ''})"
     text = " ".join(str(exc).split())
     if len(text) > MESSAGE_LIMIT:
         text = text[: MESSAGE_LIMIT - 1] + "…"
