@@ -149,6 +149,8 @@ def cell_problems(cells: list[Cell], timeout: float) -> list[str]:
         outcome = cell.outcome
         if cell.grader is not None or outcome is None or outcome.get("ok"):
             continue
+        if outcome.get("when") == "setup" and not outcome.get("kernel_alive", True):
+            continue  # never ran: the kernel had stopped, which the run's error says
         error = str(outcome.get("error") or "it failed")
         if outcome.get("timed_out"):
             problems.append(f"{cell.label} did not finish within {timeout:g} s and was interrupted")
