@@ -145,3 +145,32 @@ async def test_grader_skips_by_backend_and_reports_a_broken_check_as_error(grade
     # The notebook's own check calls are not the grader's.
     await sys.modules["graded_checks"].registry.check("98.2")
     assert "by" not in _lines(graded)[-1]
+
+
+async def test_grader_reuses_the_notebooks_verdict_only_for_the_very_same_functions(graded: Path) -> None:
+    calls = []
+
+    async def one() -> int:
+        calls.append("one")
+        return 1
+
+    async def two() -> int:
+        return 2
+
+    registry = sys.modules["graded_checks"].registry
+    await registry.check("98.1", one, two)  # the notebook's own check cell
+    assert calls == ["one"]
+    await grader.grade("graded_checks", "98.1", ("first", "second"), {"first": one, "second": two})
+    assert calls == ["one"]  # not run again: the same functions were just checked
+    notebook, reused = _lines(graded)
+    assert reused == {**notebook, "by": "grader"}
+
+    async def other_two() -> int:
+        return 2
+
+    await grader.grade("graded_checks", "98.1", ("first", "second"), {"first": one, "second": other_two})
+    assert calls == ["one", "one"]  # another function under the name: checked again
+    two.__code__ = (lambda: 3).__code__  # the checked function's code swapped afterwards
+    await grader.grade("graded_checks", "98.1", ("first", "second"), {"first": one, "second": two})
+    assert calls == ["one", "one", "one"]
+    assert _lines(graded)[-1]["passed"] is False

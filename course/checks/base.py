@@ -128,6 +128,23 @@ def _cpu_guard(seconds: float) -> Iterator[None]:
 Checker = Callable[..., Awaitable[None]]
 # True while `grade` runs a check: its report lines are marked as the grader's, the verdict that counts.
 _BY_GRADER: ContextVar[bool] = ContextVar("course_by_grader", default=False)
+# The verdict of the check running now (a kernel runs one at a time), and of the notebook's last check of each
+# exercise with the functions it was given: the grader need not run a check twice on the same functions.
+_LAST_REPORT: dict[str, Any] = {}
+NOTEBOOK_VERDICTS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+
+def _fingerprint(solution: tuple[Any, ...]) -> tuple[Any, ...]:
+    # The objects themselves (kept alive, so no id is reused), and for functions their code and defaults: a
+    # function whose code was swapped after its check is not the function that was checked.
+    return tuple((fn, getattr(fn, "__code__", None), getattr(fn, "__defaults__", None)) for fn in solution)
+
+
+def same_functions(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """True when two fingerprints are of the very same objects, code and defaults."""
+    return len(a) == len(b) and all(
+        x is y for pair_a, pair_b in zip(a, b, strict=True) for x, y in zip(pair_a, pair_b, strict=True)
+    )
 
 
 def _take_report_key() -> bytes | None:
@@ -182,6 +199,15 @@ class Registry:
 
     async def check(self, exercise_id: str, *solution: Any, settings: Settings | None = None) -> None:
         """Run the check for exercise_id on the learner's function(s); print ✅ or raise ExerciseFailed."""
+        _LAST_REPORT.clear()
+        try:
+            await self._check(exercise_id, *solution, settings=settings)
+        finally:
+            if settings is None and _LAST_REPORT and not _BY_GRADER.get():
+                # The grader reuses this verdict if it would check the very same functions (course/checks/grader.py).
+                NOTEBOOK_VERDICTS[exercise_id] = (_fingerprint(solution), dict(_LAST_REPORT))
+
+    async def _check(self, exercise_id: str, *solution: Any, settings: Settings | None = None) -> None:
         if exercise_id not in self.exercises:
             known = ", ".join(self.exercises)
             raise ExerciseFailed(exercise_id, f"no such exercise in chapter {self.chapter.stem} (known: {known})")
@@ -242,6 +268,8 @@ def _report(exercise: Exercise, *, passed: bool, message: str, status: str | Non
     }
     if status is not None:
         line["status"] = status
+    _LAST_REPORT.clear()
+    _LAST_REPORT.update(line)
     if _BY_GRADER.get():
         line["by"] = "grader"
     if _REPORT_KEY is not None:
