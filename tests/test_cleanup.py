@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 from course.db import copies
@@ -59,11 +60,12 @@ def _tagged_databases(backend: str) -> list[str]:
     return aio.run(names())
 
 
-def _leftovers(tmp: Path, backend: str, *, settle: float = 10) -> list[str]:
-    """Copies left in the temp folder or on the server; a run finishing in parallel gets `settle` seconds."""
+def _leftovers(tmp: Path, backend: str, *, settle: float = 10, before: frozenset[str] = frozenset()) -> list[str]:
+    """New copies in the temp folder or on the server; a run finishing in parallel gets `settle` seconds."""
     deadline = time.monotonic() + settle
     while True:
-        left = sorted(p.name for p in tmp.iterdir() if p.name.startswith("course-")) + _tagged_databases(backend)
+        on_server = [name for name in _tagged_databases(backend) if name not in before]
+        left = sorted(p.name for p in tmp.iterdir() if p.name.startswith("course-")) + on_server
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.5)
@@ -79,7 +81,7 @@ def test_no_copy_outlives_check_grade_dead_kernels_or_ctrl_c(tmp_path: Path, bac
     dying = _with(tmp_path / "dying" / "99_demo.ipynb", DYING)
     stubborn = _with(tmp_path / "stubborn" / "99_demo.ipynb", STUBBORN)
     hoarding = _with(tmp_path / "hoarding" / "99_demo.ipynb", HOARD)
-    assert _leftovers(tmp, backend, settle=0) == []
+    before = frozenset(_tagged_databases(backend))  # a crashed earlier run's are not this test's business
 
     # Five `course check` runs: solved, unsolved, a kernel that dies, one that is stopped, one that hoards copies.
     # (On PostgreSQL the grading below takes the same paths; one backend is enough for these five.)
@@ -90,7 +92,7 @@ def test_no_copy_outlives_check_grade_dead_kernels_or_ctrl_c(tmp_path: Path, bac
         flat = " ".join(result.stdout.split())
         assert "the kernel died while running code cell 2" in flat, result.stdout
         assert "ignored the interrupt, so the kernel was stopped" in flat, result.stdout
-        assert _leftovers(tmp, backend) == []
+        assert _leftovers(tmp, backend, before=before) == []
 
     # One `course grade` of three submissions: a hoarder, a dying kernel and a stopped one.
     subs = tmp_path / "subs"
@@ -99,11 +101,17 @@ def test_no_copy_outlives_check_grade_dead_kernels_or_ctrl_c(tmp_path: Path, bac
         (subs / learner / "99_demo.ipynb").write_bytes(notebook.read_bytes())
     result = course("grade", str(subs), "--out", str(tmp_path / "out"), "--timeout", "3", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert _leftovers(tmp, backend) == []
+    assert _leftovers(tmp, backend, before=before) == []
 
-    # Ctrl-C of `course check` while its kernel holds copies.
+    # Ctrl-C of `course grade` while two kernels hold copies (one thread per run: each cleans up after its own).
+    sleeping = _with(tmp_path / "sleeping" / "99_demo.ipynb", HOARD, "import time\n\ntime.sleep(120)")
+    class_ = tmp_path / "class"
+    for learner in ("dee", "eve"):
+        (class_ / learner).mkdir(parents=True)
+        (class_ / learner / "99_demo.ipynb").write_bytes(sleeping.read_bytes())
+    command = ["grade", str(class_), "--out", str(tmp_path / "out2"), "--jobs", "2", "--timeout", "150"]
     process = subprocess.Popen(
-        [sys.executable, str(FIXTURES / "demo_cli.py"), "check", str(stubborn), "--timeout", "60"],
+        [sys.executable, str(FIXTURES / "demo_cli.py"), *command],
         cwd=tmp_path,
         env={**os.environ, **KERNEL_ENV, **env},
         stdout=subprocess.PIPE,
@@ -112,23 +120,47 @@ def test_no_copy_outlives_check_grade_dead_kernels_or_ctrl_c(tmp_path: Path, bac
     )
     try:
         deadline = time.monotonic() + 60
-        while not _copies_held(tmp, backend) and time.monotonic() < deadline:
+        while not _copies_held(tmp, backend, before) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _copies_held(tmp, backend), "the kernel never made its copy"
+        assert _copies_held(tmp, backend, before), "the kernel never made its copy"
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 130 and "interrupted" in err, err
-    assert _leftovers(tmp, backend, settle=0) == []
+    assert _leftovers(tmp, backend, settle=0, before=before) == []
 
 
-def _copies_held(tmp: Path, backend: str) -> bool:
+def _copies_held(tmp: Path, backend: str, before: frozenset[str]) -> bool:
+    # Both kernels have made their lesson copy and their two hoarded ones.
     if backend == "postgres":
-        return bool(_tagged_databases(backend))
-    return any(tmp.glob("course-check-*/copies/course-run-*/course.sqlite3"))
+        return len(_tagged_databases(backend)) >= 6 + len(before)
+    return len(list(tmp.glob("course-check-*/copies/course-run-*/course.sqlite3"))) >= 6
 
 
 def test_tagged_names_are_what_the_count_looks_for() -> None:
     tag = copies.new_run_tag()
     assert len(tag) == 9 and tag.startswith("r") and copies._TAG_RE.match(tag)
+
+
+def test_the_runner_kills_its_own_kernels_and_no_other_process(tmp_path: Path) -> None:
+    from course.grading.cleanup import Run
+
+    run = Run(folder=tmp_path / "copies", tag=copies.new_run_tag(), pids=tmp_path / "kernel.pids")
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    # Kernels lead a session of their own, as jupyter_client starts them; the stranger has another run's tag.
+    ours = subprocess.Popen(sleep, env={**os.environ, **run.env()}, start_new_session=True)
+    stranger = subprocess.Popen(sleep, env={**os.environ, copies.RUN_TAG_ENV: copies.new_run_tag()})
+    try:
+        time.sleep(0.5)  # let both start, so their environments can be read
+        run.pids.write_text(f"{ours.pid}\n{stranger.pid}\nnot-a-pid\n")
+        started = time.monotonic()
+        run.kill_kernels()
+        ours.wait(timeout=10)  # (already reaped by kill_kernels, so its exit status is lost)
+        assert time.monotonic() - started < 10 and not psutil.pid_exists(ours.pid)
+        assert stranger.poll() is None
+    finally:
+        ours.kill()
+        stranger.kill()
+        ours.wait()
+        stranger.wait()

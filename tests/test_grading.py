@@ -75,7 +75,10 @@ def test_summary_counts_the_better_of_two_hand_ins() -> None:
 
     rows = [row("ann", "a1", 0, 2), row("ann", "a1", 3, 3), row("ann", "a2", 2, 2), row("ann", "a2", 3, 3)]
     rows.append(GradeRow("ben", "", "", 0, 0, "error", "unknown chapter", "b"))
-    assert summarise(rows) == [("ann", 5, 5), ("ben", 0, 0)]
+    # An exercise skipped on this database counts on neither side.
+    rows.append(GradeRow("cat", "99_demo", "99.1", 2, 2, "passed", "", "c"))
+    rows.append(GradeRow("cat", "99_demo", "99.3", 0, 0, "skipped", "PostgreSQL only", "c"))
+    assert summarise(rows) == [("ann", 5, 5), ("ben", 0, 0), ("cat", 2, 2)]
 
 
 @pytest.mark.notebooks
@@ -84,6 +87,11 @@ def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
     subs = tmp_path / "subs"
     for learner in ("alice", "bob", "carol", "dave", "erin"):
         (subs / learner).mkdir(parents=True)
+
+    def drop_99_2(nb) -> None:  # noqa: ANN001 - a NotebookNode
+        del nb.cells[next(i for i, c in enumerate(nb.cells) if c.source.startswith("### Exercise 99.2")) :]
+
+    variant(subs / "fay" / "99_demo.ipynb", drop_99_2)  # exercise 99.2 deleted: still graded, same maximum
     shutil.copy(SOLUTION, subs / "alice" / "99_demo.ipynb")
     shutil.copy(reference / "99_demo.ipynb", subs / "bob" / "99_demo.ipynb")
     (subs / "carol" / "99_demo.ipynb").write_text(SOLUTION.read_text()[:400])  # cut off mid-upload
@@ -106,12 +114,15 @@ def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
         ("dave", "99.1"): ("error", "0", "2"),
         ("dave", "99.2"): ("error", "0", "3"),
         ("erin", ""): ("error", "0", "0"),
+        ("fay", "99.1"): ("passed", "2", "2"),
+        ("fay", "99.2"): ("failed", "0", "3"),
     }
     messages = {(g["learner"], g["exercise"]): g["message"] for g in grades}
     assert "not solved yet (Exercise 99.2)" in messages["bob", "99.2"]
     assert "not valid JSON" in messages["carol", "99.1"]
     assert "not a Jupyter notebook" in messages["dave", "99.1"]
     assert "unknown chapter" in messages["erin", ""]
+    assert "not found: define `newest_emails`" in messages["fay", "99.2"]
     assert all(g["chapter"] == "99_demo" for g in grades if g["learner"] != "erin")
     summary = {s["learner"]: (s["points"], s["max_points"]) for s in _csv(out / "summary.csv")}
     assert summary == {
@@ -120,8 +131,9 @@ def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
         "carol": ("0", "5"),
         "dave": ("0", "5"),
         "erin": ("0", "0"),
+        "fay": ("2", "5"),
     }
-    assert "5 learner(s)" in result.stdout and "grades.csv" in result.stdout
+    assert "6 learner(s)" in result.stdout and "grades.csv" in result.stdout
 
 
 @pytest.mark.parametrize("make", ["missing", "empty"])

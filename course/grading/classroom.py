@@ -148,9 +148,10 @@ def grade(
         rows = [r for rows in graded for r in rows]
     except BaseException:
         # Ctrl-C: start nothing new and stop the kernels that are running, rather than wait for them; each run's
-        # own thread then cleans up after its kernel before the process exits.
-        pool.shutdown(wait=False, cancel_futures=True)
+        # own thread then cleans up after its kernel.
         stop_all()
+        # Wait for the stopped runs to clean up (seconds): at interpreter exit their threads could not connect.
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
     report = GradeReport(rows=rows, summary=summarise(rows), submissions=len(submissions), out=out)

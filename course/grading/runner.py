@@ -160,7 +160,8 @@ def run_notebook(
             error = _run_pytest(work, copy, env, timeout=timeout, overall=STARTUP_ALLOWANCE + timeout * len(cells))
         finally:
             # Whatever happened (Ctrl-C too): nothing the kernel made outlives the run.
-            run.clean_up(get_settings())
+            for problem in run.clean_up(get_settings()):
+                print(f"course: warning: {problem}", file=sys.stderr)
         reports = read_jsonl(report)
         if sign is not None:
             reports = [trusted(row, key, sign) for row in reports]
