@@ -1,5 +1,9 @@
 """A copy is a real, separate database: damage done to it never reaches the seed, and it is removed after."""
 
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -65,3 +69,79 @@ async def test_copies_of_dead_processes_are_cleaned_up(pg_admin_url: str) -> Non
     async with fresh.fresh_copy(tiny):
         pass
     assert not await pg_admin.database_exists(pg_admin_url, db.parse_url(orphan).database)
+
+
+# --- who cleans up: the runner's run folder and run tag, and the reaping of dead processes' folders -----------------
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+async def test_sqlite_copies_go_into_the_runners_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny = get_settings(scale="tiny", backend="sqlite")
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.setenv(copies.RUN_DIR_ENV, str(run))
+    copy = await fresh.create_copy(tiny)
+    assert copy.folder is not None and copy.folder.parent == run
+    assert copy.folder.name.startswith(f"course-run-{os.getpid()}-")
+    await copy.drop()
+    assert list(run.iterdir()) == []
+
+
+def test_folders_of_ended_processes_are_reaped_and_no_others(tmp_path: Path) -> None:
+    dead, alive = _dead_pid(), os.getppid()
+    for name in (
+        f"course-run-{dead}-abc",
+        f"course-run-{alive}-def",
+        f"course-run-{os.getpid()}-ghi",
+        "course-run-x1",
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "course.sqlite3").write_bytes(b"x")
+    (tmp_path / f"course-run-{dead}-file").write_text("a file, not a copy folder")
+    assert copies.reap_abandoned_folders(tmp_path) == [tmp_path / f"course-run-{dead}-abc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"course-run-{alive}-def", f"course-run-{os.getpid()}-ghi", "course-run-x1", f"course-run-{dead}-file"]
+    )
+
+
+async def test_a_lesson_without_a_runner_reaps_dead_processes_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(copies.RUN_DIR_ENV, raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    orphan = tmp_path / f"course-run-{_dead_pid()}-zzz"
+    orphan.mkdir()
+    copy = await fresh.create_copy(get_settings(scale="tiny", backend="sqlite"))
+    assert not orphan.exists() and copy.folder is not None and copy.folder.parent == tmp_path
+    await copy.drop()
+
+
+async def test_the_runner_drops_exactly_the_copies_with_its_tag(
+    pg_admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tiny = get_settings(scale="tiny", backend="postgres")
+    ours, theirs = copies.new_run_tag(), copies.new_run_tag()
+    made = {}
+    for tag in (ours, theirs, None):
+        if tag:
+            monkeypatch.setenv(copies.RUN_TAG_ENV, tag)
+        else:
+            monkeypatch.delenv(copies.RUN_TAG_ENV)
+        made[tag] = await fresh.create_copy(tiny)
+    assert db.parse_url(made[ours].url).database.endswith(f"_{ours}")
+    try:
+        dropped = await copies.drop_run_copies(pg_admin_url, ours)
+        assert dropped == [db.parse_url(made[ours].url).database]
+        for tag, copy in made.items():
+            exists = await pg_admin.database_exists(pg_admin_url, db.parse_url(copy.url).database)
+            assert exists is (tag != ours)
+    finally:
+        for copy in made.values():
+            await copy.drop()
+    with pytest.raises(ValueError, match="not a run tag"):
+        await copies.drop_run_copies(pg_admin_url, "%")

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from course.chapters import registry
 from course.errors import CourseError
 from course.grading.classroom import GradeRow, _write_csv, find_submissions, learner_name, summarise
+from tests.fixtures.demo_chapter import DEMO
 from tests.fixtures.tooling import SOLUTION, built_fixture, code_cell, course, variant
 from tests.nbsource import ROOT
 
@@ -36,30 +38,34 @@ def test_learner_name_rule(tmp_path: Path, relative: str, given_folder: str | No
     assert learner_name(path, folder) == learner
 
 
-def test_chapters_come_from_the_file_name(tmp_path: Path) -> None:
-    references = {"04": tmp_path / "ref" / "04_pagination.ipynb", "99": tmp_path / "ref" / "99_demo.ipynb"}
+def test_chapters_come_from_the_file_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "CHAPTERS", (*registry.CHAPTERS, DEMO))
     names = [
         "04_pagination.ipynb",
         "alice_04_pagination.ipynb",
         "99_demo (1).ipynb",
         "homework.ipynb",
         "2004_x.ipynb",
+        "98_extra.ipynb",
+        "00_start_here.ipynb",
     ]
     for name in names:
         (tmp_path / "subs" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "subs" / name).write_text("{}")
     (tmp_path / "subs" / ".ipynb_checkpoints").mkdir()
     (tmp_path / "subs" / ".ipynb_checkpoints" / "04_pagination-checkpoint.ipynb").write_text("{}")
-    found = {s.path.name: s.chapter for s in find_submissions([tmp_path / "subs"], references)}
-    assert found == {
-        "04_pagination.ipynb": "04_pagination",
-        "alice_04_pagination.ipynb": "04_pagination",
-        "99_demo (1).ipynb": "99_demo",
-        "homework.ipynb": None,
-        "2004_x.ipynb": None,
+    found = {
+        s.path.name: s.chapter.stem if s.chapter else s.problem for s in find_submissions([tmp_path / "subs"])
     }
+    assert found.pop("04_pagination.ipynb") == found.pop("alice_04_pagination.ipynb") == "04_pagination"
+    assert found.pop("99_demo (1).ipynb") == "99_demo"
+    assert "does not name a chapter" in found.pop("homework.ipynb")
+    assert "does not name a chapter" in found.pop("2004_x.ipynb")
+    assert "no chapter 98" in found.pop("98_extra.ipynb")
+    assert "has no exercises" in found.pop("00_start_here.ipynb")
+    assert not found
     with pytest.raises(CourseError, match="no such file or folder"):
-        find_submissions([tmp_path / "missing"], references)
+        find_submissions([tmp_path / "missing"])
 
 
 def test_summary_counts_the_better_of_two_hand_ins() -> None:
@@ -69,7 +75,10 @@ def test_summary_counts_the_better_of_two_hand_ins() -> None:
 
     rows = [row("ann", "a1", 0, 2), row("ann", "a1", 3, 3), row("ann", "a2", 2, 2), row("ann", "a2", 3, 3)]
     rows.append(GradeRow("ben", "", "", 0, 0, "error", "unknown chapter", "b"))
-    assert summarise(rows) == [("ann", 5, 5), ("ben", 0, 0)]
+    # An exercise skipped on this database counts on neither side.
+    rows.append(GradeRow("cat", "99_demo", "99.1", 2, 2, "passed", "", "c"))
+    rows.append(GradeRow("cat", "99_demo", "99.3", 0, 0, "skipped", "PostgreSQL only", "c"))
+    assert summarise(rows) == [("ann", 5, 5), ("ben", 0, 0), ("cat", 2, 2)]
 
 
 @pytest.mark.notebooks
@@ -78,6 +87,11 @@ def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
     subs = tmp_path / "subs"
     for learner in ("alice", "bob", "carol", "dave", "erin"):
         (subs / learner).mkdir(parents=True)
+
+    def drop_99_2(nb) -> None:  # noqa: ANN001 - a NotebookNode
+        del nb.cells[next(i for i, c in enumerate(nb.cells) if c.source.startswith("### Exercise 99.2")) :]
+
+    variant(subs / "fay" / "99_demo.ipynb", drop_99_2)  # exercise 99.2 deleted: still graded, same maximum
     shutil.copy(SOLUTION, subs / "alice" / "99_demo.ipynb")
     shutil.copy(reference / "99_demo.ipynb", subs / "bob" / "99_demo.ipynb")
     (subs / "carol" / "99_demo.ipynb").write_text(SOLUTION.read_text()[:400])  # cut off mid-upload
@@ -85,10 +99,7 @@ def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
     shutil.copy(SOLUTION, subs / "erin" / "homework.ipynb")  # no chapter in the name
     (subs / "erin" / "notes.txt").write_text("not a notebook, not graded")
     out = tmp_path / "out"
-    result = course(
-        "grade", str(subs), "--out", str(out), "--reference", str(reference), "--jobs", "2", "--timeout", "30",
-        cwd=tmp_path,
-    )  # fmt: skip
+    result = course("grade", str(subs), "--out", str(out), "--jobs", "2", "--timeout", "30", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     grades = _csv(out / "grades.csv")
     assert list(grades[0])[:7] == ["learner", "chapter", "exercise", "points", "max_points", "status", "message"]
@@ -103,12 +114,15 @@ def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
         ("dave", "99.1"): ("error", "0", "2"),
         ("dave", "99.2"): ("error", "0", "3"),
         ("erin", ""): ("error", "0", "0"),
+        ("fay", "99.1"): ("passed", "2", "2"),
+        ("fay", "99.2"): ("failed", "0", "3"),
     }
     messages = {(g["learner"], g["exercise"]): g["message"] for g in grades}
     assert "not solved yet (Exercise 99.2)" in messages["bob", "99.2"]
     assert "not valid JSON" in messages["carol", "99.1"]
     assert "not a Jupyter notebook" in messages["dave", "99.1"]
     assert "unknown chapter" in messages["erin", ""]
+    assert "not found: define `newest_emails`" in messages["fay", "99.2"]
     assert all(g["chapter"] == "99_demo" for g in grades if g["learner"] != "erin")
     summary = {s["learner"]: (s["points"], s["max_points"]) for s in _csv(out / "summary.csv")}
     assert summary == {
@@ -117,19 +131,17 @@ def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
         "carol": ("0", "5"),
         "dave": ("0", "5"),
         "erin": ("0", "0"),
+        "fay": ("2", "5"),
     }
-    assert "5 learner(s)" in result.stdout and "grades.csv" in result.stdout
+    assert "6 learner(s)" in result.stdout and "grades.csv" in result.stdout
 
 
 @pytest.mark.parametrize("make", ["missing", "empty"])
 def test_grader_that_cannot_run_exits_2(tmp_path: Path, make: str) -> None:
-    reference = built_fixture(tmp_path / "root").parent
     subs = tmp_path / "subs"
     if make == "empty":
         subs.mkdir()
-    result = course(
-        "grade", str(subs), "--out", str(tmp_path / "out"), "--reference", str(reference), cwd=tmp_path
-    )
+    result = course("grade", str(subs), "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert ("no such file" if make == "missing" else "no notebooks") in result.stderr
@@ -162,9 +174,11 @@ def test_another_chapters_notebook_and_awkward_messages(tmp_path: Path) -> None:
 
     variant(subs / "bob" / "99_demo.ipynb", edit)
     out = tmp_path / "out"
+    # --reference is no longer needed: it is accepted (old scripts) and ignored, with a notice.
     result = course(
         "grade", str(subs), "--out", str(out), "--reference", str(reference), "--timeout", "30", cwd=tmp_path
     )
+    assert "--reference is no longer needed" in result.stderr
     assert result.returncode == 0, result.stdout + result.stderr
     grades = _csv(out / "grades.csv")
     assert len((out / "grades.csv").read_text(encoding="utf-8").splitlines()) == len(grades) + 1
@@ -172,5 +186,7 @@ def test_another_chapters_notebook_and_awkward_messages(tmp_path: Path) -> None:
     status, message = table["alice", "99.1"]
     assert status == "error" and "holds exercises 4.1, 4.2, 4.3, 4.4, not those of 99_demo" in message
     status, message = table["bob", "99.1"]
-    assert status == "failed" and 'raised ValueError: a, b, (line 8: `raise ValueError("a, b,' in message, message
+    assert (
+        status == "failed" and 'raised ValueError: a, b, "c" (code cell 2, line 8: `raise ValueError(' in message
+    )
     assert table["bob", "99.2"][0] == "passed"

@@ -10,9 +10,9 @@ import json
 import os
 import signal
 import threading
-import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from course import db
+from course.checks.learner import describe_learner_error, is_stub_error
 from course.seed import fresh
 from course.settings import Settings, get_settings
 from course.tools.instrument import count_queries
@@ -93,9 +94,10 @@ async def call_learner(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
     except (_Failure, asyncio.CancelledError, _Timeout):
         raise
     except NotImplementedError as exc:
-        fail(
-            f"not solved yet ({exc or 'NotImplementedError'}): replace the `raise NotImplementedError` line with your code"
-        )
+        if not is_stub_error(exc):
+            # Raised by something else (a library feature the database lacks...): an ordinary error.
+            raise LearnerCodeError(exc) from exc
+        fail(f"not solved yet ({exc}): replace the `raise NotImplementedError` line with your code")
     except Exception as exc:  # noqa: BLE001 - any learner error is reported, never propagated
         raise LearnerCodeError(exc) from exc
 
@@ -124,6 +126,25 @@ def _cpu_guard(seconds: float) -> Iterator[None]:
 
 
 Checker = Callable[..., Awaitable[None]]
+# True while `grade` runs a check: its report lines are marked as the grader's, the verdict that counts.
+_BY_GRADER: ContextVar[bool] = ContextVar("course_by_grader", default=False)
+# The verdict of the check running now (a kernel runs one at a time), and of the notebook's last check of each
+# exercise with the functions it was given: the grader need not run a check twice on the same functions.
+_LAST_REPORT: dict[str, Any] = {}
+NOTEBOOK_VERDICTS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+
+def _fingerprint(solution: tuple[Any, ...]) -> tuple[Any, ...]:
+    # The objects themselves (kept alive, so no id is reused), and for functions their code and defaults: a
+    # function whose code was swapped after its check is not the function that was checked.
+    return tuple((fn, getattr(fn, "__code__", None), getattr(fn, "__defaults__", None)) for fn in solution)
+
+
+def same_functions(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """True when two fingerprints are of the very same objects, code and defaults."""
+    return len(a) == len(b) and all(
+        x is y for pair_a, pair_b in zip(a, b, strict=True) for x, y in zip(pair_a, pair_b, strict=True)
+    )
 
 
 def _take_report_key() -> bytes | None:
@@ -178,6 +199,15 @@ class Registry:
 
     async def check(self, exercise_id: str, *solution: Any, settings: Settings | None = None) -> None:
         """Run the check for exercise_id on the learner's function(s); print ✅ or raise ExerciseFailed."""
+        _LAST_REPORT.clear()
+        try:
+            await self._check(exercise_id, *solution, settings=settings)
+        finally:
+            if settings is None and _LAST_REPORT and not _BY_GRADER.get():
+                # The grader reuses this verdict if it would check the very same functions (course/checks/grader.py).
+                NOTEBOOK_VERDICTS[exercise_id] = (_fingerprint(solution), dict(_LAST_REPORT))
+
+    async def _check(self, exercise_id: str, *solution: Any, settings: Settings | None = None) -> None:
         if exercise_id not in self.exercises:
             known = ", ".join(self.exercises)
             raise ExerciseFailed(exercise_id, f"no such exercise in chapter {self.chapter.stem} (known: {known})")
@@ -200,7 +230,7 @@ class Registry:
             _report(exercise, passed=False, message=str(exc))
             raise ExerciseFailed(exercise_id, str(exc)) from None
         except LearnerCodeError as exc:
-            message = _describe_learner_error(exc.original)
+            message = describe_learner_error(exc.original)
             _report(exercise, passed=False, message=message)
             raise ExerciseFailed(exercise_id, message) from exc.original
         except (_Timeout, TimeoutError):
@@ -225,17 +255,6 @@ async def _run(exercise: Exercise, solution: tuple[Any, ...], settings: Settings
             await engine.dispose()
 
 
-def _describe_learner_error(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    # The learner's own line: the deepest frame outside installed libraries and the course package.
-    mine = [
-        f for f in frames if "site-packages" not in f.filename and "/course/" not in f.filename.replace("\\", "/")
-    ]
-    where = mine[-1] if mine else None
-    location = f" (line {where.lineno}: `{(where.line or '').strip()}`)" if where else ""
-    return f"your code raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{location}"
-
-
 def _report(exercise: Exercise, *, passed: bool, message: str, status: str | None = None) -> None:
     path = os.environ.get(REPORT_ENV)
     if not path:
@@ -249,6 +268,10 @@ def _report(exercise: Exercise, *, passed: bool, message: str, status: str | Non
     }
     if status is not None:
         line["status"] = status
+    _LAST_REPORT.clear()
+    _LAST_REPORT.update(line)
+    if _BY_GRADER.get():
+        line["by"] = "grader"
     if _REPORT_KEY is not None:
         line["signature"] = report_signature(_REPORT_KEY, line)
     with open(path, "a", encoding="utf-8") as out:

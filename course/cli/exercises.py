@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from course.errors import CourseError
+
+
+def _stop_on_terminate() -> None:
+    """SIGTERM (a closed terminal, `kill`) stops a run like Ctrl-C does, so its clean-up still runs."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -23,7 +33,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from course.grading import runner
-    from course.grading.notebook_format import load_notebook
+    from course.grading.notebook_format import chapter_of, load_notebook
     from course.seed import ensure_seed
 
     paths = [Path(p) for p in args.notebooks]
@@ -31,6 +41,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise CourseError(f"no such notebook: {path}")
         load_notebook(path)
+        chapter_of(path)
+    _stop_on_terminate()
     # Build the seed now (with progress) rather than inside the kernel, within a cell's time limit.
     ensure_seed(progress=sys.stderr.isatty() and not args.json, announce=not args.json)
     results = []
@@ -50,12 +62,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
     from course.grading import classroom as grading
 
+    if args.reference:
+        print(
+            "course: --reference is no longer needed and is ignored: chapters come from the course",
+            file=sys.stderr,
+        )
+    _stop_on_terminate()
     report = grading.grade(
-        [Path(p) for p in args.submissions],
-        out=Path(args.out),
-        jobs=args.jobs,
-        timeout=args.timeout,
-        reference=Path(args.reference) if args.reference else None,
+        [Path(p) for p in args.submissions], out=Path(args.out), jobs=args.jobs, timeout=args.timeout
     )
     print(grading.format_summary(report))
     return 0
@@ -70,9 +84,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "check",
         help="run exercise notebooks and show which exercises pass",
         description=(
-            "Run each notebook top to bottom in a fresh kernel (nbval), every check on a fresh copy of the seed, "
-            "and print exercise -> pass/fail with the check's message. Exit 0 only if every exercise passes. "
-            "Cells stop after --timeout seconds; keep it above the checks' own 30 s limit."
+            "Run each notebook top to bottom in a fresh kernel (nbval), then check every exercise of its chapter "
+            "(the chapter comes from the file name, e.g. 04_pagination.ipynb), each on a fresh copy of the seed, "
+            "and print exercise -> pass/fail with the check's message and the cells that failed. Exit 0 only if "
+            "every exercise passes (or is skipped on this database). Cells stop after --timeout seconds; keep it "
+            "above the checks' own 30 s limit."
         ),
     )
     p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
@@ -102,9 +118,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--jobs", type=int, default=None, metavar="N", help="notebooks run at once (default: CPU count)"
     )
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time limit per cell (default 60)")
-    p.add_argument(
-        "--reference",
-        metavar="DIR",
-        help="folder of the exercise notebooks that say which exercises each chapter has (default: exercises/)",
-    )
+    # Kept so existing scripts still run: the chapters and their exercises come from the course's registry.
+    p.add_argument("--reference", metavar="DIR", help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_grade)

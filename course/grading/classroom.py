@@ -11,24 +11,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from course.chapters.registry import Chapter
 from course.errors import CourseError
-from course.grading.notebook_format import NAME_RE, ExerciseInfo, exercises_in, load_notebook
+from course.grading.notebook_format import NAME_RE, chapter_of, exercises_in, load_notebook
 from course.grading.runner import ANSI_RE, DEFAULT_CELL_TIMEOUT, run_notebook, stop_all
-from course.settings import project_root
 
-# Two digits then `_` and a letter, not inside a longer number: 04_pagination, alice_04_pagination, 04_x (1).
-CHAPTER_RE = re.compile(r"(?<!\d)(\d\d)_[a-z]", re.IGNORECASE)
-STATUSES = ("passed", "failed", "error")
+STATUSES = ("passed", "failed", "error", "skipped")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
 @dataclass(frozen=True)
 class Submission:
-    """One notebook to grade: whose it is and which chapter's reference notebook it answers."""
+    """One notebook to grade: whose it is and which chapter of the registry it answers."""
 
     path: Path
     learner: str
-    chapter: str | None  # the reference notebook's stem, e.g. 04_pagination; None when it cannot be told
+    chapter: Chapter | None  # from the file name; None when it names no chapter with exercises
+    problem: str = ""  # why chapter is None
 
 
 @dataclass
@@ -68,17 +67,7 @@ def learner_name(path: Path, folder: Path | None) -> str:
     return path.stem
 
 
-def _references(reference: Path) -> dict[str, Path]:
-    """Chapter number (two digits) → the reference exercise notebook."""
-    if not reference.is_dir():
-        raise CourseError(f"no reference folder {reference}: give --reference DIR (the exercises/ folder)")
-    found = {p.name[:2]: p for p in sorted(reference.glob("*.ipynb")) if NAME_RE.match(p.name)}
-    if not found:
-        raise CourseError(f"no exercise notebooks (NN_topic.ipynb) in {reference}: run `course build` first")
-    return found
-
-
-def find_submissions(paths: Iterable[Path], references: dict[str, Path]) -> list[Submission]:
+def find_submissions(paths: Iterable[Path]) -> list[Submission]:
     """Every notebook under the given files and folders, with its learner and chapter."""
     found: list[Submission] = []
     for given in paths:
@@ -92,51 +81,45 @@ def find_submissions(paths: Iterable[Path], references: dict[str, Path]) -> list
         else:
             raise CourseError(f"no such file or folder: {given}")
         for path, folder in items:
-            match = CHAPTER_RE.search(path.stem)
-            reference = references.get(match[1]) if match else None
-            found.append(Submission(path, learner_name(path, folder), reference.stem if reference else None))
+            try:
+                chapter, problem = chapter_of(path), ""
+            except CourseError as exc:
+                chapter, problem = None, str(exc)
+            found.append(Submission(path, learner_name(path, folder), chapter, problem))
     if not found:
         raise CourseError("no notebooks (*.ipynb) found in the submissions given")
     return found
 
 
-def grade_submission(sub: Submission, expected: list[ExerciseInfo] | None, *, timeout: float) -> list[GradeRow]:
+def grade_submission(sub: Submission, *, timeout: float) -> list[GradeRow]:
     """Grade one notebook; whatever goes wrong becomes rows with status `error` and a message."""
+    chapter = sub.chapter
+    stem = chapter.stem if chapter else ""
 
     def row(exercise: str, points: int, max_points: int, status: str, message: str) -> GradeRow:
-        return GradeRow(
-            sub.learner, sub.chapter or "", exercise, points, max_points, status, message, str(sub.path)
-        )
+        return GradeRow(sub.learner, stem, exercise, points, max_points, status, message, str(sub.path))
 
-    if sub.chapter is None or expected is None:
-        return [
-            row(
-                "",
-                0,
-                0,
-                "error",
-                f"unknown chapter: {sub.path.name} does not name a chapter of the course (NN_topic)",
-            )
-        ]
+    if chapter is None:
+        return [row("", 0, 0, "error", f"unknown chapter: {sub.problem}")]
     try:
         own = {e.id for e in exercises_in(load_notebook(sub.path))}
-        if own and not own & {e.id for e in expected}:
-            # Another chapter's notebook under this chapter's name: running it would only say "no check cell".
+        if own and not own & {e.id for e in chapter.exercises}:
+            # Another chapter's notebook under this chapter's name: running it would only say "not found".
             message = (
-                f"this notebook holds exercises {', '.join(sorted(own))}, not those of {sub.chapter}: hand in the "
-                f"{sub.chapter} notebook, or name the file after the chapter it answers"
+                f"this notebook holds exercises {', '.join(sorted(own))}, not those of {stem}: hand in the "
+                f"{stem} notebook, or name the file after the chapter it answers"
             )
-            return [row(e.id, 0, e.points, "error", message) for e in expected]
-        result = run_notebook(sub.path, timeout=timeout, expected=expected)
+            return [row(e.id, 0, e.points, "error", message) for e in chapter.exercises]
+        result = run_notebook(sub.path, timeout=timeout, chapter=chapter)
     except CourseError as exc:
-        return [row(e.id, 0, e.points, "error", str(exc)) for e in expected]
+        return [row(e.id, 0, e.points, "error", str(exc)) for e in chapter.exercises]
     except Exception as exc:  # noqa: BLE001 - one broken submission must not stop the grading of the others
-        return [row(e.id, 0, e.points, "error", f"grader error: {type(exc).__name__}: {exc}") for e in expected]
-    wanted = {e.id for e in expected}
-    rows = [row(e.id, e.points, e.max_points, e.status, e.message) for e in result.exercises if e.id in wanted]
-    if result.error and not rows:
-        rows = [row("", 0, 0, "error", result.error)]
-    return rows
+        return [
+            row(e.id, 0, e.points, "error", f"grader error: {type(exc).__name__}: {exc}")
+            for e in chapter.exercises
+        ]
+    # One row per exercise of the registry's chapter: every learner of a chapter gets the same maximum.
+    return [row(e.id, e.points, e.max_points, e.status, e.message) for e in result.exercises]
 
 
 def grade(
@@ -145,15 +128,12 @@ def grade(
     out: Path,
     jobs: int | None = None,
     timeout: float = DEFAULT_CELL_TIMEOUT,
-    reference: Path | None = None,
 ) -> GradeReport:
     """Grade every submission (jobs at a time) and write out/grades.csv and out/summary.csv."""
     from course.seed import ensure_seed
 
     started = time.perf_counter()
-    references = _references(reference or project_root() / "exercises")
-    submissions = find_submissions(paths, references)
-    expected = {p.stem: exercises_in(p) for p in references.values()}
+    submissions = find_submissions(paths)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -164,14 +144,14 @@ def grade(
     # Threads only wait on the kernels' subprocesses, so the GIL costs nothing here.
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        graded = pool.map(
-            lambda s: grade_submission(s, expected.get(s.chapter or ""), timeout=timeout), submissions
-        )
+        graded = pool.map(lambda s: grade_submission(s, timeout=timeout), submissions)
         rows = [r for rows in graded for r in rows]
     except BaseException:
-        # Ctrl-C: start nothing new and stop the kernels that are running, rather than wait for them.
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Ctrl-C: start nothing new and stop the kernels that are running, rather than wait for them; each run's
+        # own thread then cleans up after its kernel.
         stop_all()
+        # Wait for the stopped runs to clean up (seconds): at interpreter exit their threads could not connect.
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
     report = GradeReport(rows=rows, summary=summarise(rows), submissions=len(submissions), out=out)

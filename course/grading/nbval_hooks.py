@@ -136,5 +136,5 @@ def _error_line(exc: BaseException) -> str:
         lines = [line.strip() for line in ANSI_RE.sub("", inner).splitlines() if line.strip()]
         named = [line for line in lines if _EXCEPTION_LINE.match(line)]
         if named or lines:
-            return clip((named or lines)[-1], 300)
-    return clip(str(exc) or type(exc).__name__, 300)
+            return clip((named or lines)[-1], 2000)
+    return clip(str(exc) or type(exc).__name__, 2000)

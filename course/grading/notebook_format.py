@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from course.chapters import registry
 from course.errors import CourseError
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 NAME_RE = re.compile(r"^\d\d_[a-z_]+\.ipynb$")
+# Two digits then `_` and a letter, not inside a longer number: 04_pagination, alice_04_pagination, 04_x (1).
+CHAPTER_RE = re.compile(r"(?<!\d)(\d\d)_[a-z]", re.IGNORECASE)
 HEADING_RE = re.compile(
     r"^###\s+Exercise\s+(?P<id>\d+\.\d+)\s+[—–-]+\s+(?P<title>.+?)\s+\((?P<points>\d+)\s+points?\)\s*$"
 )
@@ -85,3 +88,29 @@ def exercises_in(notebook: Path | Mapping[str, Any]) -> list[ExerciseInfo]:
             if match := HEADING_RE.match(line):
                 found.append(ExerciseInfo(match["id"], match["title"], int(match["points"])))
     return found
+
+
+def chapter_number(path: Path) -> int | None:
+    """The chapter number a notebook's file name gives (`alice_04_pagination.ipynb` -> 4), or None."""
+    match = CHAPTER_RE.search(Path(path).stem)
+    return int(match[1]) if match else None
+
+
+def chapter_of(path: Path) -> registry.Chapter:
+    """The registry's chapter a notebook answers, from its file name; a one-line CourseError when there is none."""
+    path = Path(path)
+    number = chapter_number(path)
+    known = ", ".join(ch.notebook for ch in registry.with_exercises())
+    if number is None:
+        raise CourseError(
+            f"{path.name} does not name a chapter of the course: keep the chapter in the file name ({known})"
+        )
+    try:
+        chapter = registry.chapter(number)
+    except CourseError:
+        raise CourseError(
+            f"{path.name}: the course has no chapter {number:02d} with exercises ({known})"
+        ) from None
+    if not chapter.exercises:
+        raise CourseError(f"{path.name}: chapter {chapter.stem} has no exercises to check ({known} have)")
+    return chapter

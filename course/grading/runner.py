@@ -1,10 +1,15 @@
-"""Run an exercise notebook under nbval in a fresh kernel and collect each exercise's verdict from its check.
+"""Run an exercise notebook under nbval in a fresh kernel, then grade every exercise of its chapter.
 
-Each check appends a verdict line to a report file; when a notebook checks one exercise more than once, the last
-verdict counts (a learner who fixes a function and checks again gets the new result). When the check machinery
-signs its lines (course/checks/base.py has `report_signature`), a line counts only with an HMAC made with this
-run's key, handed over in a file that base.py reads and deletes when it is imported: a cell that appends
-`{"passed": true}` to the report file gains nothing.
+What is graded comes from the course: after the learner's cells, the runner appends one grader cell per exercise
+of the chapter (course/chapters/registry.py), which looks the exercise's functions up by name and runs its check
+(course/checks/grader.py). The notebook's own check cells still print ✅/❌ for the learner, but only the grader's
+verdict counts, so a deleted or edited check cell changes nothing. Verdict lines are signed: when the check
+machinery signs them (course/checks/base.py has `report_signature`), a line counts only with an HMAC made with
+this run's key, handed over in a file that base.py reads and deletes when it is imported.
+
+The runner owns the clean-up of everything the run makes (course/db/copies.py): the kernel gets a run folder for
+its SQLite copies and a run tag for its PostgreSQL copies; afterwards (normal end, dead kernel, time-out or Ctrl-C)
+the runner kills the kernel, drops the tagged databases and deletes the folder.
 
 What this does not stop: learner code runs in the same kernel as the checks, so a determined cheater can read the
 key from the course package's memory, or patch the checks themselves, and fool the run. This is a learning tool,
@@ -22,15 +27,27 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from course.chapters.registry import Chapter
+from course.db import copies
+from course.grading import cleanup
 from course.grading.nbval_hooks import ANSI_RE, CELLS_ENV, OUTPUT_CAP, clip, killed_by
-from course.grading.notebook_format import ExerciseInfo, exercises_in, load_notebook
-from course.grading.verdicts import Cell, ExerciseResult, kernel_stopped, read_jsonl, trusted, verdicts
+from course.grading.notebook_format import chapter_of, load_notebook
+from course.grading.verdicts import (
+    Cell,
+    ExerciseResult,
+    cell_problems,
+    kernel_stopped,
+    read_jsonl,
+    trusted,
+    verdicts,
+)
 
 DEFAULT_CELL_TIMEOUT = 60.0
 # Where the check machinery (course/checks/base.py) appends its verdicts; CELLS_ENV (course/nbval_hooks.py) is
@@ -40,23 +57,31 @@ REPORT_ENV = "COURSE_CHECK_REPORT"
 REPORT_KEY_ENV = "COURSE_CHECK_KEY_FILE"
 # Kernel start-up and pytest's own start, on top of the cells' time limits, before the whole run is stopped.
 STARTUP_ALLOWANCE = 60.0
+# One per exercise, appended to the run's copy of the notebook (see the module docstring).
+GRADER_CELL = (
+    "# course check: the grader's own check of exercise {id}\n"
+    "await __import__('course.checks.grader', fromlist=['grade']).grade({module!r}, {id!r}, {names!r}, globals())"
+)
 # Runs in progress, so an interrupted grader can stop them all.
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _LOCK = threading.Lock()
+_STOPPING = threading.Event()
 
 
 @dataclass
 class NotebookResult:
-    """What running one notebook gave: a verdict per exercise, and `error` when the run itself broke."""
+    """What running one notebook gave: a verdict per exercise, the cells that failed, and `error` when the run broke."""
 
     path: Path
+    chapter: str = ""
     exercises: list[ExerciseResult] = field(default_factory=list)
+    cell_errors: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
-        return self.error is None and all(e.passed for e in self.exercises)
+        return self.error is None and all(e.passed or e.status == "skipped" for e in self.exercises)
 
     @property
     def points(self) -> int:
@@ -73,25 +98,39 @@ class NotebookResult:
 
 
 def run_notebook(
-    path: Path, *, timeout: float = DEFAULT_CELL_TIMEOUT, expected: list[ExerciseInfo] | None = None
+    path: Path, *, timeout: float = DEFAULT_CELL_TIMEOUT, chapter: Chapter | None = None
 ) -> NotebookResult:
     """Run the notebook at path in a fresh kernel (nbval, one cell at a time, each within `timeout` seconds).
 
-    expected: the exercises to grade (default: the notebook's own headings). Raises CourseError only when the
-    file cannot be read as a notebook; anything that breaks the run is reported in the result's `error`.
+    chapter: whose exercises to grade (default: the registry's chapter the file name gives). Raises CourseError
+    only when the file cannot be read as a notebook or names no chapter; anything that breaks the run is reported
+    in the result's `error`.
     """
     from course.seed import ensure_seed
+    from course.settings import get_settings
 
     path = Path(path)
     nb = load_notebook(path)
-    expected = exercises_in(nb) if expected is None else expected
+    chapter = chapter or chapter_of(path)
     # The seed is built here, not in the kernel, so a first run does not spend a cell's time limit seeding.
     ensure_seed(progress=False, announce=False)
     code = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
     for cell in code:
         # nbval refuses cells that have outputs but no execution count; outputs play no part in checking.
         cell["outputs"], cell["execution_count"] = [], None
+    graders = [
+        GRADER_CELL.format(id=spec.id, module=chapter.checks_module, names=spec.names)
+        for spec in chapter.exercises
+    ]
+    for source in graders:
+        nb["cells"].append(
+            {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
+        )
     cells = [Cell(i, cell["source"]) for i, cell in enumerate(code)]
+    cells += [
+        Cell(len(cells) + i, source, grader=spec.id)
+        for i, (spec, source) in enumerate(zip(chapter.exercises, graders, strict=True))
+    ]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
         work = Path(tmp)
@@ -102,15 +141,27 @@ def run_notebook(
         report, cells_log = work / "report.jsonl", work / "cells.jsonl"
         # Only the kernel's base.py may read the key file: nothing in the pytest process imports course.checks.
         sign, key = _report_signer(), secrets.token_bytes(32)
-        env = {REPORT_ENV: str(report), CELLS_ENV: str(cells_log), "IPYTHONDIR": str(work / "ipython")}
-        # The kernel's own IPython profile (not the learner's) caps printed output, see OUTPUT_CAP.
+        run = cleanup.Run(folder=work / "copies", tag=copies.new_run_tag(), pids=work / "kernel.pids")
+        run.folder.mkdir()
+        env = {
+            REPORT_ENV: str(report),
+            CELLS_ENV: str(cells_log),
+            "IPYTHONDIR": str(work / "ipython"),
+            **run.env(),
+        }
+        # The kernel's own IPython profile (not the learner's) caps printed output and says who the kernel is.
         startup = work / "ipython" / "profile_default" / "startup"
         startup.mkdir(parents=True)
-        (startup / "00-course-check.py").write_text(OUTPUT_CAP, encoding="utf-8")
+        (startup / "00-course-check.py").write_text(OUTPUT_CAP + cleanup.KERNEL_STARTUP, encoding="utf-8")
         if sign is not None:
             env[REPORT_KEY_ENV] = str(work / "report.key")
             (work / "report.key").write_bytes(key)
-        error = _run_pytest(work, copy, env, timeout=timeout, overall=STARTUP_ALLOWANCE + timeout * len(cells))
+        try:
+            error = _run_pytest(work, copy, env, timeout=timeout, overall=STARTUP_ALLOWANCE + timeout * len(cells))
+        finally:
+            # Whatever happened (Ctrl-C too): nothing the kernel made outlives the run.
+            for problem in run.clean_up(get_settings()):
+                print(f"course: warning: {problem}", file=sys.stderr)
         reports = read_jsonl(report)
         if sign is not None:
             reports = [trusted(row, key, sign) for row in reports]
@@ -118,8 +169,9 @@ def run_notebook(
             if isinstance(outcome.get("cell"), int) and 0 <= outcome["cell"] < len(cells) and "ok" in outcome:
                 cells[outcome["cell"]].outcome = outcome
     error = error or kernel_stopped(cells, timeout)
-    result = NotebookResult(path=path, error=error, seconds=time.perf_counter() - started)
-    result.exercises = verdicts(expected, reports, cells, error, timeout)
+    result = NotebookResult(path=path, chapter=chapter.stem, error=error, seconds=time.perf_counter() - started)
+    result.exercises = verdicts(chapter.exercises, reports, cells, error, timeout)
+    result.cell_errors = cell_problems(cells, timeout)
     return result
 
 
@@ -150,6 +202,8 @@ def _run_pytest(work: Path, copy: Path, env_vars: dict[str, str], *, timeout: fl
     with _LOCK:
         _RUNNING.add(process)
     try:
+        if _STOPPING.is_set():
+            raise KeyboardInterrupt  # the grader was interrupted while this run was starting
         process.wait(timeout=overall)
     except subprocess.TimeoutExpired:
         _stop(process)
@@ -163,6 +217,8 @@ def _run_pytest(work: Path, copy: Path, env_vars: dict[str, str], *, timeout: fl
     # 0: every cell ran; 1: some cell failed (the verdicts say which); 5: no code cells. Anything else is a breakdown.
     if process.returncode in (0, 1, 5):
         return None
+    if _STOPPING.is_set():
+        raise KeyboardInterrupt
     if process.returncode < 0:
         return f"the notebook run was {killed_by(-process.returncode)} before it finished"
     with log.open("rb") as out:
@@ -170,18 +226,19 @@ def _run_pytest(work: Path, copy: Path, env_vars: dict[str, str], *, timeout: fl
         output = out.read().decode("utf-8", errors="replace")
     lines = [line for line in ANSI_RE.sub("", output).splitlines() if line.strip()]
     detail = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "no output")
-    return f"pytest/nbval could not run the notebook (exit {process.returncode}): {clip(detail, 200)}"
+    return f"pytest/nbval could not run the notebook (exit {process.returncode}): {clip(detail, 2000)}"
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    # The kernel watches its parent and exits with it; the group kill takes pytest and anything it started.
+    # The group kill takes pytest and anything in its session; the kernel has its own, see cleanup.Run.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.communicate()
 
 
 def stop_all() -> None:
-    """Stop every notebook run in progress (the grader calls this when interrupted)."""
+    """Stop every notebook run in progress, and any about to start (the grader calls this when interrupted)."""
+    _STOPPING.set()
     with _LOCK:
         running = list(_RUNNING)
     for process in running:
@@ -190,30 +247,47 @@ def stop_all() -> None:
 
 
 def format_result(result: NotebookResult, *, width: int | None = None) -> str:
-    """A table for the terminal: one line per exercise, ✅ or ❌, points and a one-line message.
+    """A table for the terminal: one line per exercise, ✅/❌/⏭ and points, each message whole, wrapped to width.
 
-    width: the room for each message (default: what the terminal has left, or 200 when not a terminal).
+    width: the terminal's (or $COLUMNS, else 100 when not a terminal).
     """
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    skipped = [e for e in result.exercises if e.status == "skipped"]
     head = f"{result.path.name}: {result.points}/{result.max_points} points in {result.seconds:.1f} s"
+    if skipped:
+        head += f" ({len(skipped)} exercise{'s' * (len(skipped) != 1)} skipped on this database)"
     lines = [head]
     if result.error:
-        lines.append(f"  ❌ {result.error}")
-    if not result.exercises:
-        lines.append("  (no `### Exercise N.M — Title (P points)` headings and no checks ran)")
-        return "\n".join(lines)
+        lines += _wrapped(f"❌ {result.error}", width, "  ", "    ")
     id_w = max(len("exercise"), *(len(e.id) for e in result.exercises))
     title_w = min(30, max(len("title"), *(len(e.title) for e in result.exercises)))
     lines.append(f"  {'exercise':<{id_w}}  {'title':<{title_w}}  ok  {'points':>6}  message")
-    if width is None:
-        used = len(lines[-1]) - len("message")
-        width = max(40, shutil.get_terminal_size().columns - used) if sys.stdout.isatty() else 200
+    indent = " " * (len(lines[-1]) - len("message"))
+    if width - len(indent) < 30:
+        indent = " " * 6  # a narrow terminal: messages go under the row, not beside it
     for e in result.exercises:
-        mark = "✅" if e.passed else "❌"
-        points = f"{e.points}/{e.max_points}"
-        message = "" if e.passed else clip(e.message.removeprefix(f"❌ Exercise {e.id}: "), width)
+        mark = {"passed": "✅", "skipped": "⏭"}.get(e.status, "❌")
+        points = "–" if e.status == "skipped" else f"{e.points}/{e.max_points}"
+        row = f"  {e.id:<{id_w}}  {clip(e.title, title_w):<{title_w}}  {mark}  {points:>6}"
+        message = "" if e.passed else e.message.removeprefix(f"❌ Exercise {e.id}: ")
         if result.error and e.message == result.error:
             message = "the run stopped before its check (see above)"
-        lines.append(
-            f"  {e.id:<{id_w}}  {clip(e.title, title_w):<{title_w}}  {mark}  {points:>6}  {message}".rstrip()
-        )
+        wrapped = _wrapped(message, width, indent, indent) if message else []
+        if wrapped and len(indent) > 6:
+            lines.append(f"{row}  {wrapped[0].lstrip()}")
+            lines += wrapped[1:]
+        else:
+            lines += [row, *wrapped]
+    if result.cell_errors:
+        lines.append("  cells that failed or ran out of time:")
+        for problem in result.cell_errors:
+            lines += _wrapped(f"- {problem}", width, "    ", "      ")
     return "\n".join(lines)
+
+
+def _wrapped(text: str, width: int, first: str, rest: str) -> list[str]:
+    # Whole messages, never cut: long words (URLs, SQL) may run past the edge rather than be split.
+    return textwrap.wrap(
+        " ".join(text.split()), width=max(width, len(first) + 20), initial_indent=first,
+        subsequent_indent=rest, break_long_words=False, break_on_hyphens=False,
+    )  # fmt: skip

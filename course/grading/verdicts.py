@@ -1,21 +1,21 @@
-"""From what a notebook run left behind (check reports, cell outcomes) to one verdict per exercise, with a reason."""
+"""From what a notebook run left behind (the grader's check reports, cell outcomes) to one verdict per exercise of the chapter."""
 
 from __future__ import annotations
 
 import hmac
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from course.chapters.registry import ExerciseSpec
 from course.grading.nbval_hooks import KernelDied, clip
-from course.grading.notebook_format import ExerciseInfo
 
 
 @dataclass
 class ExerciseResult:
-    """One exercise's verdict. status is passed, failed (the learner's code) or error (the run broke)."""
+    """One exercise's verdict. status: passed, failed (the learner's code), error (the run or the check broke) or
+    skipped (the check needs the other database; then max_points is 0: it counts on neither side)."""
 
     id: str
     title: str
@@ -33,9 +33,13 @@ class Cell:
     index: int
     source: str
     outcome: dict[str, Any] | None = None
+    # The exercise whose grader cell this is (the runner appends them), or None for the learner's own cells.
+    grader: str | None = None
 
     @property
     def label(self) -> str:
+        if self.grader:
+            return f"the grader's check of exercise {self.grader}"
         first = next((line.strip() for line in self.source.splitlines() if line.strip()), "")
         return f"code cell {self.index + 1} (`{clip(first, 50)}`)"
 
@@ -83,40 +87,35 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def check_cell(cells: list[Cell], exercise: str) -> Cell | None:
-    call = re.compile(r"\bcheck\(\s*['\"]" + re.escape(exercise) + r"['\"]")
-    return next((cell for cell in cells if call.search(cell.source)), None)
-
-
 def verdicts(
-    expected: list[ExerciseInfo],
+    specs: tuple[ExerciseSpec, ...],
     reports: list[dict[str, Any]],
     cells: list[Cell],
     error: str | None,
     timeout: float,
 ) -> list[ExerciseResult]:
-    # The last verdict for an exercise wins; lines that fail the signature check are ignored.
-    by_id = {row.get("exercise"): row for row in reports if not row.get("forged")}
+    """One verdict per exercise of the chapter, from the grader's report lines (the last one wins)."""
+    graded = {row.get("exercise"): row for row in reports if row.get("by") == "grader" and not row.get("forged")}
     forged = {row.get("exercise") for row in reports if row.get("forged")}
-    infos = {e.id: e for e in expected}
-    # Checks that reported without a heading (a learner deleted it) still show, with the registry's points.
-    for exercise, row in by_id.items():
-        points = row.get("max_points")
-        if isinstance(exercise, str) and exercise not in infos:
-            infos[exercise] = ExerciseInfo(exercise, "", points if isinstance(points, int) else 0)
+    failed_cells = [c for c in cells if c.grader is None and c.outcome and not c.outcome.get("ok")]
     results = []
-    for info in infos.values():
-        row = by_id.get(info.id)
-        if row is None and info.id in forged:
-            status, message = "error", FORGED
-        elif row is None:
-            status, message = why_no_report(info.id, cells, error, timeout)
-        else:
-            status = "skipped" if row.get("status") == "skipped" else "passed" if row.get("passed") else "failed"
+    for spec in specs:
+        row = graded.get(spec.id)
+        if row is not None:
+            status = str(row.get("status") or ("passed" if row.get("passed") is True else "failed"))
+            if status not in ("passed", "failed", "error", "skipped"):
+                status = "error"
             message = str(row.get("message", ""))
+            if status == "failed" and message.startswith("not found") and failed_cells:
+                # The definition may sit in a cell that failed: say so, the learner sees those cells listed.
+                message += f" ({len(failed_cells)} of your cells failed, see the list of cells)"
+        else:
+            cell = next((c for c in cells if c.grader == spec.id), None)
+            status, message = why_no_verdict(spec.id, cell, spec.id in forged, error, timeout)
         passed = status == "passed"
+        max_points = 0 if status == "skipped" else spec.points
         results.append(
-            ExerciseResult(info.id, info.title, passed, info.points if passed else 0, info.points, message, status)
+            ExerciseResult(spec.id, spec.title, passed, spec.points if passed else 0, max_points, message, status)
         )
     return results
 
@@ -127,39 +126,34 @@ FORGED = (
 )
 
 
-def why_no_report(exercise: str, cells: list[Cell], error: str | None, timeout: float) -> tuple[str, str]:
-    """(status, message) for an exercise whose check never reported."""
+def why_no_verdict(
+    exercise: str, cell: Cell | None, forged: bool, error: str | None, timeout: float
+) -> tuple[str, str]:
+    """(status, message) for an exercise whose grader's check never reported."""
     if error:
         return "error", error
-    check = check_cell(cells, exercise)
-    if check is None:
-        message = f'no cell calls `await check("{exercise}", …)`: put the check cell back'
-        unknown = next((c for c in cells if c.outcome and "no such exercise" in str(c.outcome.get("error"))), None)
-        if unknown is not None:
-            message += f" ({unknown.label} checks an exercise this chapter does not have)"
-        return "failed", message
-    before = [c for c in cells[: check.index] if c.outcome and not c.outcome.get("ok")]
-    timed_out = [c for c in before if c.outcome.get("timed_out")]
-    outcome = check.outcome
+    if forged:
+        return "error", FORGED
+    outcome = cell.outcome if cell is not None else None
     if outcome is None:
-        return "failed", "the check cell did not run (is it marked to be skipped?)"
+        return "error", "the grader's check of this exercise did not run"
     if outcome.get("timed_out"):
-        return "error", f"the check cell did not finish within {timeout:g} s: look for a loop that never ends"
-    if outcome.get("ok"):
-        return "failed", "the check cell ran but the check did not: is `await` missing before `check(...)`?"
-    message = f"its check cell did not run the check ({outcome.get('error') or 'it failed'})"
-    if not before and str(outcome.get("error")).startswith("NameError"):
-        # Renamed functions and cells moved below their check look the same from here.
-        return (
-            "failed",
-            f"{message}. Cells run top to bottom in a fresh kernel: is it defined further down, or renamed?",
-        )
-    if timed_out:
-        cell = timed_out[-1]
-        return "error", f"{message}: {cell.label} did not finish within {timeout:g} s (a loop that never ends?)"
-    if before:
-        return (
-            "failed",
-            f"{message}: an earlier cell failed, {before[-1].label}: {before[-1].outcome.get('error')}",
-        )
-    return "failed", message
+        return "error", f"its check did not finish within {timeout:g} s: look for a loop that never ends"
+    return "error", f"its check could not run: {outcome.get('error') or 'no verdict'}"
+
+
+def cell_problems(cells: list[Cell], timeout: float) -> list[str]:
+    """Every learner cell that errored or ran out of time, in order, check cells too (their ❌ is the notebook's own)."""
+    problems = []
+    for cell in cells:
+        outcome = cell.outcome
+        if cell.grader is not None or outcome is None or outcome.get("ok"):
+            continue
+        if outcome.get("when") == "setup" and not outcome.get("kernel_alive", True):
+            continue  # never ran: the kernel had stopped, which the run's error says
+        error = str(outcome.get("error") or "it failed")
+        if outcome.get("timed_out"):
+            problems.append(f"{cell.label} did not finish within {timeout:g} s and was interrupted")
+        else:
+            problems.append(f"{cell.label}: {error}")
+    return problems
