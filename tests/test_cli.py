@@ -83,3 +83,24 @@ def test_postgres_url_and_status(pg_admin_url: str) -> None:
     assert status.returncode == 0, status.stdout + status.stderr
     url = course("postgres", "url")
     assert url.stdout.strip() == pg_admin_url
+
+
+def test_doctor_only_looks_it_never_starts_a_server(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    result = course(
+        "doctor", env={"COURSE_BACKEND": "postgres", "COURSE_CACHE_DIR": str(cache), "COURSE_SCALE": "tiny"}
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "local server not running" in result.stdout
+    assert "course postgres start" in result.stdout
+    # No cluster was initialised and no server started in the cache folder it was given.
+    assert not (cache / "postgres").exists() or not any((cache / "postgres").glob("*/postmaster.pid"))
+    assert not any(cache.glob("postgres/*/PG_VERSION"))
+
+
+def test_doctor_reports_a_running_server_without_its_password(pg_admin_url: str) -> None:
+    result = course("doctor", env={"COURSE_BACKEND": "postgres", "COURSE_SCALE": "tiny"})
+    assert "running at postgresql+asyncpg://postgres" in result.stdout, result.stdout + result.stderr
+    password = db.parse_url(pg_admin_url).password
+    assert password is None or str(password) not in result.stdout
+    assert "seed" in result.stdout

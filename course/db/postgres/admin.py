@@ -13,13 +13,20 @@ from course.errors import CourseError
 from course.settings import Settings
 
 
-def admin_url(settings: Settings) -> str:
-    """A URL to the server's maintenance database, from COURSE_DATABASE_URL or the course's own server."""
+class MissingDatabase(CourseError):
+    """The server answered, but the database the URL names does not exist (yet)."""
+
+
+def admin_url(settings: Settings, *, start_server: bool = True) -> str:
+    """A URL to the server's maintenance database, from COURSE_DATABASE_URL or the course's own server.
+
+    With start_server=False the course's own server is never started: a CourseError says it is down instead.
+    """
     if settings.database_url and db.parse_url(settings.database_url).get_backend_name() == "postgresql":
         return db.async_url(settings.database_url).set(database="postgres").render_as_string(hide_password=False)
     from course.db.postgres import provider  # imported here: starting a server is only needed when no URL is given
 
-    return provider.server_url(settings)
+    return provider.server_url(settings, start_server=start_server)
 
 
 def dsn(url: str | URL) -> str:
@@ -40,9 +47,17 @@ async def connect(url: str | URL, *, timeout: float = 10) -> asyncpg.Connection:
             f"PostgreSQL at {where} is not answering ({exc.__class__.__name__}): is it running?"
         ) from None
     except asyncpg.InvalidCatalogNameError:
-        raise CourseError(f"database {parsed.database!r} does not exist on {where}") from None
+        raise MissingDatabase(f"database {parsed.database!r} does not exist on {where}") from None
     except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
-        raise CourseError(f"PostgreSQL at {where} refused the login: {exc}") from None
+        raise CourseError(f"PostgreSQL at {where} refused the login: {one_line(exc)}") from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise CourseError(f"PostgreSQL at {where} did not let us in: {one_line(exc)}") from None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as "Type: first line of its message", for one-line errors."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _quote(name: str) -> str:
