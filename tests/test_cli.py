@@ -81,8 +81,10 @@ def test_doctor_reports_missing_seed(tmp_path: Path) -> None:
 def test_postgres_url_and_status(pg_admin_url: str) -> None:
     status = course("postgres", "status")
     assert status.returncode == 0, status.stdout + status.stderr
+    assert db.describe(pg_admin_url) in status.stdout
     url = course("postgres", "url")
-    assert url.stdout.strip() == pg_admin_url
+    assert url.stdout.strip() == db.describe(pg_admin_url)
+    assert course("postgres", "url", "--password").stdout.strip() == pg_admin_url
 
 
 def test_doctor_only_looks_it_never_starts_a_server(tmp_path: Path) -> None:

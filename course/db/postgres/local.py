@@ -9,6 +9,7 @@ import logging
 import os
 import pwd
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -24,6 +25,12 @@ log = logging.getLogger(__name__)
 TOOLS = ("initdb", "pg_ctl", "postgres")
 PORT_FILE = "course.port"
 LOG_FILE = "course-server.log"
+# Logins need the password kept beside the cluster (mode 600), over TCP on the loopback interface only.
+AUTH_METHOD = "scram-sha-256"
+HBA = f"""# Written by the course: password ({AUTH_METHOD}) logins only, over TCP on the loopback interface.
+host    all    all    127.0.0.1/32    {AUTH_METHOD}
+host    all    all    ::1/128         {AUTH_METHOD}
+"""
 # A user namespace maps us to an ordinary uid inside while files stay root's outside.
 UNSHARE = ("unshare", "--user", "--map-user=1000", "--map-group=1000")
 
@@ -125,12 +132,15 @@ def _check_nobody_can_enter(data_dir: Path) -> None:
             )
 
 
-def _run(cmd: list[str], *, stdout: int | IO[str] = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], *, stdout: int | IO[str] = subprocess.PIPE, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     # PG* variables (PGDATA, PGPORT...) from the user's shell must not steer our private server.
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     return subprocess.run(
         _as_server_user(cmd),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if input is None else None,
+        input=input,
         stdout=stdout,
         stderr=subprocess.STDOUT,
         text=True,
@@ -160,23 +170,101 @@ def initialised(data_dir: Path) -> bool:
 
 
 def init_cluster(bin_dir: Path, data_dir: Path) -> None:
-    """Create a fresh cluster, wiping what an interrupted initdb left behind."""
+    """Create a fresh cluster whose superuser logs in with the cluster's secret, wiping an interrupted initdb."""
     if data_dir.exists():
         log.debug("wiping half-initialised cluster %s", data_dir)
         shutil.rmtree(data_dir)
     if run_mode() == "nobody":
         _check_nobody_can_enter(data_dir)
     data_dir.mkdir(parents=True, mode=0o700)
-    if run_mode() == "nobody":
-        nobody = pwd.getpwnam("nobody")
-        os.chown(data_dir, nobody.pw_uid, nobody.pw_gid)
-    # trust auth is safe: the server listens only on 127.0.0.1; --no-sync because the data is throw-away.
-    cmd = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust", "--no-sync"]
-    result = _run([*cmd, "-E", "UTF8", "--locale=C"])
+    _give_to_server_user(data_dir)
+    # --no-sync because the data is throw-away.
+    cmd = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", f"--auth={AUTH_METHOD}", "--no-sync"]
+    with _password_file(data_dir) as pwfile:
+        result = _run([*cmd, f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C"])
     if result.returncode != 0:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise CourseError(f"initdb failed in {data_dir}: {_tail(result.stdout)}")
+    _write_hba(data_dir)
     (data_dir / PORT_FILE).write_text(str(free_port()))
+
+
+# ---- the superuser's password ----
+
+
+def secret_path(data_dir: Path) -> Path:
+    """Where the cluster's password lives: beside the data folder, in the cache, readable by this user only."""
+    return data_dir.parent / f"{data_dir.name}.secret"
+
+
+def read_secret(data_dir: Path) -> str | None:
+    try:
+        return secret_path(data_dir).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _new_secret(data_dir: Path) -> str:
+    path = secret_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    value = secrets.token_hex(24)
+    # O_EXCL with mode 600: the file is never readable by others, not even for a moment.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")
+    return value
+
+
+def _give_to_server_user(path: Path) -> None:
+    if run_mode() == "nobody":
+        nobody = pwd.getpwnam("nobody")
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+
+
+@contextmanager
+def _password_file(data_dir: Path) -> Iterator[Path]:
+    """A new secret, in a short-lived file (mode 600) that the server's user can read, for initdb --pwfile."""
+    value = _new_secret(data_dir)
+    path = data_dir.parent / f".{data_dir.name}.pwfile-{os.getpid()}"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")
+    try:
+        _give_to_server_user(path)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _write_hba(data_dir: Path) -> None:
+    # Rewritten in place, so the file keeps the owner the server runs as.
+    with open(data_dir / "pg_hba.conf", "w") as out:
+        out.write(HBA)
+
+
+def needs_securing(data_dir: Path) -> bool:
+    """True for a cluster that lets anyone in without a password (made before logins needed one) or lost its secret."""
+    try:
+        hba = (data_dir / "pg_hba.conf").read_text()
+    except FileNotFoundError:
+        return False
+    return hba != HBA or read_secret(data_dir) is None
+
+
+def secure_cluster(bin_dir: Path, data_dir: Path) -> None:
+    """Give a stopped cluster a new secret and password-only logins (how clusters made with `trust` are upgraded)."""
+    value = _new_secret(data_dir)
+    # Single-user mode sets the password with no server listening, so there is no moment of open access.
+    sql = f"SET password_encryption = '{AUTH_METHOD}';\nALTER ROLE postgres WITH PASSWORD '{value}';\n"
+    cmd = [str(bin_dir / "postgres"), "--single", "-F", "-D", str(data_dir), "postgres"]
+    result = _run(cmd, input=sql)
+    if result.returncode != 0 or "ERROR" in result.stdout:
+        secret_path(data_dir).unlink(missing_ok=True)
+        raise CourseError(f"could not set the password of the cluster in {data_dir}: {_tail(result.stdout)}")
+    _write_hba(data_dir)
+    log.debug("cluster %s now needs its password (%s)", data_dir, AUTH_METHOD)
 
 
 def _alive(pid: int) -> bool:
