@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import socket
+from dataclasses import replace
 
 import asyncpg
 from sqlalchemy.engine import URL
 
 from course import db
+from course.db.postgres import owners
 from course.errors import CourseError
 from course.settings import Settings
 
@@ -89,12 +90,23 @@ async def create_database_if_missing(url: str | URL) -> None:
         await conn.close()
 
 
-async def copy_database(template_url: str | URL, name: str) -> str:
-    """Create database `name` as a copy of the template's database; return its URL."""
+async def copy_database(template_url: str | URL, name: str, *, owner: owners.Owner | None = None) -> str:
+    """Create database `name` as a copy of the template's database; return its URL.
+
+    With owner, the copy's COMMENT records who made it and when (by the server's clock), for drop_abandoned_copies.
+    """
     parsed = db.parse_url(template_url)
     conn = await connect(parsed.set(database="postgres"))
     try:
         await conn.execute(f"CREATE DATABASE {_quote(name)} TEMPLATE {_quote(parsed.database or '')}")
+        if owner is not None:
+            if owner.created is None:
+                owner = replace(owner, created=float(await conn.fetchval("SELECT extract(epoch FROM now())")))
+            # COMMENT takes no parameters: format() quotes the name (%I) and the text (%L) on the server.
+            sql = await conn.fetchval(
+                "SELECT format('COMMENT ON DATABASE %I IS %L', $1::text, $2::text)", name, owner.comment()
+            )
+            await conn.execute(sql)
     except asyncpg.ObjectInUseError:
         raise CourseError(
             f"cannot copy {parsed.database!r}: another session is connected to it (close it, then retry)"
@@ -116,32 +128,39 @@ async def drop_database(url: str | URL) -> None:
         await conn.close()
 
 
-async def drop_stale_copies(admin: str | URL, prefix: str) -> list[str]:
-    """Drop copies named prefix_<pid>_... whose process on this machine has ended (a killed kernel's leftovers)."""
+# Every copy whose name starts with the prefix: its owner's comment, how many sessions use it, the server's clock.
+_COPIES = """
+SELECT d.datname AS name,
+       shobj_description(d.oid, 'pg_database') AS comment,
+       (SELECT count(*) FROM pg_stat_activity AS a WHERE a.datid = d.oid) AS connections,
+       extract(epoch FROM now()) AS server_now
+FROM pg_database AS d
+WHERE starts_with(d.datname, $1)
+"""
+
+
+async def drop_abandoned_copies(admin: str | URL, prefix: str) -> list[str]:
+    """Drop the copies named prefix... that are provably abandoned (see owners.verdict); return their names.
+
+    Copies of live processes, copies in use, and copies with no owner recorded are left alone, whoever made them.
+    """
     conn = await connect(admin)
+    dropped = []
     try:
-        names = [
-            r[0] for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%")
-        ]
+        for row in await conn.fetch(_COPIES, prefix):
+            why = owners.verdict(
+                owners.parse(row["comment"]), connections=row["connections"], server_now=float(row["server_now"])
+            )
+            if why is None:
+                continue
+            # The owner is gone: end what it left connected. Idle for long: without FORCE, so a learner who just
+            # connected keeps the copy (DROP fails while anyone is connected).
+            force = " WITH (FORCE)" if why == "owner-gone" else ""
+            try:
+                await conn.execute(f"DROP DATABASE IF EXISTS {_quote(row['name'])}{force}")
+            except (asyncpg.ObjectInUseError, asyncpg.InsufficientPrivilegeError):
+                continue
+            dropped.append(row["name"])
     finally:
         await conn.close()
-    dropped = []
-    for name in names:
-        try:
-            pid = int(name[len(prefix) :].split("_")[0])
-        except ValueError:
-            continue
-        if not _alive(pid):
-            await drop_database(db.parse_url(admin).set(database=name))
-            dropped.append(name)
     return dropped
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
