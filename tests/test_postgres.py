@@ -22,6 +22,7 @@ from course import db
 from course.db import aio
 from course.db.postgres import local as postgres_local
 from course.db.postgres import provider as postgres
+from course.db.postgres import secret as postgres_secret
 from course.errors import CourseError
 from course.settings import Settings
 
@@ -100,7 +101,7 @@ def test_system_binaries_serve_too(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         info = postgres.start(settings)
         assert info.provider == "system"
         assert info.data_dir == tmp_path / "postgres" / f"system-{info.version.split('.')[0]}"
-        password = postgres_local.read_secret(info.data_dir)
+        password = postgres_secret.read_secret(info.data_dir)
         answered = aio.run(
             postgres._server_version(
                 host="127.0.0.1", port=info.port, user="postgres", password=password, database="postgres"

@@ -14,6 +14,7 @@ from course import db
 from course.db import aio
 from course.db.postgres import local as postgres_local
 from course.db.postgres import provider as postgres
+from course.db.postgres import secret as postgres_secret
 from course.settings import Settings
 
 BINARIES = postgres.find_binaries()
@@ -48,7 +49,7 @@ async def _login(port: int, password: str | None) -> str:
 
 def _assert_private(info: postgres.ServerInfo) -> None:
     assert info.data_dir is not None
-    secret = postgres_local.secret_path(info.data_dir)
+    secret = postgres_secret.secret_path(info.data_dir)
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert secret.stat().st_uid == os.geteuid()
     assert "trust" not in (info.data_dir / "pg_hba.conf").read_text()
@@ -58,7 +59,7 @@ def _assert_private(info: postgres.ServerInfo) -> None:
             aio.run(_login(info.port, wrong))
     # The URL handed to the course carries the secret, and printing it hides it.
     password = db.parse_url(info.url).password
-    assert password == postgres_local.read_secret(info.data_dir)
+    assert password == postgres_secret.read_secret(info.data_dir)
     assert aio.run(_login(info.port, str(password))) == "postgres"
     assert str(password) not in db.describe(info.url)
 
@@ -76,7 +77,7 @@ def test_a_stopped_trust_cluster_is_upgraded_on_start(settings: Settings) -> Non
     postgres.stop(settings)
     # Make it look like a cluster from before: trust everywhere, no secret file.
     (info.data_dir / "pg_hba.conf").write_text(OLD_TRUST_HBA)
-    postgres_local.secret_path(info.data_dir).unlink()
+    postgres_secret.secret_path(info.data_dir).unlink()
     upgraded = postgres.start(settings)
     assert upgraded.port == info.port
     _assert_private(upgraded)
@@ -96,5 +97,5 @@ def test_a_running_trust_server_is_restarted_private(settings: Settings) -> None
 def test_a_lost_secret_is_replaced(settings: Settings) -> None:
     info = postgres.start(settings)
     assert info.data_dir is not None
-    postgres_local.secret_path(info.data_dir).unlink()
+    postgres_secret.secret_path(info.data_dir).unlink()
     _assert_private(postgres.start(settings))

@@ -9,7 +9,6 @@ import logging
 import os
 import pwd
 import re
-import secrets
 import shutil
 import socket
 import subprocess
@@ -18,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from course.db.postgres import secret
+from course.db.postgres.secret import AUTH_METHOD
 from course.errors import CourseError
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,6 @@ log = logging.getLogger(__name__)
 TOOLS = ("initdb", "pg_ctl", "postgres")
 PORT_FILE = "course.port"
 LOG_FILE = "course-server.log"
-# Logins need the password kept beside the cluster (mode 600), over TCP on the loopback interface only.
-AUTH_METHOD = "scram-sha-256"
-HBA = f"""# Written by the course: password ({AUTH_METHOD}) logins only, over TCP on the loopback interface.
-host    all    all    127.0.0.1/32    {AUTH_METHOD}
-host    all    all    ::1/128         {AUTH_METHOD}
-"""
 # A user namespace maps us to an ordinary uid inside while files stay root's outside.
 UNSHARE = ("unshare", "--user", "--map-user=1000", "--map-group=1000")
 
@@ -180,40 +175,16 @@ def init_cluster(bin_dir: Path, data_dir: Path) -> None:
     _give_to_server_user(data_dir)
     # --no-sync because the data is throw-away.
     cmd = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", f"--auth={AUTH_METHOD}", "--no-sync"]
-    with _password_file(data_dir) as pwfile:
+    with secret.password_file(data_dir, prepare=_give_to_server_user) as pwfile:
         result = _run([*cmd, f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C"])
     if result.returncode != 0:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise CourseError(f"initdb failed in {data_dir}: {_tail(result.stdout)}")
-    _write_hba(data_dir)
+    secret.write_hba(data_dir)
     (data_dir / PORT_FILE).write_text(str(free_port()))
 
 
-# ---- the superuser's password ----
-
-
-def secret_path(data_dir: Path) -> Path:
-    """Where the cluster's password lives: beside the data folder, in the cache, readable by this user only."""
-    return data_dir.parent / f"{data_dir.name}.secret"
-
-
-def read_secret(data_dir: Path) -> str | None:
-    try:
-        return secret_path(data_dir).read_text().strip() or None
-    except FileNotFoundError:
-        return None
-
-
-def _new_secret(data_dir: Path) -> str:
-    path = secret_path(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    value = secrets.token_hex(24)
-    # O_EXCL with mode 600: the file is never readable by others, not even for a moment.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(value + "\n")
-    return value
+# ---- password-only logins ----
 
 
 def _give_to_server_user(path: Path) -> None:
@@ -222,48 +193,22 @@ def _give_to_server_user(path: Path) -> None:
         os.chown(path, nobody.pw_uid, nobody.pw_gid)
 
 
-@contextmanager
-def _password_file(data_dir: Path) -> Iterator[Path]:
-    """A new secret, in a short-lived file (mode 600) that the server's user can read, for initdb --pwfile."""
-    value = _new_secret(data_dir)
-    path = data_dir.parent / f".{data_dir.name}.pwfile-{os.getpid()}"
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(value + "\n")
-    try:
-        _give_to_server_user(path)
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _write_hba(data_dir: Path) -> None:
-    # Rewritten in place, so the file keeps the owner the server runs as.
-    with open(data_dir / "pg_hba.conf", "w") as out:
-        out.write(HBA)
-
-
 def needs_securing(data_dir: Path) -> bool:
     """True for a cluster that lets anyone in without a password (made before logins needed one) or lost its secret."""
-    try:
-        hba = (data_dir / "pg_hba.conf").read_text()
-    except FileNotFoundError:
-        return False
-    return hba != HBA or read_secret(data_dir) is None
+    return not secret.hba_is_private(data_dir) or secret.read_secret(data_dir) is None
 
 
 def secure_cluster(bin_dir: Path, data_dir: Path) -> None:
     """Give a stopped cluster a new secret and password-only logins (how clusters made with `trust` are upgraded)."""
-    value = _new_secret(data_dir)
+    value = secret.new_secret(data_dir)
     # Single-user mode sets the password with no server listening, so there is no moment of open access.
     sql = f"SET password_encryption = '{AUTH_METHOD}';\nALTER ROLE postgres WITH PASSWORD '{value}';\n"
     cmd = [str(bin_dir / "postgres"), "--single", "-F", "-D", str(data_dir), "postgres"]
     result = _run(cmd, input=sql)
     if result.returncode != 0 or "ERROR" in result.stdout:
-        secret_path(data_dir).unlink(missing_ok=True)
+        secret.secret_path(data_dir).unlink(missing_ok=True)
         raise CourseError(f"could not set the password of the cluster in {data_dir}: {_tail(result.stdout)}")
-    _write_hba(data_dir)
+    secret.write_hba(data_dir)
     log.debug("cluster %s now needs its password (%s)", data_dir, AUTH_METHOD)
 
 

@@ -37,11 +37,19 @@ def start_token(pid: int) -> str | None:
     """When the process started (it tells a recycled process id from the original); None when it is gone."""
     try:
         return f"{psutil.Process(pid).create_time():.2f}"
-    except psutil.NoSuchProcess:
-        return None
     except psutil.AccessDenied:
         # It exists, we may not look: treat it as the original, which keeps its copies.
         return "unknown"
+    except psutil.NoSuchProcess:
+        pass
+    # /proc may hide other users' processes (hidepid): only "no such process" from the kernel itself is proof.
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return "unknown"
+    return "unknown"
 
 
 @dataclass(frozen=True)

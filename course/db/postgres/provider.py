@@ -11,6 +11,7 @@ from sqlalchemy.engine import URL
 
 from course.db import aio
 from course.db.postgres import local as local
+from course.db.postgres import secret
 from course.db.postgres.local import find_binaries
 from course.errors import CourseError
 from course.settings import Settings, get_settings
@@ -142,7 +143,7 @@ def start(settings: Settings | None = None) -> ServerInfo:
                 elif local.needs_securing(data_dir):
                     local.secure_cluster(bin_dir, data_dir)
                 port = local.start_cluster(bin_dir, data_dir)
-    password = local.read_secret(data_dir)
+    password = secret.read_secret(data_dir)
     _confirm_ready(port, password)
     return ServerInfo(
         url=_local_url(port, password), provider=provider, version=version, data_dir=data_dir, port=port
@@ -157,7 +158,7 @@ def status(settings: Settings | None = None) -> ServerInfo | None:
         _, provider, version, data_dir = found
         port = local.running_port(data_dir)
         if port is not None:
-            url = _local_url(port, local.read_secret(data_dir))
+            url = _local_url(port, secret.read_secret(data_dir))
             return ServerInfo(url=url, provider=provider, version=version, data_dir=data_dir, port=port)
     return _container_info
 
