@@ -76,6 +76,8 @@ def test_doctor_reports_missing_seed(tmp_path: Path) -> None:
     result = course("doctor", env={"COURSE_DATA_DIR": str(tmp_path), "COURSE_SCALE": "tiny"})
     assert result.returncode == 1
     assert "course seed" in result.stdout
+    # It says what to run; it does not run it.
+    assert not any(tmp_path.iterdir())
 
 
 def test_postgres_url_and_status(pg_admin_url: str) -> None:
