@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,3 +101,24 @@ def test_a_lost_secret_is_replaced(settings: Settings) -> None:
     assert info.data_dir is not None
     postgres_secret.secret_path(info.data_dir).unlink()
     _assert_private(postgres.start(settings))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the nobody fallback only applies to root")
+def test_private_as_nobody_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postgres_local, "run_mode", lambda: "nobody")
+    # nobody must be able to enter the cache dir; pytest's tmp_path is private to root.
+    cache_dir = Path(tempfile.mkdtemp(prefix="course-pg-nobody-"))
+    cache_dir.chmod(0o755)
+    settings = Settings(cache_dir=cache_dir)
+    try:
+        info = postgres.start(settings)
+        _assert_private(info)
+        assert info.data_dir is not None
+        postgres.stop(settings)
+        # The upgrade path runs the server's single-user mode as nobody.
+        (info.data_dir / "pg_hba.conf").write_text(OLD_TRUST_HBA)
+        postgres_secret.secret_path(info.data_dir).unlink()
+        _assert_private(postgres.start(settings))
+    finally:
+        postgres.stop(settings)
+        shutil.rmtree(cache_dir)
