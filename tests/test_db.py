@@ -9,7 +9,6 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
 
 from course import db
-from course.db.limits import TimeLimit
 from course.domain.models import Base, Post, User
 from course.errors import CourseError
 
@@ -81,8 +80,8 @@ async def test_naive_datetimes_are_refused(schema_url: str) -> None:
 
 async def test_a_time_limit_stops_the_statement_itself(backend: str, schema_url: str) -> None:
     # No asyncio timeout here: the database must stop the work on its own.
-    limit = TimeLimit(1.0)
-    engine = db.make_engine(url=schema_url, time_limit=limit)
+    limit = db.TimeLimit(1.0)
+    engine = db.limited_engine(url=schema_url, limit=limit)
     endless = {
         "sqlite": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n",
         "postgres": "SELECT pg_sleep(30)",

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from course import db
-from course.db.limits import TimeLimit
 from course.seed import fresh
 from course.settings import Settings, get_settings
 from course.tools.instrument import count_queries
@@ -216,10 +215,10 @@ class Registry:
 
 
 async def _run(exercise: Exercise, solution: tuple[Any, ...], settings: Settings) -> None:
-    limit = TimeLimit(exercise.timeout)
+    limit = db.TimeLimit(exercise.timeout)
     async with fresh.fresh_copy(settings) as copy:
         # The limit reaches into the database: a runaway statement is stopped, not merely abandoned.
-        engine = db.make_engine(url=copy.url, time_limit=limit)
+        engine = db.limited_engine(url=copy.url, limit=limit)
         checkdb = CheckDB(settings=settings, url=copy.url, engine=engine, Session=db.make_sessionmaker(engine))
         try:
             with _cpu_guard(exercise.timeout + 2):
