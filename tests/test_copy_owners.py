@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +14,8 @@ from course import db
 from course.db import copies
 from course.db.postgres import admin as pg_admin
 from course.db.postgres import owners
+from course.db.postgres import provider as postgres
+from course.settings import get_settings
 
 HOURS = 3600
 
@@ -138,3 +141,28 @@ def test_a_comment_that_is_not_an_owner_is_never_reaped(comment: str | None) -> 
 def test_the_owner_survives_its_comment() -> None:
     owner = owners.Owner("host/boot", 12, "3.50", 1700000000.0)
     assert owners.parse(owner.comment()) == owner
+
+
+async def test_old_copies_without_an_owner_go_only_when_idle_and_old(server: tuple[str, str, float]) -> None:
+    template, prefix, now = server
+    info = postgres.status(get_settings(backend="postgres"))
+    if info is None or info.data_dir is None:
+        pytest.skip("needs the course's local server, whose files can be aged")
+    admin = db.parse_url(template).set(database="postgres")
+    # Names as copies were made before they recorded an owner: <prefix><pid>_<8 hex>.
+    old, recent, old_in_use = (f"{prefix}{pid}_{secrets.token_hex(4)}" for pid in (4242, 4243, 4244))
+    urls = {name: await pg_admin.copy_database(template, name) for name in (old, recent, old_in_use)}
+    conn = await pg_admin.connect(admin)
+    try:
+        for name in (old, old_in_use):
+            oid = await conn.fetchval("SELECT oid FROM pg_database WHERE datname = $1", name)
+            seven_hours_ago = now - 7 * HOURS
+            os.utime(info.data_dir / "base" / str(oid) / "PG_VERSION", (seven_hours_ago, seven_hours_ago))
+    finally:
+        await conn.close()
+    held = await pg_admin.connect(urls[old_in_use])
+    try:
+        assert await pg_admin.drop_abandoned_copies(admin, prefix) == [old]
+    finally:
+        await held.close()
+    assert await _exists(template, recent) and await _exists(template, old_in_use)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import replace
 
@@ -139,18 +140,34 @@ WHERE starts_with(d.datname, $1)
 """
 
 
+async def _legacy_owner(conn: asyncpg.Connection, prefix: str, name: str) -> owners.Owner | None:
+    """An unknown owner for an old copy, created when its files were (only a superuser may read that)."""
+    # Copies made before copies recorded an owner: <prefix><pid>_<8 hex digits>, the pid of some machine.
+    if not re.fullmatch(re.escape(prefix) + r"\d+_[0-9a-f]{8}", name):
+        return None
+    try:
+        created = await conn.fetchval(
+            "SELECT extract(epoch FROM (pg_stat_file('base/' || oid || '/PG_VERSION', true)).modification) "
+            "FROM pg_database WHERE datname = $1",
+            name,
+        )
+    except asyncpg.InsufficientPrivilegeError:
+        return None
+    return None if created is None else owners.Owner("unknown", 0, "unknown", float(created))
+
+
 async def drop_abandoned_copies(admin: str | URL, prefix: str) -> list[str]:
     """Drop the copies named prefix... that are provably abandoned (see owners.verdict); return their names.
 
-    Copies of live processes, copies in use, and copies with no owner recorded are left alone, whoever made them.
+    Copies of live processes, copies in use, and copies with no owner recorded are left alone, whoever made them
+    (old copies with no owner but a known age count as another machine's).
     """
     conn = await connect(admin)
     dropped = []
     try:
         for row in await conn.fetch(_COPIES, prefix):
-            why = owners.verdict(
-                owners.parse(row["comment"]), connections=row["connections"], server_now=float(row["server_now"])
-            )
+            owner = owners.parse(row["comment"]) or await _legacy_owner(conn, prefix, row["name"])
+            why = owners.verdict(owner, connections=row["connections"], server_now=float(row["server_now"]))
             if why is None:
                 continue
             # The owner is gone: end what it left connected. Idle for long: without FORCE, so a learner who just
