@@ -43,6 +43,9 @@ def run(settings: Settings) -> int:
     # The doctor only looks: status() reads the server's pid file; nothing here starts a server or seeds.
     running = postgres.status(settings)
     print(f"             {'running at ' + db.describe(running.url) if running else 'local server not running'}")
+    if running is not None and running.data_dir is not None and postgres.local.needs_securing(running.data_dir):
+        problems += 1
+        print("             lets every local user in without a password  <- run `course postgres start` to fix it")
     local_postgres = settings.backend == "postgres" and not settings.database_url
     if local_postgres and not found:
         problems += 1
