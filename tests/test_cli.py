@@ -76,10 +76,57 @@ def test_doctor_reports_missing_seed(tmp_path: Path) -> None:
     result = course("doctor", env={"COURSE_DATA_DIR": str(tmp_path), "COURSE_SCALE": "tiny"})
     assert result.returncode == 1
     assert "course seed" in result.stdout
+    # It says what to run; it does not run it.
+    assert not any(tmp_path.iterdir())
 
 
 def test_postgres_url_and_status(pg_admin_url: str) -> None:
     status = course("postgres", "status")
     assert status.returncode == 0, status.stdout + status.stderr
+    assert db.describe(pg_admin_url) in status.stdout
     url = course("postgres", "url")
-    assert url.stdout.strip() == pg_admin_url
+    assert url.stdout.strip() == db.describe(pg_admin_url)
+    assert course("postgres", "url", "--password").stdout.strip() == pg_admin_url
+
+
+def test_doctor_only_looks_it_never_starts_a_server(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    result = course(
+        "doctor", env={"COURSE_BACKEND": "postgres", "COURSE_CACHE_DIR": str(cache), "COURSE_SCALE": "tiny"}
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "local server not running" in result.stdout
+    assert "course postgres start" in result.stdout
+    # No cluster was initialised and no server started in the cache folder it was given.
+    assert not (cache / "postgres").exists() or not any((cache / "postgres").glob("*/postmaster.pid"))
+    assert not any(cache.glob("postgres/*/PG_VERSION"))
+
+
+def test_doctor_reports_a_running_server_without_its_password(pg_admin_url: str) -> None:
+    result = course("doctor", env={"COURSE_BACKEND": "postgres", "COURSE_SCALE": "tiny"})
+    assert "running at postgresql+asyncpg://postgres" in result.stdout, result.stdout + result.stderr
+    password = db.parse_url(pg_admin_url).password
+    assert password is None or str(password) not in result.stdout
+    assert "seed" in result.stdout
+
+
+@pytest.mark.postgres
+def test_doctor_warns_about_a_server_that_trusts_everyone(tmp_path: Path) -> None:
+    from course.db.postgres import provider as postgres
+    from course.settings import Settings
+
+    if postgres.find_binaries() is None:
+        pytest.skip("no PostgreSQL binaries")
+    settings = Settings(cache_dir=tmp_path)
+    info = postgres.start(settings)
+    try:
+        assert info.data_dir is not None
+        env = {"COURSE_CACHE_DIR": str(tmp_path), "COURSE_SCALE": "tiny", "COURSE_DATA_DIR": str(tmp_path)}
+        assert "without a password" not in course("doctor", env=env).stdout
+        # What a cluster made by older versions of the course says (the doctor reads files; no reload needed).
+        (info.data_dir / "pg_hba.conf").write_text("host all all 127.0.0.1/32 trust\n")
+        result = course("doctor", env=env)
+        assert result.returncode == 1
+        assert "without a password" in result.stdout and "course postgres start" in result.stdout
+    finally:
+        postgres.stop(settings)

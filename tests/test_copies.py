@@ -12,6 +12,7 @@ from sqlalchemy import text
 from course import db, seed
 from course.db import copies
 from course.db.postgres import admin as pg_admin
+from course.db.postgres import owners
 from course.seed import fresh
 from course.settings import Settings, get_settings
 
@@ -65,7 +66,9 @@ async def test_copy_is_removed_when_the_body_fails(tiny: Settings) -> None:
 async def test_copies_of_dead_processes_are_cleaned_up(pg_admin_url: str) -> None:
     tiny = get_settings(scale="tiny", backend="postgres")
     seed_url = seed.seed_url(tiny)
-    orphan = await pg_admin.copy_database(seed_url, f"{copies.COPY_PREFIX}999999_dead")
+    # A killed kernel's copy: its owner, on this machine, is gone.
+    dead = owners.Owner(owners.this_machine(), 999999, "1.00")
+    orphan = await pg_admin.copy_database(seed_url, f"{copies.COPY_PREFIX}p999999_dead", owner=dead)
     async with fresh.fresh_copy(tiny):
         pass
     assert not await pg_admin.database_exists(pg_admin_url, db.parse_url(orphan).database)

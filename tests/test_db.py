@@ -1,11 +1,12 @@
 """Engines and URLs: foreign keys on SQLite, aware timestamps on both backends, readable URL errors."""
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
 
 from course import db
 from course.domain.models import Base, Post, User
@@ -75,3 +76,38 @@ async def test_naive_datetimes_are_refused(schema_url: str) -> None:
         session.add(User(email="b@example.com", name="B", password_hash="x", created_at=datetime(2024, 5, 1)))
         with pytest.raises(StatementError, match="naive datetime"):
             await session.flush()
+
+
+async def test_a_time_limit_stops_the_statement_itself(backend: str, schema_url: str) -> None:
+    # No asyncio timeout here: the database must stop the work on its own.
+    limit = db.TimeLimit(1.0)
+    engine = db.limited_engine(url=schema_url, limit=limit)
+    endless = {
+        "sqlite": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n",
+        "postgres": "SELECT pg_sleep(30)",
+    }[backend]
+    try:
+        limit.start()
+        started = time.monotonic()
+        with pytest.raises(OperationalError if backend == "sqlite" else DBAPIError) as info:
+            async with engine.connect() as conn:
+                await conn.execute(text(endless))
+        elapsed = time.monotonic() - started
+    finally:
+        await engine.dispose()
+    assert elapsed < 2.5, f"stopped after {elapsed:.1f} s"
+    assert ("interrupted" if backend == "sqlite" else "statement timeout") in str(info.value)
+
+
+async def test_without_a_time_limit_statements_run_to_the_end(schema_url: str) -> None:
+    engine = db.make_engine(url=schema_url)
+    try:
+        async with engine.connect() as conn:
+            total = await conn.scalar(
+                text(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) SELECT count(*) FROM n"
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert total == 300000

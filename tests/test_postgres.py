@@ -18,9 +18,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from course import db
 from course.db import aio
 from course.db.postgres import local as postgres_local
 from course.db.postgres import provider as postgres
+from course.db.postgres import secret as postgres_secret
 from course.errors import CourseError
 from course.settings import Settings
 
@@ -76,7 +78,7 @@ def test_data_dir_keeps_major_versions_apart() -> None:
 async def test_started_server_answers_sql_at_its_url(settings: Settings) -> None:
     # Calling the sync start() inside a running loop also exercises aio.run's worker-thread path.
     info = postgres.start(settings)
-    assert info.url == f"postgresql+asyncpg://postgres@127.0.0.1:{info.port}/postgres"
+    assert db.describe(info.url) == f"postgresql+asyncpg://postgres:***@127.0.0.1:{info.port}/postgres"
     assert info.data_dir is not None and info.data_dir.parent == settings.cache_dir / "postgres"
     assert postgres.status(settings) == info
     engine = create_async_engine(info.url)
@@ -99,9 +101,10 @@ def test_system_binaries_serve_too(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         info = postgres.start(settings)
         assert info.provider == "system"
         assert info.data_dir == tmp_path / "postgres" / f"system-{info.version.split('.')[0]}"
+        password = postgres_secret.read_secret(info.data_dir)
         answered = aio.run(
             postgres._server_version(
-                host="127.0.0.1", port=info.port, user="postgres", password=None, database="postgres"
+                host="127.0.0.1", port=info.port, user="postgres", password=password, database="postgres"
             )
         )
         assert answered == info.version
@@ -191,7 +194,7 @@ def test_admin_url_starts_only_when_asked(settings: Settings) -> None:
         postgres.server_url(settings, start_server=False)
     url = postgres.server_url(settings)
     assert url == postgres.server_url(settings, start_server=False)
-    assert url.startswith("postgresql+asyncpg://postgres@127.0.0.1:")
+    assert db.describe(url).startswith("postgresql+asyncpg://postgres:***@127.0.0.1:")
 
 
 @needs_server

@@ -245,12 +245,21 @@ class Registry:
 
 
 async def _run(exercise: Exercise, solution: tuple[Any, ...], settings: Settings) -> None:
+    limit = db.TimeLimit(exercise.timeout)
     async with fresh.fresh_copy(settings) as copy:
-        engine = db.make_engine(url=copy.url)
+        # The limit reaches into the database: a runaway statement is stopped, not merely abandoned.
+        engine = db.limited_engine(url=copy.url, limit=limit)
         checkdb = CheckDB(settings=settings, url=copy.url, engine=engine, Session=db.make_sessionmaker(engine))
         try:
             with _cpu_guard(exercise.timeout + 2):
-                await asyncio.wait_for(exercise.checker(*solution, checkdb), exercise.timeout)
+                limit.start()
+                try:
+                    await asyncio.wait_for(exercise.checker(*solution, checkdb), exercise.timeout)
+                except Exception as exc:
+                    # A statement stopped at the deadline surfaces as an error or a wrong answer: it is the limit.
+                    if limit.expired or isinstance(exc, TimeoutError):
+                        raise _Timeout from None
+                    raise
         finally:
             await engine.dispose()
 

@@ -40,14 +40,25 @@ def run(settings: Settings) -> int:
 
     found = postgres.find_binaries()
     print(f"PostgreSQL   {'binaries: ' + found[1] + ' in ' + str(found[0]) if found else 'no local binaries'}")
+    # The doctor only looks: status() reads the server's pid file; nothing here starts a server or seeds.
     running = postgres.status(settings)
-    print(f"             {'running at ' + running.url if running else 'local server not running'}")
-    if settings.backend == "postgres" and not settings.database_url and not found:
+    print(f"             {'running at ' + db.describe(running.url) if running else 'local server not running'}")
+    if running is not None and running.data_dir is not None and postgres.local.needs_securing(running.data_dir):
+        problems += 1
+        print("             lets every local user in without a password  <- run `course postgres start` to fix it")
+    local_postgres = settings.backend == "postgres" and not settings.database_url
+    if local_postgres and not found:
         problems += 1
         print("             <- install the extra: pip install -e '.[postgres]', or set COURSE_DATABASE_URL")
+    if local_postgres and running is None:
+        print(
+            "seed         not checked: it lives in the local server  <- run `course postgres start`, then this again"
+        )
+        problems += 1
+        return _summary(problems)
 
     try:
-        current = seed.status(settings)
+        current = seed.status(settings, url=seed.seed_url(settings, start_server=False))
     except CourseError as exc:
         print(f"seed         {exc}")
         return 1
@@ -56,6 +67,10 @@ def run(settings: Settings) -> int:
     else:
         print(f"seed         {current.reason}  <- run `course seed`")
         problems += 1
+    return _summary(problems)
+
+
+def _summary(problems: int) -> int:
     print("All good." if not problems else f"{problems} problem(s) found: see the arrows above.")
     return 0 if not problems else 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from course import db
 from course.settings import get_settings
 
 
@@ -13,21 +14,27 @@ def cmd_postgres(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.action == "start":
         info = postgres.start(settings)
-        print(f"PostgreSQL {info.version} ({info.provider}) running at {info.url}")
+        print(f"PostgreSQL {info.version} ({info.provider}) running at {db.describe(info.url)}")
     elif args.action == "stop":
         print("stopped" if postgres.stop(settings) else "not running")
     elif args.action == "status":
-        info = postgres.status(settings)
-        if info is None:
+        running = postgres.status(settings)
+        if running is None:
             print("not running (start it with `course postgres start`)")
             return 1
-        print(f"PostgreSQL {info.version} ({info.provider}) running at {info.url}, data in {info.data_dir}")
+        print(
+            f"PostgreSQL {running.version} ({running.provider}) running at {db.describe(running.url)}, "
+            f"data in {running.data_dir}"
+        )
     else:
-        print(postgres.server_url(settings, start_server=True))
+        url = postgres.server_url(settings, start_server=True)
+        # The password stays hidden unless a script asks for it with --password.
+        print(url if args.password else db.describe(url))
     return 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("postgres", help="the course's local PostgreSQL server")
     p.add_argument("action", choices=("start", "stop", "status", "url"))
+    p.add_argument("--password", action="store_true", help="url: show the password instead of ***")
     p.set_defaults(handler=cmd_postgres)

@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL
 from course import db
 from course.db import aio
 from course.db.postgres import admin as pg_admin
+from course.db.postgres import owners
 
 COPY_PREFIX = "course_run_"
 FOLDER_PREFIX = "course-run-"
@@ -65,10 +66,19 @@ async def copy_of(seed_url: str) -> DatabaseCopy:
         shutil.copyfile(db.sqlite_path(seed_url), target)
         return DatabaseCopy(url=db.sqlite_url(target).render_as_string(), backend="sqlite", folder=folder)
     admin = parsed.set(database="postgres")
-    # Copies of kernels that were killed before they could clean up are dropped here.
-    await pg_admin.drop_stale_copies(admin, COPY_PREFIX)
-    name = f"{COPY_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
-    return DatabaseCopy(url=await pg_admin.copy_database(seed_url, with_run_tag(name)), backend="postgres")
+    # Copies whose owner is provably gone (a killed kernel here, or long idle anywhere) are dropped here.
+    await pg_admin.drop_abandoned_copies(admin, COPY_PREFIX)
+    url = await pg_admin.copy_database(seed_url, with_run_tag(postgres_copy_name()), owner=owners.this_process())
+    return DatabaseCopy(url=url, backend="postgres")
+
+
+def postgres_copy_name() -> str:
+    """A new copy's database name; its owner (machine, process, creation time) is in its COMMENT, not its name.
+
+    The "p" before the pid keeps older course versions, which read a bare pid from the name and judged it on their
+    own machine, from dropping these copies.
+    """
+    return f"{COPY_PREFIX}p{os.getpid()}_{secrets.token_hex(4)}"
 
 
 # --- run folders and run tags (the runner's side of clean-up) ---------------------------------------------------------

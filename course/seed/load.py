@@ -37,14 +37,14 @@ class SeedReport:
         return sum(self.rows.values())
 
 
-def seed_url(settings: Settings) -> str:
-    """Where the seed for these settings lives (it may not exist yet)."""
+def seed_url(settings: Settings, *, start_server: bool = True) -> str:
+    """Where the seed for these settings lives (it may not exist yet); start_server=False never starts one."""
     if settings.database_url:
         return settings.database_url
     if settings.backend == "sqlite":
         path = settings.data_dir / f"course_{settings.scale}.sqlite3"
         return db.sqlite_url(path).render_as_string(hide_password=False)
-    admin = pg_admin.admin_url(settings)
+    admin = pg_admin.admin_url(settings, start_server=start_server)
     return db.parse_url(admin).set(database=f"course_seed_{settings.scale}").render_as_string(hide_password=False)
 
 

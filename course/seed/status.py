@@ -10,12 +10,13 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import inspect, select
+import asyncpg
+from sqlalchemy import select
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
 
 from course import db
 from course.db import aio
+from course.db.postgres import admin as pg_admin
 from course.domain.models import DOMAIN_TABLES, CourseMeta
 from course.errors import CourseError
 from course.seed.load import expected_meta, seed, seed_url
@@ -80,40 +81,25 @@ async def read_meta(url: str | URL) -> dict[str, str]:
 
 
 def status(settings: Settings | None = None, *, url: str | None = None) -> SeedStatus:
-    """Is the seed there, complete, and built for this scale and schema version?"""
+    """Is the seed there, complete, and built for this scale and schema version?
+
+    Only answers it understands become "no seed"; any other failure is a one-line CourseError, so a database is
+    never rebuilt (its tables dropped) because of an error nobody recognised.
+    """
     settings = settings or get_settings()
     target = url or seed_url(settings)
-    parsed = db.parse_url(target)
-    if parsed.get_backend_name() == "sqlite":
-        path = db.sqlite_path(target)
-        if not path.exists():
-            return SeedStatus(target, False, f"no seed at {path}")
-        try:
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
-                con.execute("PRAGMA quick_check").fetchone()
-                tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                if "course_meta" not in tables:
-                    return _not_a_seed(target, bool(tables))
-                meta = dict(con.execute("SELECT key, value FROM course_meta").fetchall())
-        except sqlite3.DatabaseError as exc:
-            raise CourseError(
-                f"the seed file {path} is damaged ({exc}): rebuild it with `course seed --force`"
-            ) from None
+    if db.parse_url(target).get_backend_name() == "sqlite":
+        state, meta = _sqlite_state(target)
     else:
-        try:
-            meta = aio.run(read_meta(target))
-        except OSError as exc:
-            where = f"{parsed.host}:{parsed.port or 5432}"
-            raise CourseError(
-                f"PostgreSQL at {where} is not answering ({type(exc).__name__}): is it running?"
-            ) from None
-        except DBAPIError as exc:
-            if isinstance(exc.orig, OSError) or "connect" in str(exc.orig).lower():
-                raise CourseError(f"cannot reach PostgreSQL for {db.describe(target)}: is it running?") from None
-            if "course_meta" in str(exc.orig):
-                return _not_a_seed(target, aio.run(_has_tables(target)))
-            # The database does not exist yet: seeding creates it.
-            return SeedStatus(target, False, f"no seed in {db.describe(target)}")
+        state, meta = aio.run(_postgres_state(target))
+    if state == "missing":
+        return SeedStatus(target, False, f"no seed in {db.describe(target)}")
+    if state == "foreign":
+        return SeedStatus(
+            target, False, f"{db.describe(target)} holds other tables, not a course seed", foreign=True
+        )
+    if state == "empty":
+        return SeedStatus(target, False, f"{db.describe(target)} is empty")
     expected = expected_meta(settings.scale)
     for key, want in expected.items():
         if meta.get(key) != want:
@@ -123,21 +109,49 @@ def status(settings: Settings | None = None, *, url: str | None = None) -> SeedS
     return SeedStatus(target, True, "ok", meta)
 
 
-def _not_a_seed(target: str, has_tables: bool) -> SeedStatus:
-    if has_tables:
-        return SeedStatus(
-            target, False, f"{db.describe(target)} holds other tables, not a course seed", foreign=True
-        )
-    return SeedStatus(target, False, f"{db.describe(target)} is empty")
+# What a database holds: "missing" (no database), "empty", "foreign" (tables, none ours) or "seed" (with its meta).
+State = tuple[str, dict[str, str]]
 
 
-async def _has_tables(url: str) -> bool:
-    engine = db.make_engine(url=url)
+def _sqlite_state(target: str) -> State:
+    path = db.sqlite_path(target)
+    if not path.exists():
+        return "missing", {}
     try:
-        async with engine.connect() as conn:
-            return bool(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+            con.execute("PRAGMA quick_check").fetchone()
+            tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "course_meta" not in tables:
+                return ("foreign" if tables else "empty"), {}
+            return "seed", dict(con.execute("SELECT key, value FROM course_meta").fetchall())
+    except sqlite3.OperationalError as exc:
+        # Locked, unreadable, a folder in its place...: the file may be fine, so never offer to rebuild it.
+        raise CourseError(f"cannot read the seed file {path}: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise CourseError(
+            f"the seed file {path} is damaged ({exc}): rebuild it with `course seed --force`"
+        ) from None
+
+
+async def _postgres_state(target: str) -> State:
+    # asyncpg's typed errors (SQLSTATE classes) decide; their message text never does.
+    try:
+        conn = await pg_admin.connect(target)
+    except pg_admin.MissingDatabase:
+        # The database does not exist yet: seeding creates it.
+        return "missing", {}
+    try:
+        if await conn.fetchval("SELECT to_regclass('course_meta')") is None:
+            has_tables = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema())"
+            )
+            return ("foreign" if has_tables else "empty"), {}
+        rows = await conn.fetch("SELECT key, value FROM course_meta")
+        return "seed", {row["key"]: row["value"] for row in rows}
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise CourseError(f"cannot read the seed in {db.describe(target)}: {pg_admin.one_line(exc)}") from None
     finally:
-        await engine.dispose()
+        await conn.close()
 
 
 def ensure_seed(settings: Settings | None = None, *, progress: bool = True, announce: bool = True) -> str:

@@ -50,7 +50,7 @@ def _close_all() -> None:
         try:
             lesson.copy.drop_sync()
         except Exception as exc:  # noqa: BLE001 - never turn a kernel shutdown into a traceback
-            print(f"could not remove {lesson.copy.url}: {exc}")
+            print(f"could not remove {db.describe(lesson.copy.url)}: {exc}")
 
 
 atexit.register(_close_all)

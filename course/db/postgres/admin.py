@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
-import os
+import re
 import socket
+from dataclasses import replace
 
 import asyncpg
 from sqlalchemy.engine import URL
 
 from course import db
+from course.db.postgres import owners
 from course.errors import CourseError
 from course.settings import Settings
 
 
-def admin_url(settings: Settings) -> str:
-    """A URL to the server's maintenance database, from COURSE_DATABASE_URL or the course's own server."""
+class MissingDatabase(CourseError):
+    """The server answered, but the database the URL names does not exist (yet)."""
+
+
+def admin_url(settings: Settings, *, start_server: bool = True) -> str:
+    """A URL to the server's maintenance database, from COURSE_DATABASE_URL or the course's own server.
+
+    With start_server=False the course's own server is never started: a CourseError says it is down instead.
+    """
     if settings.database_url and db.parse_url(settings.database_url).get_backend_name() == "postgresql":
         return db.async_url(settings.database_url).set(database="postgres").render_as_string(hide_password=False)
     from course.db.postgres import provider  # imported here: starting a server is only needed when no URL is given
 
-    return provider.server_url(settings)
+    return provider.server_url(settings, start_server=start_server)
 
 
 def dsn(url: str | URL) -> str:
@@ -40,9 +49,17 @@ async def connect(url: str | URL, *, timeout: float = 10) -> asyncpg.Connection:
             f"PostgreSQL at {where} is not answering ({exc.__class__.__name__}): is it running?"
         ) from None
     except asyncpg.InvalidCatalogNameError:
-        raise CourseError(f"database {parsed.database!r} does not exist on {where}") from None
+        raise MissingDatabase(f"database {parsed.database!r} does not exist on {where}") from None
     except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
-        raise CourseError(f"PostgreSQL at {where} refused the login: {exc}") from None
+        raise CourseError(f"PostgreSQL at {where} refused the login: {one_line(exc)}") from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise CourseError(f"PostgreSQL at {where} did not let us in: {one_line(exc)}") from None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as "Type: first line of its message", for one-line errors."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _quote(name: str) -> str:
@@ -74,12 +91,23 @@ async def create_database_if_missing(url: str | URL) -> None:
         await conn.close()
 
 
-async def copy_database(template_url: str | URL, name: str) -> str:
-    """Create database `name` as a copy of the template's database; return its URL."""
+async def copy_database(template_url: str | URL, name: str, *, owner: owners.Owner | None = None) -> str:
+    """Create database `name` as a copy of the template's database; return its URL.
+
+    With owner, the copy's COMMENT records who made it and when (by the server's clock), for drop_abandoned_copies.
+    """
     parsed = db.parse_url(template_url)
     conn = await connect(parsed.set(database="postgres"))
     try:
         await conn.execute(f"CREATE DATABASE {_quote(name)} TEMPLATE {_quote(parsed.database or '')}")
+        if owner is not None:
+            if owner.created is None:
+                owner = replace(owner, created=float(await conn.fetchval("SELECT extract(epoch FROM now())")))
+            # COMMENT takes no parameters: format() quotes the name (%I) and the text (%L) on the server.
+            sql = await conn.fetchval(
+                "SELECT format('COMMENT ON DATABASE %I IS %L', $1::text, $2::text)", name, owner.comment()
+            )
+            await conn.execute(sql)
     except asyncpg.ObjectInUseError:
         raise CourseError(
             f"cannot copy {parsed.database!r}: another session is connected to it (close it, then retry)"
@@ -101,32 +129,55 @@ async def drop_database(url: str | URL) -> None:
         await conn.close()
 
 
-async def drop_stale_copies(admin: str | URL, prefix: str) -> list[str]:
-    """Drop copies named prefix_<pid>_... whose process on this machine has ended (a killed kernel's leftovers)."""
-    conn = await connect(admin)
+# Every copy whose name starts with the prefix: its owner's comment, how many sessions use it, the server's clock.
+_COPIES = """
+SELECT d.datname AS name,
+       shobj_description(d.oid, 'pg_database') AS comment,
+       (SELECT count(*) FROM pg_stat_activity AS a WHERE a.datid = d.oid) AS connections,
+       extract(epoch FROM now()) AS server_now
+FROM pg_database AS d
+WHERE starts_with(d.datname, $1)
+"""
+
+
+async def _legacy_owner(conn: asyncpg.Connection, prefix: str, name: str) -> owners.Owner | None:
+    """An unknown owner for an old copy, created when its files were (only a superuser may read that)."""
+    # Copies made before copies recorded an owner: <prefix><pid>_<8 hex digits>, the pid of some machine.
+    if not re.fullmatch(re.escape(prefix) + r"\d+_[0-9a-f]{8}", name):
+        return None
     try:
-        names = [
-            r[0] for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%")
-        ]
+        created = await conn.fetchval(
+            "SELECT extract(epoch FROM (pg_stat_file('base/' || oid || '/PG_VERSION', true)).modification) "
+            "FROM pg_database WHERE datname = $1",
+            name,
+        )
+    except asyncpg.InsufficientPrivilegeError:
+        return None
+    return None if created is None else owners.Owner("unknown", 0, "unknown", float(created))
+
+
+async def drop_abandoned_copies(admin: str | URL, prefix: str) -> list[str]:
+    """Drop the copies named prefix... that are provably abandoned (see owners.verdict); return their names.
+
+    Copies of live processes, copies in use, and copies with no owner recorded are left alone, whoever made them
+    (old copies with no owner but a known age count as another machine's).
+    """
+    conn = await connect(admin)
+    dropped = []
+    try:
+        for row in await conn.fetch(_COPIES, prefix):
+            owner = owners.parse(row["comment"]) or await _legacy_owner(conn, prefix, row["name"])
+            why = owners.verdict(owner, connections=row["connections"], server_now=float(row["server_now"]))
+            if why is None:
+                continue
+            # The owner is gone: end what it left connected. Idle for long: without FORCE, so a learner who just
+            # connected keeps the copy (DROP fails while anyone is connected).
+            force = " WITH (FORCE)" if why == "owner-gone" else ""
+            try:
+                await conn.execute(f"DROP DATABASE IF EXISTS {_quote(row['name'])}{force}")
+            except (asyncpg.ObjectInUseError, asyncpg.InsufficientPrivilegeError):
+                continue
+            dropped.append(row["name"])
     finally:
         await conn.close()
-    dropped = []
-    for name in names:
-        try:
-            pid = int(name[len(prefix) :].split("_")[0])
-        except ValueError:
-            continue
-        if not _alive(pid):
-            await drop_database(db.parse_url(admin).set(database=name))
-            dropped.append(name)
     return dropped
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

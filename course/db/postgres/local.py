@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from course.db.postgres import secret
+from course.db.postgres.secret import AUTH_METHOD
 from course.errors import CourseError
 
 log = logging.getLogger(__name__)
@@ -125,12 +127,15 @@ def _check_nobody_can_enter(data_dir: Path) -> None:
             )
 
 
-def _run(cmd: list[str], *, stdout: int | IO[str] = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], *, stdout: int | IO[str] = subprocess.PIPE, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     # PG* variables (PGDATA, PGPORT...) from the user's shell must not steer our private server.
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     return subprocess.run(
         _as_server_user(cmd),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if input is None else None,
+        input=input,
         stdout=stdout,
         stderr=subprocess.STDOUT,
         text=True,
@@ -160,23 +165,51 @@ def initialised(data_dir: Path) -> bool:
 
 
 def init_cluster(bin_dir: Path, data_dir: Path) -> None:
-    """Create a fresh cluster, wiping what an interrupted initdb left behind."""
+    """Create a fresh cluster whose superuser logs in with the cluster's secret, wiping an interrupted initdb."""
     if data_dir.exists():
         log.debug("wiping half-initialised cluster %s", data_dir)
         shutil.rmtree(data_dir)
     if run_mode() == "nobody":
         _check_nobody_can_enter(data_dir)
     data_dir.mkdir(parents=True, mode=0o700)
-    if run_mode() == "nobody":
-        nobody = pwd.getpwnam("nobody")
-        os.chown(data_dir, nobody.pw_uid, nobody.pw_gid)
-    # trust auth is safe: the server listens only on 127.0.0.1; --no-sync because the data is throw-away.
-    cmd = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust", "--no-sync"]
-    result = _run([*cmd, "-E", "UTF8", "--locale=C"])
+    _give_to_server_user(data_dir)
+    # --no-sync because the data is throw-away.
+    cmd = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", f"--auth={AUTH_METHOD}", "--no-sync"]
+    with secret.password_file(data_dir, prepare=_give_to_server_user) as pwfile:
+        result = _run([*cmd, f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C"])
     if result.returncode != 0:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise CourseError(f"initdb failed in {data_dir}: {_tail(result.stdout)}")
+    secret.write_hba(data_dir)
     (data_dir / PORT_FILE).write_text(str(free_port()))
+
+
+# ---- password-only logins ----
+
+
+def _give_to_server_user(path: Path) -> None:
+    if run_mode() == "nobody":
+        nobody = pwd.getpwnam("nobody")
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+
+
+def needs_securing(data_dir: Path) -> bool:
+    """True for a cluster that lets anyone in without a password (made before logins needed one) or lost its secret."""
+    return not secret.hba_is_private(data_dir) or secret.read_secret(data_dir) is None
+
+
+def secure_cluster(bin_dir: Path, data_dir: Path) -> None:
+    """Give a stopped cluster a new secret and password-only logins (how clusters made with `trust` are upgraded)."""
+    value = secret.new_secret(data_dir)
+    # Single-user mode sets the password with no server listening, so there is no moment of open access.
+    sql = f"SET password_encryption = '{AUTH_METHOD}';\nALTER ROLE postgres WITH PASSWORD '{value}';\n"
+    cmd = [str(bin_dir / "postgres"), "--single", "-F", "-D", str(data_dir), "postgres"]
+    result = _run(cmd, input=sql)
+    if result.returncode != 0 or "ERROR" in result.stdout:
+        secret.secret_path(data_dir).unlink(missing_ok=True)
+        raise CourseError(f"could not set the password of the cluster in {data_dir}: {_tail(result.stdout)}")
+    secret.write_hba(data_dir)
+    log.debug("cluster %s now needs its password (%s)", data_dir, AUTH_METHOD)
 
 
 def _alive(pid: int) -> bool:

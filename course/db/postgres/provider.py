@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy.engine import URL
+
 from course.db import aio
 from course.db.postgres import local as local
+from course.db.postgres import secret
 from course.db.postgres.local import find_binaries
 from course.errors import CourseError
 from course.settings import Settings, get_settings
@@ -52,18 +55,22 @@ async def _server_version(*, host: str, port: int, user: str, password: str | No
         await conn.close()
 
 
-def _confirm_ready(port: int) -> None:
+def _confirm_ready(port: int, password: str | None) -> None:
     import asyncpg
 
     # pg_ctl -w trusts postmaster.pid; a real login proves the server accepts the course's connections.
     try:
-        aio.run(_server_version(host="127.0.0.1", port=port, user="postgres", password=None, database="postgres"))
+        aio.run(
+            _server_version(host="127.0.0.1", port=port, user="postgres", password=password, database="postgres")
+        )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise CourseError(f"PostgreSQL on 127.0.0.1:{port} does not accept connections: {exc}") from None
 
 
-def _local_url(port: int) -> str:
-    return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+def _local_url(port: int, password: str | None) -> str:
+    # The password travels inside the URL; print URLs with db.describe, which hides it.
+    url = URL.create("postgresql+asyncpg", "postgres", password, "127.0.0.1", port, "postgres")
+    return url.render_as_string(hide_password=False)
 
 
 def _local(settings: Settings) -> tuple[Path, str, str, Path] | None:
@@ -121,17 +128,26 @@ def start(settings: Settings | None = None) -> ServerInfo:
     if found is None:
         return _start_container()
     bin_dir, provider, version, data_dir = found
-    # Check without the lock first: the warm path is the common one.
+    # Check without the lock first: the warm path (running, password-only) is the common one.
     port = local.running_port(data_dir)
-    if port is None:
+    if port is None or local.needs_securing(data_dir):
         with local.locked(data_dir):
             port = local.running_port(data_dir)
+            if port is not None and local.needs_securing(data_dir):
+                # A server made when logins needed no password: restart it with password-only logins.
+                local.stop_cluster(bin_dir, data_dir)
+                port = None
             if port is None:
                 if not local.initialised(data_dir):
                     local.init_cluster(bin_dir, data_dir)
+                elif local.needs_securing(data_dir):
+                    local.secure_cluster(bin_dir, data_dir)
                 port = local.start_cluster(bin_dir, data_dir)
-    _confirm_ready(port)
-    return ServerInfo(url=_local_url(port), provider=provider, version=version, data_dir=data_dir, port=port)
+    password = secret.read_secret(data_dir)
+    _confirm_ready(port, password)
+    return ServerInfo(
+        url=_local_url(port, password), provider=provider, version=version, data_dir=data_dir, port=port
+    )
 
 
 def status(settings: Settings | None = None) -> ServerInfo | None:
@@ -142,9 +158,8 @@ def status(settings: Settings | None = None) -> ServerInfo | None:
         _, provider, version, data_dir = found
         port = local.running_port(data_dir)
         if port is not None:
-            return ServerInfo(
-                url=_local_url(port), provider=provider, version=version, data_dir=data_dir, port=port
-            )
+            url = _local_url(port, secret.read_secret(data_dir))
+            return ServerInfo(url=url, provider=provider, version=version, data_dir=data_dir, port=port)
     return _container_info
 
 

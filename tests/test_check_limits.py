@@ -1,0 +1,79 @@
+"""A check's time limit stops the learner's runaway query itself, on both backends, and the ❌ names the limit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from course import seed
+from course.chapters.registry import Chapter, ExerciseSpec
+from course.checks.base import CheckDB, ExerciseFailed, Registry, call_learner, expect
+from course.settings import Settings
+
+LIMIT = 2.0
+# Three tables multiplied with no join condition: billions of rows even at the tiny scale.
+RUNAWAY = "SELECT count(*) FROM posts AS a, posts AS b, comments AS c"
+
+registry = Registry(Chapter(99, "limits", "Time limits", 1, (ExerciseSpec("99.1", "Count", 1, ("count_rows",)),)))
+
+
+@registry.exercise("99.1", timeout=LIMIT)
+async def _check_count(count_rows: Any, db: CheckDB) -> None:
+    async with db.Session() as session:
+        answer = await call_learner(count_rows, session)
+    expect(answer == 42, f"expected 42, got {answer!r}")
+
+
+# When the learner's query was sent: the limit is judged from there (making the copy is the course's time).
+sent: list[float] = []
+
+
+async def runaway(session: Any) -> int:
+    sent.append(time.monotonic())
+    return (await session.execute(text(RUNAWAY))).scalar_one()
+
+
+async def runaway_that_swallows_errors(session: Any) -> int:
+    # A learner who catches everything must still get the time-limit verdict, not "expected 42".
+    sent.append(time.monotonic())
+    try:
+        return (await session.execute(text(RUNAWAY))).scalar_one()
+    except DBAPIError:
+        return -1
+
+
+@pytest.fixture
+async def seeded(tiny: Settings) -> Settings:
+    # Build the seed first so the timing below measures the check, not seeding.
+    await asyncio.to_thread(seed.ensure_seed, tiny, progress=False, announce=False)
+    return tiny
+
+
+@pytest.mark.parametrize("learner", [runaway, runaway_that_swallows_errors])
+async def test_a_runaway_query_ends_within_the_limit_plus_two_seconds(seeded: Settings, learner: Any) -> None:
+    sent.clear()
+    started = time.monotonic()
+    with pytest.raises(ExerciseFailed) as info:
+        await registry.check("99.1", learner, settings=seeded)
+    ended = time.monotonic()
+    query = ended - sent[0]
+    print(
+        f"{seeded.backend}: {learner.__name__}: query stopped {query:.2f} s after it was sent, "
+        f"check took {ended - started:.2f} s with its copy (limit {LIMIT:.0f} s)"
+    )
+    # Until the verdict: the copy has been dropped too by then, so nothing is left running.
+    assert query < LIMIT + 2, f"the query ran {query:.1f} s"
+    assert f"within {LIMIT:.0f} s" in str(info.value), str(info.value)
+
+
+async def test_a_quick_answer_is_not_disturbed_by_the_limit(seeded: Settings) -> None:
+    async def quick(session: Any) -> int:
+        await session.execute(text("SELECT count(*) FROM posts"))
+        return 42
+
+    await registry.check("99.1", quick, settings=seeded)
