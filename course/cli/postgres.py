@@ -17,11 +17,13 @@ def cmd_postgres(args: argparse.Namespace) -> int:
     elif args.action == "stop":
         print("stopped" if postgres.stop(settings) else "not running")
     elif args.action == "status":
-        info = postgres.status(settings)
-        if info is None:
+        running = postgres.status(settings)
+        if running is None:
             print("not running (start it with `course postgres start`)")
             return 1
-        print(f"PostgreSQL {info.version} ({info.provider}) running at {info.url}, data in {info.data_dir}")
+        print(
+            f"PostgreSQL {running.version} ({running.provider}) running at {running.url}, data in {running.data_dir}"
+        )
     else:
         print(postgres.server_url(settings, start_server=True))
     return 0

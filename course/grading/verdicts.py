@@ -51,16 +51,17 @@ def trusted(row: dict[str, Any], key: bytes, sign: Any) -> dict[str, Any]:
 def kernel_stopped(cells: list[Cell], timeout: float) -> str | None:
     """Why the kernel stopped part-way, or None: nothing after that cell could run."""
     dead = next((c for c in cells if c.outcome and not c.outcome.get("kernel_alive", True)), None)
-    if dead is None:
+    if dead is None or dead.outcome is None:
         return None
-    if dead.outcome.get("when") == "setup":
-        return f"the kernel did not start: {dead.outcome.get('error')}"
-    if dead.outcome.get("timed_out"):
+    outcome = dead.outcome
+    if outcome.get("when") == "setup":
+        return f"the kernel did not start: {outcome.get('error')}"
+    if outcome.get("timed_out"):
         return (
             f"{dead.label} did not finish within {timeout:g} s and ignored the interrupt, so the kernel was "
             "stopped and nothing after it ran (a C call that never returns, or code that catches KeyboardInterrupt?)"
         )
-    error = str(dead.outcome.get("error") or "")
+    error = str(outcome.get("error") or "")
     if error.startswith(KernelDied.PREFIX):
         return (
             f"the kernel died while running {dead.label}{error.removeprefix(KernelDied.PREFIX)}: os._exit(), a "
@@ -100,8 +101,8 @@ def verdicts(
     forged = {row.get("exercise") for row in reports if row.get("forged")}
     infos = {e.id: e for e in expected}
     # Checks that reported without a heading (a learner deleted it) still show, with the registry's points.
-    for exercise, row in by_id.items():
-        points = row.get("max_points")
+    for exercise, reported in by_id.items():
+        points = reported.get("max_points")
         if isinstance(exercise, str) and exercise not in infos:
             infos[exercise] = ExerciseInfo(exercise, "", points if isinstance(points, int) else 0)
     results = []
@@ -139,7 +140,7 @@ def why_no_report(exercise: str, cells: list[Cell], error: str | None, timeout: 
             message += f" ({unknown.label} checks an exercise this chapter does not have)"
         return "failed", message
     before = [c for c in cells[: check.index] if c.outcome and not c.outcome.get("ok")]
-    timed_out = [c for c in before if c.outcome.get("timed_out")]
+    timed_out = [c for c in before if (c.outcome or {}).get("timed_out")]
     outcome = check.outcome
     if outcome is None:
         return "failed", "the check cell did not run (is it marked to be skipped?)"
@@ -160,6 +161,6 @@ def why_no_report(exercise: str, cells: list[Cell], error: str | None, timeout: 
     if before:
         return (
             "failed",
-            f"{message}: an earlier cell failed, {before[-1].label}: {before[-1].outcome.get('error')}",
+            f"{message}: an earlier cell failed, {before[-1].label}: {(before[-1].outcome or {}).get('error')}",
         )
     return "failed", message
