@@ -50,8 +50,6 @@ def test_make_test_checks_types_and_runs_on_every_core() -> None:
 
 
 def test_kernel_runs_get_a_longer_time_limit_and_start_first(request: pytest.FixtureRequest) -> None:
-    from tests.conftest import NOTEBOOK_TIMEOUT
-
     items = request.session.items
     kernel = [item.get_closest_marker("notebooks") is not None for item in items]
     if not any(kernel):
@@ -62,4 +60,5 @@ def test_kernel_runs_get_a_longer_time_limit_and_start_first(request: pytest.Fix
         for item, is_kernel in zip(items, kernel, strict=True)
         if is_kernel
     }
-    assert limits == {NOTEBOOK_TIMEOUT}
+    # (conftest.py is not imported here: a second import would give this worker a second data folder.)
+    assert len(limits) == 1 and limits.pop() > float(request.config.getini("timeout"))

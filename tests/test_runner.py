@@ -134,9 +134,9 @@ def test_hazardous_cells_do_not_stop_the_checks_and_the_last_check_counts(tmp_pa
 def test_a_dying_kernel_is_reported_at_once(tmp_path: Path) -> None:
     notebook = variant(tmp_path / "99_demo.ipynb", _insert_after_setup("import os\nos._exit(3)"))
     started = time.perf_counter()
-    result = course("check", str(notebook), "--timeout", "120", cwd=tmp_path)
+    result = course("check", str(notebook), "--timeout", "300", cwd=tmp_path)
     # Not the cell's whole time limit (a kernel start alone can take 20 s on a busy machine running tests in parallel).
-    assert time.perf_counter() - started < 60
+    assert time.perf_counter() - started < 150
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the kernel died while running code cell 2 (`import os`) (exit code 3)" in result.stdout, result.stdout
     assert "did not finish" not in result.stdout
