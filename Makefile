@@ -23,10 +23,18 @@ seed: install
 lab: seed
 	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" notebooks/00_start_here.ipynb
 
+# Lint, types, then the suite on every core (pytest-xdist); `make test PYTEST_WORKERS=0` runs it in one process.
+# --dist loadgroup hands out tests one at a time to whichever worker is free (tests marked with one
+# @pytest.mark.xdist_group go to one worker together); the kernel runs come first (tests/conftest.py), so the long
+# ones start early and short ones fill the gaps. (--dist load would give the first ~77 tests, all the kernel runs,
+# to one worker.) Each worker has its own data folder; the PostgreSQL server and seeds are shared.
+PYTEST_WORKERS ?= auto
+
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/mypy
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 build: install
 	$(BIN)/course build

@@ -4,7 +4,8 @@
     COURSE_BACKEND=postgres .venv/bin/python benchmarks/pagination.py --scale large
 
 It pages through the live-posts feed (created_at DESC, id DESC, 20 per page) on a fresh copy of the seed with an
-index on (created_at, id), and prints, for each depth, the best time of OFFSET and keyset and their ratio.
+index on (created_at, id), and prints, for each depth, the best time of OFFSET and keyset and their ratio, then
+whether the ratio at the last page reaches DESIGN.md's target (targets.py; exit status 1 if not).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 
 from sqlalchemy import func, select, text, tuple_
+from targets import finish, verdict
 
 from course.domain.models import Post
 from course.tools.instrument import timeit_async
@@ -42,7 +44,9 @@ async def main(scale: str | None, repeat: int) -> None:
         async with lesson.engine.connect() as conn:
             live = await conn.scalar(select(func.count()).select_from(Post).where(LIVE))
             last = live // PAGE_SIZE
-            pages = sorted({1, 10, 100, last // 10, last // 4, last // 2, last} - {0})
+            pages = sorted(
+                page for page in {1, 10, 100, last // 10, last // 4, last // 2, last} if 0 < page <= last
+            )
             print(f"{live:,} live posts, {last:,} pages of {PAGE_SIZE}; best of {repeat} runs each")
             print(f"{'page':>8} {'OFFSET ms':>10} {'keyset ms':>10} {'ratio':>7}")
             for page in pages:
@@ -63,6 +67,7 @@ async def main(scale: str | None, repeat: int) -> None:
                 ratio = best["offset"] / best["keyset"]
                 flag = "" if same else "  (pages differ!)"
                 print(f"{page:>8,} {best['offset']:>10.2f} {best['keyset']:>10.2f} {ratio:>6.1f}×{flag}")
+            print(verdict("keyset", ratio))
     finally:
         await lesson.close()
 
@@ -73,3 +78,4 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=15, help="timed runs per case (the best is kept)")
     args = parser.parse_args()
     asyncio.run(main(args.scale, args.repeat))
+    finish()

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import create_engine
+from targets import finish, verdict
 
 from course import db, seed
 from course.db import aio
@@ -139,6 +140,7 @@ def bench_orm(folder: Path, n: int = 2_000) -> None:
     print(
         f"  ORM per row: {n / orm:>10,.0f} rows/s;  bulk: {n / bulk:>10,.0f} rows/s;  bulk is {orm / bulk:,.0f}x faster"
     )
+    print(f"  {verdict('bulk', orm / bulk)}")
 
 
 def main() -> None:
@@ -155,6 +157,7 @@ def main() -> None:
                 bench_postgres(args.scale)
             except CourseError as exc:
                 print(f"PostgreSQL skipped: {exc}")
+    finish()
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def get_settings(**overrides: object) -> Settings:
         _backend_from_url(str(url))
     values: dict[str, object] = {
         "database_url": url,
-        "backend": (backend or "sqlite").lower(),
+        "backend": str(backend or "sqlite").lower(),
         "scale": (str(overrides.pop("scale", None) or env.get("COURSE_SCALE") or "small")).lower(),
         "require_postgres": env.get("COURSE_REQUIRE_POSTGRES", "") not in ("", "0", "false"),
     }

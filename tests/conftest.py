@@ -1,9 +1,16 @@
-"""Shared fixtures: an isolated data folder, tiny seeds, and a real PostgreSQL server (or a one-line skip)."""
+"""Shared fixtures: an isolated data folder, tiny seeds, and a real PostgreSQL server (or a one-line skip).
+
+Under pytest-xdist (`make test` runs `pytest -n auto`) each worker is its own process: it gets its own data folder
+(so its SQLite seeds are its own), while all workers share the course's local PostgreSQL server (started under a
+file lock) and its seed templates (built under a file lock by whichever worker needs one first, see
+course/seed/status.py).
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,15 +30,29 @@ from course.errors import CourseError  # noqa: E402
 from course.settings import Settings, get_settings  # noqa: E402
 
 REQUIRE_POSTGRES = os.environ.get("COURSE_REQUIRE_POSTGRES", "") not in ("", "0", "false")
+# A whole notebook in a kernel, on a busy 2-core machine: far above the < 60 s a lesson takes, far below a hang.
+NOTEBOOK_TIMEOUT = 600
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The data folder holds seeds of tens of MB at the small scale: a run leaves nothing in the temp folder.
+    shutil.rmtree(_DATA, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Mark every test that needs the server (directly or as the PostgreSQL half of a parametrised test) so `-m "not postgres"` leaves it out.
     for item in items:
+        # Mark every test that needs the server (directly or as the PostgreSQL half of a parametrised test) so `-m "not postgres"` leaves it out.
         callspec = getattr(item, "callspec", None)
         on_postgres = callspec is not None and callspec.params.get("backend") == "postgres"
         if on_postgres or {"pg_admin_url", "pg_url"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
+        # pytest-timeout's default (pyproject) suits in-process tests; a kernel run gets longer unless it says otherwise.
+        if item.get_closest_marker("notebooks") and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(NOTEBOOK_TIMEOUT))
+    # Kernel runs are the longest tests: started first, they spread over the xdist workers and the short tests
+    # fill the gaps, instead of one worker finishing a long notebook alone at the end. (A stable sort; every
+    # worker computes the same order, as xdist requires.)
+    items.sort(key=lambda item: item.get_closest_marker("notebooks") is None)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 import tomllib
 
+import pytest
 import yaml
 
 from tests.nbsource import ROOT
@@ -37,3 +38,27 @@ def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make test" in ci and "COURSE_REQUIRE_POSTGRES=1" in ci
     assert "make test" in readme and "make lab" in readme
+
+
+def test_make_test_checks_types_and_runs_on_every_core() -> None:
+    make = (ROOT / "Makefile").read_text()
+    target = make.split("\ntest: install\n")[1].split("\n\n")[0]
+    assert "$(BIN)/mypy" in target and "$(BIN)/pytest -n $(PYTEST_WORKERS)" in target, target
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]
+    assert tool["mypy"]["files"] == ["course"]
+    assert 0 < tool["pytest"]["ini_options"]["timeout"] <= 300, "a hung test must fail, not stall CI"
+
+
+def test_kernel_runs_get_a_longer_time_limit_and_start_first(request: pytest.FixtureRequest) -> None:
+    items = request.session.items
+    kernel = [item.get_closest_marker("notebooks") is not None for item in items]
+    if not any(kernel):
+        pytest.skip("no kernel runs selected (-m / -k)")
+    assert kernel == sorted(kernel, reverse=True), "kernel runs are scheduled before the in-process tests"
+    limits = {
+        item.get_closest_marker("timeout").args[0]
+        for item, is_kernel in zip(items, kernel, strict=True)
+        if is_kernel
+    }
+    # (conftest.py is not imported here: a second import would give this worker a second data folder.)
+    assert len(limits) == 1 and limits.pop() > float(request.config.getini("timeout"))

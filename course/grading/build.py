@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from course.errors import CourseError
+from course.grading import start_table
 from course.grading.notebook_format import HEADING_RE, NAME_RE, _heading_lines, read_notebook
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ def build(root: Path, *, check: bool = False) -> list[Path]:
     With check=True nothing is written: a CourseError lists what is stale, missing or extra.
     Returns the exercise notebooks written (or, with check=True, found in sync).
     """
+    # The start notebook's chapter table comes from the chapter registry (course/grading/start_table.py).
+    start_table.sync(root, check=check)
     expected = _expected(root)
     exercises = root / "exercises"
     present = set(exercises.glob("*.ipynb")) if exercises.is_dir() else set()

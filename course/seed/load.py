@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, insert, text
 from tqdm import tqdm
@@ -135,7 +136,7 @@ async def _seed_postgres(url: str, scale: str, *, progress: bool) -> dict[str, i
             await conn.run_sync(Base.metadata.drop_all)
             await conn.run_sync(Base.metadata.create_all)
             # COPY through the asyncpg connection under SQLAlchemy's, inside the same transaction.
-            raw = (await conn.get_raw_connection()).driver_connection
+            raw: Any = (await conn.get_raw_connection()).driver_connection
             tables = build_tables(scale, "postgres")
             with _progress(sum(t.count for t in tables), progress) as bar:
                 for t in tables:
@@ -157,7 +158,8 @@ async def _seed_postgres(url: str, scale: str, *, progress: bool) -> dict[str, i
             await conn.execute(insert(CourseMeta), [{"key": k, "value": v} for k, v in meta.items()])
         async with engine.connect() as conn:
             await conn.execute(text("COMMIT"))
-            await (await conn.get_raw_connection()).driver_connection.execute("ANALYZE")
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            await driver.execute("ANALYZE")
     finally:
         await engine.dispose()
     return counts

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -154,9 +156,34 @@ async def _postgres_state(target: str) -> State:
         await conn.close()
 
 
+@contextmanager
+def _building(settings: Settings, url: str) -> Iterator[None]:
+    """Hold an exclusive lock on building the seed at url, so two processes never build it at once."""
+    # Two kernels, or two test workers, may find the same seed missing at once; on PostgreSQL two builders in one
+    # template database would break each other. The loser waits, then finds the seed ready.
+    key = hashlib.sha256(db.parse_url(url).render_as_string(hide_password=True).encode()).hexdigest()[:16]
+    folder = settings.cache_dir / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"seed-{key}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_seed(settings: Settings | None = None, *, progress: bool = True, announce: bool = True) -> str:
     """The URL of a usable seed, building it first when missing or built for another scale or schema."""
     settings = settings or get_settings()
+    current = status(settings)
+    if current.ok:
+        return current.url
+    with _building(settings, current.url):
+        return _build_unless_ready(settings, progress=progress, announce=announce)
+
+
+def _build_unless_ready(settings: Settings, *, progress: bool, announce: bool) -> str:
+    # Another process may have built it while this one waited for the lock.
     current = status(settings)
     if current.ok:
         return current.url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from matplotlib.path import Path
@@ -165,7 +166,7 @@ def _order_columns(tables: Sequence[Table], levels: dict[str, int]) -> list[list
     for _ in range(4):
         rank = {name: i / max(len(col), 1) for col in columns for i, name in enumerate(col)}
         for col in columns:
-            col.sort(key=lambda name, rank=rank: _barycentre(name, neighbours, rank))
+            col.sort(key=partial(_barycentre, neighbours=neighbours, rank=rank))
     return columns
 
 
@@ -188,6 +189,10 @@ def layout(metadata: MetaData | None = None, *, tables: Iterable[str] | None = N
             boxes[name] = Box(name, level, x, y, width, rows[name])
             y += ROW * (len(rows[name]) + 1) + BOX_GAP
     return boxes
+
+
+def _distance(a: float, b: float) -> float:
+    return abs(b - a)
 
 
 def _gaps(column: list[Box]) -> list[float]:
@@ -228,7 +233,7 @@ def arrow_routes(boxes: dict[str, Box], tables: Sequence[Table]) -> dict[Link, l
             left, right = lane_box.x - COLUMN_GAP / 2, lane_box.x + lane_box.width + COLUMN_GAP / 2
             share = (start[0] - (left + right) / 2) / (start[0] - end[0])
             straight = start[1] + (end[1] - start[1]) * share
-            lane = min(_gaps(by_level[level]), key=lambda y, straight=straight: abs(y - straight))
+            lane = min(_gaps(by_level[level]), key=partial(_distance, straight))
             points += [(right, lane), (left, lane)]
         routes[link] = [*points, end]
     return routes

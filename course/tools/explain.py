@@ -8,12 +8,12 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
 
 # Index names in a SQLite plan line: "SEARCH p USING [COVERING] INDEX ix_p (author_id=?)".
 _SQLITE_INDEX = re.compile(r"USING (?:COVERING )?INDEX (\S+)")
@@ -174,7 +174,8 @@ async def explain(
     statement = text(stmt) if isinstance(stmt, str) else stmt
     async with _connection(target) as conn:
         dialect = conn.dialect.name
-        sql = str(statement.compile(dialect=conn.dialect))
+        # Every statement explain() is given is a ClauseElement; Executable alone does not promise compile().
+        sql = str(cast(ClauseElement, statement).compile(dialect=conn.dialect))
         if dialect == "sqlite":
             rows = await conn.run_sync(_run_prefixed, statement, "EXPLAIN QUERY PLAN", params or {})
             return Plan(dialect, _sqlite_tree(rows), analyzed=False, aliases=_aliases(sql))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -56,7 +57,7 @@ def _close_all() -> None:
 atexit.register(_close_all)
 
 
-async def setup(*, scale: str | None = None, quiet: bool = False, **engine_options: object) -> Lesson:
+async def setup(*, scale: str | None = None, quiet: bool = False, **engine_options: Any) -> Lesson:
     """Copy the seed (building it first if needed) and connect to the copy; print what the learner needs."""
     settings = get_settings(**({"scale": scale} if scale else {}))
     copy = await fresh.create_copy(settings)

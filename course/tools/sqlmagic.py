@@ -46,7 +46,7 @@ def setup_sql_magic(url: str | URL, *, ip: Any = None, displaylimit: int = DISPL
         try:
             from IPython import get_ipython
         except ImportError:
-            get_ipython = None  # type: ignore[assignment]
+            get_ipython = None
         ip = get_ipython() if get_ipython else None
     if ip is None:
         raise CourseError("setup_sql_magic only works inside Jupyter or IPython; in a script use make_engine()")

@@ -36,7 +36,9 @@ async def _count(db: CheckDB, where: Any) -> int:
 
 async def _deleted(session: AsyncSession) -> int:
     """How many users the session sees as soft-deleted, its own uncommitted changes included."""
-    return await session.scalar(select(func.count()).select_from(User).where(User.deleted_at.is_not(None)))
+    return (
+        await session.execute(select(func.count()).select_from(User).where(User.deleted_at.is_not(None)))
+    ).scalar_one()
 
 
 def _is_argon2_of(stored: str, plain: str) -> bool:
@@ -158,7 +160,7 @@ async def _check_list_users(list_users: Callable[..., Any], db: CheckDB) -> None
         async with db.Session() as s:
             return list((await s.execute(stmt)).scalars())
 
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({}, "with no filters"),
         ({"status": "suspended"}, "with status='suspended'"),
         ({"role": "moderator", "limit": 5}, "with role='moderator', limit=5"),
@@ -217,7 +219,7 @@ async def _check_update_user(update_user: Callable[..., Any], db: CheckDB) -> No
             "fields the client did not send were changed: use model_dump(exclude_unset=True)",
         )
         session.expire_all()
-        fresh = await session.get(User, alive.id)
+        fresh = await session.get_one(User, alive.id)
         expect(fresh.updated_at >= start, "updated_at was not moved forward by the update")
         async with caller_owns_transaction(session):
             two = await _apply(update_user, session, alive.id, UserUpdate(role="moderator", status="suspended"))
@@ -262,10 +264,11 @@ async def _check_soft_delete(
         ).one_or_none()
         expect(row is not None, "the row was deleted from the table: a soft delete only sets deleted_at")
         session.expire_all()
-        user = await session.get(User, alive.id)
-        expect(user.deleted_at is not None, "deleted_at is still empty after the soft delete")
+        user = await session.get_one(User, alive.id)
+        deleted_at = user.deleted_at
+        expect(deleted_at is not None, "deleted_at is still empty after the soft delete")
         expect(
-            before <= user.deleted_at <= datetime.now(UTC) + timedelta(seconds=5),
+            deleted_at is not None and before <= deleted_at <= datetime.now(UTC) + timedelta(seconds=5),
             "deleted_at should be the current time (datetime.now(UTC))",
         )
         expect(user.status == alive.status, "the soft delete changed status: deleted_at alone marks a deletion")
@@ -277,7 +280,7 @@ async def _check_soft_delete(
             await call_learner(restore_user, session, alive.id)
             await flush_learner_changes(session)
         session.expire_all()
-        user = await session.get(User, alive.id)
+        user = await session.get_one(User, alive.id)
         expect(user.deleted_at is None, "restore_user left deleted_at set: clear it (set it to None)")
         expect(
             await _deleted(session) == deleted_before,
@@ -289,7 +292,7 @@ async def _check_soft_delete(
             await call_learner(restore_user, session, suspended.id)
             await flush_learner_changes(session)
         session.expire_all()
-        back = await session.get(User, suspended.id)
+        back = await session.get_one(User, suspended.id)
         expect(
             back.status == "suspended",
             f"a suspended user came back from delete and restore with status {back.status!r}: "

@@ -35,7 +35,7 @@ async def _indexes_added_by(fn: Callable[..., Any], db: CheckDB, table: str) -> 
     return [ix for ix in after if ix.name not in before]
 
 
-async def _plan(db: CheckDB, stmt: Select[Any], table: str) -> Plan:
+async def _plan(db: CheckDB, stmt: Select, table: str) -> Plan:
     """The plan for stmt with fresh statistics.
 
     On PostgreSQL sequential scans are switched off for this one EXPLAIN: on a small copy a scan

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, select, text
 
 from course.chapters.ch04_pagination.costs import judge_count_cost, judge_deep_page_cost
 from course.chapters.ch04_pagination.cursors import reject_forgeries, reject_garbage
@@ -180,12 +180,13 @@ EXPORT_LIMIT = 50
 async def _check_export_page(
     add_index: Callable[..., Any], comments_page: Callable[..., Any], db: CheckDB
 ) -> None:
-    indexes_before = set(Comment.__table__.indexes)
+    table = cast(Table, Comment.__table__)  # a mapped class's __table__ is typed as any FromClause
+    indexes_before = set(table.indexes)
     async with db.engine.connect() as conn:
         await call_learner(add_index, conn)
         await conn.commit()
     # An Index(...) built on the model's columns attaches itself to the shared metadata: detach it again.
-    Comment.__table__.indexes.intersection_update(indexes_before)
+    table.indexes.intersection_update(indexes_before)
     total = (await _fetch(db, select(func.count()).select_from(Comment)))[0][0]
     reference = select(Comment.id, Comment.created_at).order_by(Comment.created_at, Comment.id)
     measured = []
@@ -205,7 +206,8 @@ async def _check_export_page(
                 "comments_page must run a select(...) or text(...) statement so its cost can be measured",
             )
             where = "halfway through the comments" if position == total // 2 else "near the end"
-            measured.append((where, after, *statements[-1]))
+            # Only the first page (position 0) has no cursor row, and it is not measured.
+            measured.append((where, cast(Key, after), *statements[-1]))
     # Halfway and near the end: a page that reads every earlier row shows up at least at one of them.
     for where, after, clause, params in measured:
         await judge_deep_page_cost(db, where, after, clause, params, limit=EXPORT_LIMIT)

@@ -11,6 +11,7 @@ import itertools
 import string
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from course.checks.base import expect, fail
@@ -106,15 +107,32 @@ def _digest_texts(message: bytes, key: bytes | None) -> Iterator[tuple[str, Call
 
         raw = digest(message, key)
         for encode in (bytes.hex, lambda r: _b64encode(r, "="), lambda r: _b64encode(r, "")):
-            yield encode(raw), lambda data, secret, digest=digest, encode=encode: encode(digest(data, secret))
+            yield encode(raw), partial(_redo, digest, encode)
+
+
+def _redo(
+    digest: Callable[[bytes, bytes | None], bytes],
+    encode: Callable[[bytes], str],
+    data: bytes,
+    secret: bytes | None,
+) -> str:
+    return encode(digest(data, secret))
 
 
 def _views(others: list[int], separator: str) -> list[Callable[[list[str]], bytes | None]]:
     """What a signature may be computed over or keyed with: the other parts joined, or one, as written or decoded."""
     views: list[Callable[[list[str]], bytes | None]] = [lambda ps: separator.join(ps[k] for k in others).encode()]
     for k in others:
-        views += [lambda ps, k=k: ps[k].encode(), lambda ps, k=k: _b64decode(ps[k])]
+        views += [partial(_part, k), partial(_decoded_part, k)]
     return views
+
+
+def _part(k: int, parts: list[str]) -> bytes | None:
+    return parts[k].encode()
+
+
+def _decoded_part(k: int, parts: list[str]) -> bytes | None:
+    return _b64decode(parts[k])
 
 
 def _resigned(token: str, cursor_id: int) -> Iterator[str]:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -119,12 +119,12 @@ def rows_of(result: object, kind: type, name: str) -> list[Any]:
         f"{name} should return a list of {kind.__name__} objects, got {type(result).__name__} "
         "(`list((await session.execute(stmt)).scalars())` gives one)",
     )
-    wrong = next((r for r in result if not isinstance(r, kind)), None)
+    wrong = next((r for r in cast(list[Any], result) if not isinstance(r, kind)), None)
     expect(
         wrong is None,
         f"{name} returned a {type(wrong).__name__} where a {kind.__name__} was expected: select the entity and use .scalars()",
     )
-    return result
+    return cast(list[Any], result)
 
 
 def judge_page(got: Sequence[Any], want: Sequence[Any], seen: set[int], after: Key | None, order: str) -> None:
@@ -204,7 +204,7 @@ async def statement_cost(engine: AsyncEngine, clause: Any, params: Any) -> int:
             plan = await explain_json(conn, clause, params=params, analyze=True)
             await conn.rollback()
             return _rows_read(plan[0]["Plan"])
-        driver = (await conn.get_raw_connection()).driver_connection
+        driver: Any = (await conn.get_raw_connection()).driver_connection
         steps = [0]
 
         def tick() -> int:

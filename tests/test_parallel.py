@@ -1,0 +1,31 @@
+"""What `make test`'s parallel workers (and two kernels started at once) share is safe to share."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from course import seed
+from course.settings import get_settings
+
+# What a kernel's setup cell or a test worker does first: make sure the seed exists.
+ENSURE = "from course.seed import ensure_seed; ensure_seed(progress=False)"
+
+
+def test_two_processes_that_need_one_seed_build_it_once(empty_url: str) -> None:
+    env = {**os.environ, "COURSE_DATABASE_URL": empty_url, "COURSE_SCALE": "tiny"}
+    env.pop("COURSE_BACKEND", None)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", ENSURE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, out + err
+    builds = [out for out, _ in outputs if "Building the tiny seed" in out]
+    # The second process waits for the first one's build and then uses it, instead of building over it.
+    assert len(builds) == 1, outputs
+    assert seed.status(get_settings(scale="tiny", database_url=empty_url)).ok
