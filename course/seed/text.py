@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 if TYPE_CHECKING:
     from course.seed.generate import Stream
@@ -69,4 +70,5 @@ def encode_times(seconds: np.ndarray, base: datetime, backend: str) -> list:
         # ISO puts a "T" between date and time; SQLAlchemy's SQLite format a space.
         text.view(np.uint8).reshape(-1, 26)[:, 10] = ord(" ")
         return text.astype(str).tolist()
-    return [moment.replace(tzinfo=UTC) for moment in stamps.astype(object).tolist()]
+    # pandas builds the aware datetime objects in compiled code, a few times faster than a Python loop.
+    return pd.DatetimeIndex(stamps).tz_localize(UTC).to_pydatetime().tolist()
