@@ -15,6 +15,8 @@ TARGETS: dict[str, tuple[float, str]] = {
     "bulk": (20, "bulk insert vs one ORM object and one commit per row"),
     "eager": (10, "eager loading vs N+1"),
     "pool": (5, "a pooled connection vs connecting per request (PostgreSQL)"),
+    # A ratio of times: the fastest known load path over `course seed` end to end (at most twice as slow).
+    "seed": (0.5, "fastest load path / `course seed` end to end, at large"),
 }
 
 _missed: list[str] = []

@@ -181,3 +181,80 @@ async def test_postgres_database_with_other_tables_is_foreign(pg_url: str) -> No
     settings = get_settings(scale="tiny", database_url=pg_url)
     current = await aio_to_thread(seed.status, settings)
     assert current.foreign and "other tables" in current.reason
+
+
+def _schema(sync_conn) -> dict:
+    """Everything the inspector reports about the domain tables, in a comparable form."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(sync_conn)
+    found = {}
+    for table in sorted(inspector.get_table_names()):
+        found[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                for c in inspector.get_columns(table)
+            ],
+            "pk": inspector.get_pk_constraint(table),
+            "fks": sorted(
+                (
+                    str(fk.get("name")),
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    str(fk.get("options")),
+                )
+                for fk in inspector.get_foreign_keys(table)
+            ),
+            "unique": sorted(
+                (str(u["name"]), tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)
+            ),
+            "indexes": sorted(
+                (str(i["name"]), tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)
+            ),
+            "checks": sorted((str(c["name"]), c["sqltext"]) for c in inspector.get_check_constraints(table)),
+        }
+    return found
+
+
+async def test_seeded_schema_equals_create_all(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Loading into bare tables and adding constraints and indexes afterwards builds exactly the models' schema."""
+    from course.domain.models import Base
+
+    seeded, reference = await _two_databases(backend, tmp_path, request)
+    await aio_to_thread(seed.seed, get_settings(scale="tiny"), url=seeded)
+    engine = db.make_engine(url=reference)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        async with engine.connect() as conn:
+            want = await conn.run_sync(_schema)
+    finally:
+        await engine.dispose()
+    engine = db.make_engine(url=seeded)
+    try:
+        async with engine.connect() as conn:
+            got = await conn.run_sync(_schema)
+    finally:
+        await engine.dispose()
+    assert got == want
+    assert sum(len(t["indexes"]) for t in got.values()) >= 10
+    if backend == "postgres":
+        assert sum(len(t["fks"]) for t in got.values()) >= 10 and sum(len(t["unique"]) for t in got.values()) >= 4
+
+
+async def _two_databases(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, str]:
+    if backend == "sqlite":
+        return _sqlite_target(tmp_path, "seeded.sqlite3"), _sqlite_target(tmp_path, "reference.sqlite3")
+    from course.db.postgres import admin as pg_admin
+
+    admin = request.getfixturevalue("pg_admin_url")
+    urls = []
+    for name in ("seeded", "reference"):
+        url = db.parse_url(admin).set(database=f"course_test_schema_{name}_{tmp_path.name[-8:].lower()}")
+        await pg_admin.create_database_if_missing(url)
+        rendered = url.render_as_string(hide_password=False)
+        request.addfinalizer(lambda rendered=rendered: aio.run(pg_admin.drop_database(rendered)))
+        urls.append(rendered)
+    return urls[0], urls[1]

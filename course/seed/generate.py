@@ -1,18 +1,24 @@
-"""Deterministic rows for the seeded database: the same scale gives the same rows on every machine."""
+"""Deterministic rows for the seeded database: the same scale gives the same rows on every machine.
+
+Rows are drawn a column at a time with numpy from PCG64 bit streams. Only the raw 64-bit output of the bit
+generator is used (stable across numpy versions and platforms); integers, floats and weighted choices are derived
+from it here, so no numpy sampling algorithm that might change between releases decides a value.
+"""
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import cache
-from itertools import accumulate
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
+from course.seed.text import Vocabulary, encode_times
+
 # Change when the generated rows change, so old seeds are rebuilt.
-SEED_VERSION = 1
+SEED_VERSION = 2
 RANDOM_SEED = 20240101
 BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 # Word lists are committed inputs in the repository's data/ folder.
@@ -24,6 +30,8 @@ SEEDED_PASSWORD = "course-password"
 SEEDED_PASSWORD_HASH = (
     "$argon2id$v=19$m=65536,t=3,p=4$Y291cnNlLXNlZWQtc2FsdA$eBBofd4psNGzOEm5h1++t+MIOLy/e0aIfboJRr2ts58"
 )
+DAY = 86_400
+HOUR = 3_600
 
 
 @dataclass(frozen=True)
@@ -56,10 +64,6 @@ SIZES = {
 }
 
 
-def _lines(name: str) -> list[str]:
-    return (DATA_DIR / name).read_text(encoding="utf-8").split()
-
-
 @dataclass(frozen=True)
 class TableRows:
     """One table's columns and a factory for its rows, already encoded for the target backend."""
@@ -70,217 +74,279 @@ class TableRows:
     rows: Callable[[], Iterator[tuple]]
 
 
-class Encoder:
-    """Turns timestamps and UUIDs into what the target driver stores, without changing their meaning."""
+class Stream:
+    """Reproducible random columns from one PCG64 bit stream (only its raw output is used, see the docstring)."""
 
-    def __init__(self, backend: str) -> None:
-        self.backend = backend
+    def __init__(self, seed: int) -> None:
+        self._bits = np.random.PCG64(seed)
 
-    def ts(self, seconds: int) -> datetime | str:
-        return _sqlite_ts(seconds) if self.backend == "sqlite" else _pg_ts(seconds)
+    def uniform(self, n: int) -> np.ndarray:
+        """n floats in [0, 1) from the top 53 bits of each raw draw."""
+        return (self._bits.random_raw(n) >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
 
-    def uid(self, value: uuid.UUID) -> uuid.UUID | str:
-        # SQLAlchemy's Uuid type stores 32 hex digits on SQLite and a native uuid on PostgreSQL.
-        return value.hex if self.backend == "sqlite" else value
+    def integers(self, low: int, high: int, n: int) -> np.ndarray:
+        """n integers in [low, high)."""
+        return low + (self.uniform(n) * (high - low)).astype(np.int64)
+
+    def chance(self, p: float, n: int) -> np.ndarray:
+        """n booleans, each True with probability p."""
+        return self.uniform(n) < p
+
+    def weighted(self, cum_weights: np.ndarray, n: int) -> np.ndarray:
+        """n indexes (from 0) drawn with the given cumulative weights."""
+        return np.searchsorted(cum_weights, self.uniform(n) * cum_weights[-1], side="right")
+
+    def permutation(self, n: int) -> np.ndarray:
+        return np.argsort(self.uniform(n), kind="stable")
+
+    def raw(self, n: int) -> np.ndarray:
+        return self._bits.random_raw(n)
 
 
-@cache
-def _pg_ts(seconds: int) -> datetime:
-    return BASE_TIME + timedelta(seconds=seconds)
+def zipf_cum_weights(n: int, stream: Stream, exponent: float = 1.1) -> np.ndarray:
+    """Cumulative weights where a few ids get most of the activity, shuffled so that skew is not by id."""
+    ranks = stream.permutation(n) + 1
+    return np.cumsum(1.0 / ranks.astype(np.float64) ** exponent)
 
 
-@cache
-def _sqlite_ts(seconds: int) -> str:
-    # The exact text SQLAlchemy's SQLite DateTime writes, so ORM reads and comparisons agree with the seed.
-    return (BASE_TIME + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S.%f")
+def _external_ids(stream: Stream, n: int) -> list[uuid.UUID]:
+    """Version-4 UUIDs from 128 random bits each (the version and variant bits set as RFC 9562 says)."""
+    high = (stream.raw(n) & np.uint64(0xFFFFFFFFFFFF0FFF)) | np.uint64(0x4000)
+    low = (stream.raw(n) & np.uint64(0x3FFFFFFFFFFFFFFF)) | np.uint64(0x8000000000000000)
+    return [uuid.UUID(int=(h << 64) | lo) for h, lo in zip(high.tolist(), low.tolist(), strict=True)]
 
 
-def _zipf_cum_weights(n: int, rng: random.Random, exponent: float = 1.1) -> list[float]:
-    """Cumulative weights where a few ids get most of the activity, the ids shuffled so skew is not by id."""
-    ranks = list(range(1, n + 1))
-    rng.shuffle(ranks)
-    return list(accumulate(1.0 / (r**exponent) for r in ranks))
+def _nullable(values: list, keep: np.ndarray) -> list:
+    """values where keep is True, None elsewhere."""
+    return [v if k else None for v, k in zip(values, keep.tolist(), strict=True)]
+
+
+def _rows(*columns: list) -> Callable[[], Iterator[tuple]]:
+    return lambda: zip(*columns, strict=True)
 
 
 def build_tables(scale: str, backend: str) -> list[TableRows]:
-    """All tables of the seed in foreign-key order. Rows come from one random.Random, so they are reproducible."""
+    """All tables of the seed in foreign-key order, each drawn from its own stream, so they are reproducible."""
     size = SIZES[scale]
-    enc = Encoder(backend)
-    words = _lines("words.txt")
-    first_names = _lines("first_names.txt")
-    last_names = _lines("last_names.txt")
-    rng = random.Random(RANDOM_SEED)
+    vocab = Vocabulary.load(DATA_DIR)
 
-    # Decide the shapes that several tables share up front, in a fixed order.
-    user_ids = range(1, size.users + 1)
-    post_ids = range(1, size.posts + 1)
-    author_weights = _zipf_cum_weights(size.users, rng)
-    post_weights = _zipf_cum_weights(size.posts, rng)
+    def ts(seconds: np.ndarray) -> list:
+        return encode_times(seconds, BASE_TIME, backend)
+
+    # Shapes that several tables share, drawn first from one stream in a fixed order.
+    shared = Stream(RANDOM_SEED)
+    author_weights = zipf_cum_weights(size.users, shared)
+    post_weights = zipf_cum_weights(size.posts, shared)
     # Posts start on whole hours, so many share a created_at: cursors must break ties.
-    post_hours = [rng.randrange(0, 2 * 365 * 24) for _ in post_ids]
-    post_authors = rng.choices(user_ids, cum_weights=author_weights, k=size.posts)
-    user_days = [rng.randrange(0, 365) for _ in user_ids]
-    item_counts = [1 + min(int(rng.expovariate(0.7)), 9) for _ in range(size.orders)]
-    product_prices = [rng.randrange(99, 50_000) for _ in range(size.products)]
+    post_hours = shared.integers(0, 2 * 365 * 24, size.posts)
+    post_authors = shared.weighted(author_weights, size.posts) + 1
+    user_days = shared.integers(0, 365, size.users)
+    product_prices = shared.integers(99, 50_000, size.products)
+    user_ids = np.arange(1, size.users + 1)
+    post_ids = np.arange(1, size.posts + 1)
+    tables: list[TableRows] = []
 
-    def sentence(r: random.Random, lo: int, hi: int) -> str:
-        return " ".join(r.choices(words, k=r.randint(lo, hi)))
-
-    def users() -> Iterator[tuple]:
-        r = random.Random(RANDOM_SEED + 1)
-        for uid in user_ids:
-            first, last = r.choice(first_names), r.choice(last_names)
-            created = user_days[uid - 1] * 86_400 + r.randrange(0, 86_400)
-            deleted = enc.ts(created + 86_400 * r.randrange(1, 300)) if r.random() < 0.03 else None
-            roll = r.random()
-            role = "admin" if roll < 0.005 else "moderator" if roll < 0.025 else "member"
-            status = "suspended" if r.random() < 0.02 else "active"
-            external = uuid.UUID(int=r.getrandbits(128), version=4)
-            yield (
-                uid,
-                enc.uid(external),
-                f"{first}.{last}.{uid}@example.com".lower(),
-                f"{first} {last}",
-                SEEDED_PASSWORD_HASH,
-                status,
-                role,
-                enc.ts(created),
-                enc.ts(created + r.randrange(0, 86_400 * 30)),
-                deleted,
-            )
-
-    def profiles() -> Iterator[tuple]:
-        r = random.Random(RANDOM_SEED + 2)
-        pid = 0
-        for uid in user_ids:
-            if r.random() < 0.7:
-                pid += 1
-                yield (
-                    pid,
-                    uid,
-                    sentence(r, 5, 20),
-                    r.choice(last_names) + " City" if r.random() < 0.6 else None,
-                )
-
-    def posts() -> Iterator[tuple]:
-        r = random.Random(RANDOM_SEED + 3)
-        for pid in post_ids:
-            created = post_hours[pid - 1] * 3600
-            published = r.random() < 0.8
-            deleted = enc.ts(created + 3600 * r.randrange(1, 500)) if r.random() < 0.02 else None
-            yield (
-                pid,
-                post_authors[pid - 1],
-                sentence(r, 3, 8).capitalize(),
-                sentence(r, 20, 60),
-                "published" if published else "draft",
-                enc.ts(created + 3600 * r.randrange(0, 48)) if published else None,
-                enc.ts(created),
-                enc.ts(created + 3600 * r.randrange(0, 72)),
-                deleted,
-            )
-
-    def comments() -> Iterator[tuple]:
-        r = random.Random(RANDOM_SEED + 4)
-        targets = r.choices(post_ids, cum_weights=post_weights, k=size.comments)
-        authors = r.choices(user_ids, cum_weights=author_weights, k=size.comments)
-        for cid in range(1, size.comments + 1):
-            post_id = targets[cid - 1]
-            created = post_hours[post_id - 1] * 3600 + r.randrange(60, 86_400 * 30)
-            yield (cid, post_id, authors[cid - 1], sentence(r, 3, 25), enc.ts(created))
-
-    def tags() -> Iterator[tuple]:
-        chosen = random.Random(RANDOM_SEED + 5).sample(words, size.tags)
-        yield from ((tid, name) for tid, name in enumerate(chosen, start=1))
-
-    def post_tags() -> Iterator[tuple]:
-        r = random.Random(RANDOM_SEED + 6)
-        for pid in post_ids:
-            for tag_id in sorted(set(r.choices(range(1, size.tags + 1), k=r.randint(0, 4)))):
-                yield (pid, tag_id)
-
-    def products() -> Iterator[tuple]:
-        r = random.Random(RANDOM_SEED + 7)
-        for pid in range(1, size.products + 1):
-            created = enc.ts(r.randrange(0, 365 * 86_400))
-            name = f"{r.choice(words).capitalize()} {r.choice(words)}"
-            yield (pid, f"SKU-{pid:06d}", name, product_prices[pid - 1], created, created)
-
-    def orders() -> Iterator[tuple]:
-        r = random.Random(RANDOM_SEED + 8)
-        buyers = r.choices(user_ids, cum_weights=author_weights, k=size.orders)
-        statuses = ("pending", "paid", "shipped", "cancelled")
-        for oid in range(1, size.orders + 1):
-            total = sum(q * p for q, p in _order_lines(oid, item_counts[oid - 1], size, product_prices))
-            created = 365 * 86_400 + r.randrange(0, 365 * 86_400)
-            status = r.choices(statuses, weights=(10, 30, 55, 5))[0]
-            yield (oid, buyers[oid - 1], status, total, enc.ts(created))
-
-    def order_items() -> Iterator[tuple]:
-        item_id = 0
-        for oid in range(1, size.orders + 1):
-            lines = _order_lines(oid, item_counts[oid - 1], size, product_prices)
-            for (quantity, price), product_id in zip(lines, _order_products(oid, len(lines), size), strict=True):
-                item_id += 1
-                yield (item_id, oid, product_id, quantity, price)
-
-    def accounts() -> Iterator[tuple]:
-        r = random.Random(RANDOM_SEED + 9)
-        yield from ((uid, uid, r.randrange(0, 1_000_000), 1) for uid in user_ids)
-
-    def transfers() -> Iterator[tuple]:
-        r = random.Random(RANDOM_SEED + 10)
-        for tid in range(1, size.transfers + 1):
-            src, dst = r.sample(user_ids, 2)
-            yield (tid, src, dst, r.randrange(1, 50_000), enc.ts(365 * 86_400 + r.randrange(0, 365 * 86_400)))
-
-    n_profiles = sum(1 for _ in profiles())
-    n_post_tags = sum(1 for _ in post_tags())
-    return [
+    # users
+    s = Stream(RANDOM_SEED + 1)
+    n = size.users
+    first = vocab.pick(vocab.first_names, s, n)
+    last = vocab.pick(vocab.last_names, s, n)
+    created = user_days * DAY + s.integers(0, DAY, n)
+    deleted = created + DAY * s.integers(1, 300, n)
+    roll = s.uniform(n)
+    role = np.where(roll < 0.005, "admin", np.where(roll < 0.025, "moderator", "member")).tolist()
+    status = np.where(s.chance(0.02, n), "suspended", "active").tolist()
+    external = _external_ids(s, n)
+    external_col = [u.hex for u in external] if backend == "sqlite" else external
+    uids = user_ids.tolist()
+    emails = [f"{f}.{la}.{i}@example.com".lower() for f, la, i in zip(first, last, uids, strict=True)]
+    names = [f"{f} {la}" for f, la in zip(first, last, strict=True)]
+    columns = (
+        uids,
+        external_col,
+        emails,
+        names,
+        [SEEDED_PASSWORD_HASH] * n,
+        status,
+        role,
+        ts(created),
+        ts(created + s.integers(0, DAY * 30, n)),
+        _nullable(ts(deleted), s.chance(0.03, n)),
+    )
+    tables.append(
         TableRows(
             "users",
             _cols("id external_id email name password_hash status role created_at updated_at deleted_at"),
-            size.users,
-            users,
-        ),
-        TableRows("profiles", _cols("id user_id bio location"), n_profiles, profiles),
+            n,
+            _rows(*columns),
+        )
+    )
+
+    # profiles: seven users in ten have one
+    s = Stream(RANDOM_SEED + 2)
+    owners = user_ids[s.chance(0.7, size.users)]
+    n = len(owners)
+    locations = [f"{name} City" for name in vocab.pick(vocab.last_names, s, n)]
+    columns = (
+        list(range(1, n + 1)),
+        owners.tolist(),
+        vocab.sentences(s, n, 5, 20),
+        _nullable(locations, s.chance(0.6, n)),
+    )
+    tables.append(TableRows("profiles", _cols("id user_id bio location"), n, _rows(*columns)))
+
+    # posts
+    s = Stream(RANDOM_SEED + 3)
+    n = size.posts
+    created = post_hours * HOUR
+    published = s.chance(0.8, n)
+    columns = (
+        post_ids.tolist(),
+        post_authors.tolist(),
+        [title.capitalize() for title in vocab.sentences(s, n, 3, 8)],
+        vocab.sentences(s, n, 20, 60),
+        np.where(published, "published", "draft").tolist(),
+        _nullable(ts(created + HOUR * s.integers(0, 48, n)), published),
+        ts(created),
+        ts(created + HOUR * s.integers(0, 72, n)),
+        _nullable(ts(created + HOUR * s.integers(1, 500, n)), s.chance(0.02, n)),
+    )
+    tables.append(
         TableRows(
             "posts",
             _cols("id author_id title body status published_at created_at updated_at deleted_at"),
-            size.posts,
-            posts,
-        ),
-        TableRows("comments", _cols("id post_id author_id body created_at"), size.comments, comments),
-        TableRows("tags", _cols("id name"), size.tags, tags),
-        TableRows("post_tags", _cols("post_id tag_id"), n_post_tags, post_tags),
-        TableRows("products", _cols("id sku name price_cents created_at updated_at"), size.products, products),
-        TableRows("orders", _cols("id user_id status total_cents created_at"), size.orders, orders),
-        TableRows(
-            "order_items",
-            _cols("id order_id product_id quantity unit_price_cents"),
-            sum(len(_order_products(o, item_counts[o - 1], size)) for o in range(1, size.orders + 1)),
-            order_items,
-        ),
-        TableRows("accounts", _cols("id user_id balance_cents version"), size.users, accounts),
-        TableRows(
-            "transfers",
-            _cols("id from_account_id to_account_id amount_cents created_at"),
-            size.transfers,
-            transfers,
-        ),
+            n,
+            _rows(*columns),
+        )
+    )
+
+    # comments: on popular posts, by active users, within 30 days of the post
+    s = Stream(RANDOM_SEED + 4)
+    n = size.comments
+    targets = s.weighted(post_weights, n)
+    columns = (
+        list(range(1, n + 1)),
+        (targets + 1).tolist(),
+        (s.weighted(author_weights, n) + 1).tolist(),
+        vocab.sentences(s, n, 3, 25),
+        ts(post_hours[targets] * HOUR + s.integers(60, DAY * 30, n)),
+    )
+    tables.append(TableRows("comments", _cols("id post_id author_id body created_at"), n, _rows(*columns)))
+
+    # tags and post_tags: up to four tags per post
+    s = Stream(RANDOM_SEED + 5)
+    tag_names = [vocab.words[i] for i in s.permutation(len(vocab.words))[: size.tags].tolist()]
+    tables.append(TableRows("tags", ("id", "name"), size.tags, _rows(list(range(1, size.tags + 1)), tag_names)))
+    s = Stream(RANDOM_SEED + 6)
+    post_col, tag_col = _post_tags(s, size)
+    tables.append(TableRows("post_tags", ("post_id", "tag_id"), len(post_col), _rows(post_col, tag_col)))
+
+    # products
+    s = Stream(RANDOM_SEED + 7)
+    n = size.products
+    stamps = ts(s.integers(0, 365 * DAY, n))
+    adjectives, nouns = vocab.pick(vocab.words, s, n), vocab.pick(vocab.words, s, n)
+    columns = (
+        list(range(1, n + 1)),
+        [f"SKU-{i:06d}" for i in range(1, n + 1)],
+        [f"{a.capitalize()} {b}" for a, b in zip(adjectives, nouns, strict=True)],
+        product_prices.tolist(),
+        stamps,
+        stamps,
+    )
+    tables.append(
+        TableRows("products", _cols("id sku name price_cents created_at updated_at"), n, _rows(*columns))
+    )
+
+    # orders and order_items
+    s = Stream(RANDOM_SEED + 8)
+    order_of, product_of, quantity = _order_lines(s, size)
+    prices = product_prices[product_of - 1]
+    n = size.orders
+    totals = np.bincount(order_of - 1, weights=quantity * prices, minlength=n).astype(np.int64)
+    status = np.array(["pending", "paid", "shipped", "cancelled"])[
+        s.weighted(np.cumsum([10.0, 30.0, 55.0, 5.0]), n)
     ]
+    columns = (
+        list(range(1, n + 1)),
+        (s.weighted(author_weights, n) + 1).tolist(),
+        status.tolist(),
+        totals.tolist(),
+        ts(365 * DAY + s.integers(0, 365 * DAY, n)),
+    )
+    tables.append(TableRows("orders", _cols("id user_id status total_cents created_at"), n, _rows(*columns)))
+    items = len(order_of)
+    columns = (
+        list(range(1, items + 1)),
+        order_of.tolist(),
+        product_of.tolist(),
+        quantity.tolist(),
+        prices.tolist(),
+    )
+    tables.append(
+        TableRows("order_items", _cols("id order_id product_id quantity unit_price_cents"), items, _rows(*columns))
+    )
+
+    # accounts: one per user
+    s = Stream(RANDOM_SEED + 9)
+    n = size.users
+    columns = (uids, uids, s.integers(0, 1_000_000, n).tolist(), [1] * n)
+    tables.append(TableRows("accounts", _cols("id user_id balance_cents version"), n, _rows(*columns)))
+
+    # transfers between two different accounts
+    s = Stream(RANDOM_SEED + 10)
+    n = size.transfers
+    source = s.integers(1, size.users + 1, n)
+    target = s.integers(1, size.users, n)
+    target = target + (target >= source)
+    columns = (
+        list(range(1, n + 1)),
+        source.tolist(),
+        target.tolist(),
+        s.integers(1, 50_000, n).tolist(),
+        ts(365 * DAY + s.integers(0, 365 * DAY, n)),
+    )
+    tables.append(
+        TableRows(
+            "transfers", _cols("id from_account_id to_account_id amount_cents created_at"), n, _rows(*columns)
+        )
+    )
+    return tables
 
 
 def _cols(names: str) -> tuple[str, ...]:
     return tuple(names.split())
 
 
-def _order_products(order_id: int, n: int, size: Sizes) -> list[int]:
-    # Derived from the order id alone, so orders and order_items agree without sharing state.
-    r = random.Random(RANDOM_SEED * 31 + order_id)
-    return r.sample(range(1, size.products + 1), min(n, size.products))
+def _post_tags(s: Stream, size: Sizes) -> tuple[list[int], list[int]]:
+    """(post_id, tag_id) pairs: each post draws 0-4 tags with replacement; duplicates collapse, ids ascend."""
+    n = size.posts
+    wanted = s.integers(0, 5, n)
+    drawn = s.integers(1, size.tags + 1, n * 4).reshape(n, 4)
+    # Draws past a post's count become a sentinel above every tag id, then each row is sorted.
+    drawn = np.where(np.arange(4) < wanted[:, None], drawn, size.tags + 1)
+    drawn.sort(axis=1)
+    keep = drawn <= size.tags
+    keep[:, 1:] &= drawn[:, 1:] != drawn[:, :-1]
+    posts = np.broadcast_to(np.arange(1, n + 1)[:, None], drawn.shape)
+    return posts[keep].tolist(), drawn[keep].tolist()
 
 
-def _order_lines(order_id: int, n: int, size: Sizes, prices: list[int]) -> list[tuple[int, int]]:
-    r = random.Random(RANDOM_SEED * 37 + order_id)
-    return [(r.randint(1, 5), prices[p - 1]) for p in _order_products(order_id, n, size)]
+def _order_lines(s: Stream, size: Sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order id, product id, quantity) per line: 1-10 lines per order, each product at most once per order."""
+    n = size.orders
+    # Line counts follow an exponential tail: most orders have one or two lines, a few have ten.
+    lines = 1 + np.minimum((-np.log1p(-s.uniform(n)) / 0.7).astype(np.int64), 9)
+    drawn = s.integers(1, size.products + 1, n * 10).reshape(n, 10)
+    drawn = np.where(np.arange(10) < lines[:, None], drawn, 0)
+    # A product drawn twice for one order counts once: keep the first time it appears in the row.
+    order = np.argsort(drawn, axis=1, kind="stable")
+    ranked = np.take_along_axis(drawn, order, axis=1)
+    repeat = np.zeros_like(ranked, dtype=bool)
+    repeat[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
+    duplicate = np.zeros_like(repeat)
+    np.put_along_axis(duplicate, order, repeat, axis=1)
+    keep = (drawn > 0) & ~duplicate
+    order_ids = np.broadcast_to(np.arange(1, n + 1)[:, None], drawn.shape)[keep]
+    quantity = s.integers(1, 6, n * 10).reshape(n, 10)[keep]
+    return order_ids, drawn[keep], quantity

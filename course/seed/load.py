@@ -11,13 +11,15 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert, text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from tqdm import tqdm
 
 from course import db
 from course.db import aio
 from course.db.postgres import admin as pg_admin
 from course.domain.models import DOMAIN_TABLES, SCHEMA_VERSION, Base, CourseMeta
+from course.seed import ddl
 from course.seed.generate import SEED_VERSION, TableRows, build_tables
 from course.settings import Settings, get_settings
 
@@ -66,12 +68,12 @@ def _progress(total: int, enabled: bool) -> tqdm:
 
 
 def load_sqlite(path: Path, tables: list[TableRows], *, progress: bool = False) -> dict[str, int]:
-    """Create the schema in a new file at path and bulk-load the rows in one transaction."""
-    engine = create_engine(db.sync_url(db.sqlite_url(path)))
-    try:
-        Base.metadata.create_all(engine)
-    finally:
-        engine.dispose()
+    """Create the tables in a new file at path, bulk-load the rows in one transaction, then build the indexes.
+
+    SQLite cannot add constraints to a table afterwards, so UNIQUE and FOREIGN KEY stay in CREATE TABLE (foreign
+    keys cost nothing while `PRAGMA foreign_keys` is off); the secondary indexes come after the rows.
+    """
+    before, after = ddl.phases(Base.metadata, sqlite_dialect.dialect())
     counts: dict[str, int] = {}
     con = sqlite3.connect(path, isolation_level=None)
     try:
@@ -80,6 +82,8 @@ def load_sqlite(path: Path, tables: list[TableRows], *, progress: bool = False) 
         con.execute("PRAGMA synchronous=OFF")
         con.execute("PRAGMA cache_size=-200000")
         con.execute("BEGIN")
+        for statement in before:
+            con.execute(statement)
         with _progress(sum(t.count for t in tables), progress) as bar:
             for t in tables:
                 sql = f"INSERT INTO {t.table} ({', '.join(t.columns)}) VALUES ({', '.join('?' * len(t.columns))})"
@@ -88,8 +92,12 @@ def load_sqlite(path: Path, tables: list[TableRows], *, progress: bool = False) 
                     con.executemany(sql, chunk)
                     counts[t.table] += len(chunk)
                     bar.update(len(chunk))
+        for statement in after:
+            con.execute(statement)
         con.execute("COMMIT")
         # Planner statistics, as a real database would have after some use.
+        # Sampled statistics (as `PRAGMA optimize` gathers them) are enough for the planner and cost far less.
+        con.execute("PRAGMA analysis_limit=1000")
         con.execute("ANALYZE")
         con.execute("PRAGMA journal_mode=DELETE")
     finally:
@@ -126,25 +134,29 @@ def seed_sqlite(url: str, scale: str, *, progress: bool = False) -> SeedReport:
 
 
 async def _seed_postgres(url: str, scale: str, *, progress: bool) -> dict[str, int]:
-    """Load everything, the completion marker included, in one transaction."""
+    """Bare tables, COPY, then constraints and indexes: everything, the completion marker included, in one transaction."""
     await pg_admin.create_database_if_missing(url)
     engine = db.make_engine(url=url)
     counts: dict[str, int] = {}
+    before, after = ddl.phases(Base.metadata, engine.dialect)
     try:
         # One transaction: if anything fails, the database keeps what it had (PostgreSQL DDL is transactional).
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.drop_all)
-            await conn.run_sync(Base.metadata.create_all)
-            # COPY through the asyncpg connection under SQLAlchemy's, inside the same transaction.
             raw: Any = (await conn.get_raw_connection()).driver_connection
+            for statement in before:
+                await raw.execute(statement)
             tables = build_tables(scale, "postgres")
             with _progress(sum(t.count for t in tables), progress) as bar:
                 for t in tables:
-                    counts[t.table] = 0
-                    for chunk in _chunks(t.rows()):
-                        await raw.copy_records_to_table(t.table, records=chunk, columns=list(t.columns))
-                        counts[t.table] += len(chunk)
-                        bar.update(len(chunk))
+                    # One COPY per table, streamed from the rows as they are encoded.
+                    await raw.copy_records_to_table(
+                        t.table, records=_counted(t.rows(), bar), columns=list(t.columns)
+                    )
+                    counts[t.table] = t.count
+            # Unique constraints and foreign keys are validated here, once, over the loaded rows.
+            for statement in after:
+                await raw.execute(statement)
             for t in tables:
                 if "id" in t.columns:
                     # COPY with explicit ids leaves the sequences at 1: move them past the seeded rows.
@@ -163,6 +175,13 @@ async def _seed_postgres(url: str, scale: str, *, progress: bool) -> dict[str, i
     finally:
         await engine.dispose()
     return counts
+
+
+def _counted(rows: Iterator[tuple], bar: tqdm) -> Iterator[tuple]:
+    """rows unchanged, moving the progress bar every CHUNK rows."""
+    for chunk in _chunks(rows):
+        yield from chunk
+        bar.update(len(chunk))
 
 
 def seed_postgres(url: str, scale: str, *, progress: bool = False) -> SeedReport:
