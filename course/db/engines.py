@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from course.db.urls import async_url
 from course.settings import Settings
 
-# How long a connection waits for another one's write lock before SQLITE_BUSY ("database is locked").
-SQLITE_BUSY_TIMEOUT_MS = 5_000
+# How long a connection waits for another one's write lock before SQLITE_BUSY ("database is locked"): long enough
+# that sixteen busy writers on a loaded laptop do not starve one another (SQLite's waiters poll; they do not queue).
+SQLITE_BUSY_TIMEOUT_MS = 20_000
 
 
 def _enforce_sqlite_foreign_keys(dbapi_connection: object, _record: object) -> None:
