@@ -111,6 +111,24 @@ CHAPTERS: tuple[Chapter, ...] = (
             _ex("4.4", "Is there a next page?", 2, "user_orders_page"),
         ),
     ),
+    Chapter(
+        5,
+        "transactions",
+        "Transactions and concurrency",
+        50,
+        (
+            _ex("5.1", "A transfer that survives 16 tasks", 4, "transfer"),
+            _ex(
+                "5.2",
+                "Retry serialization failures and deadlocks, nothing else",
+                3,
+                "run_in_transaction",
+                backends=("postgres",),
+            ),
+            _ex("5.3", "Import a batch, skip the bad rows", 3, "import_products"),
+            _ex("5.4", "An optimistic update with a clear conflict", 3, "withdraw", "Conflict"),
+        ),
+    ),
 )
 
 

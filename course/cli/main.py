@@ -1,4 +1,4 @@
-"""The `course` command: one parser, each command group in its own module (seed, postgres, doctor, exercises)."""
+"""The `course` command: one parser, each command group in its own module (seed, postgres, doctor, exercises, ...)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from course import __version__
-from course.cli import doctor, exercises, postgres, seed
+from course.cli import anomalies, doctor, exercises, postgres, seed
 from course.errors import CourseError
 
 Handler = Callable[[argparse.Namespace], int]
-GROUPS = (seed, postgres, doctor, exercises)
+GROUPS = (seed, postgres, doctor, exercises, anomalies)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -220,8 +220,11 @@ class Account(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
     balance_cents: Mapped[int] = mapped_column(Integer, default=0)
-    # Optimistic locking: every update bumps the version; a stale writer matches no row.
+    # Optimistic locking: every ORM update bumps the version and matches the version it read (WHERE version = :old);
+    # a stale writer matches no row and SQLAlchemy raises StaleDataError.
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Transfer(Base):
