@@ -36,6 +36,8 @@ async def _run(at_most: Callable[..., Any], db: CheckDB, k: int, block: Block) -
     except (AssertionError, _BlockError) as exc:
         return exc
     except NotImplementedError as exc:
+        if not str(exc).startswith("Exercise"):
+            raise LearnerCodeError(exc) from exc
         # A @contextmanager stub raises only when entered, not when called.
         fail(f"not solved yet ({exc}): replace the `raise NotImplementedError` line with your code")
     except Exception as exc:  # noqa: BLE001 - anything else came from the learner's __enter__/__exit__
