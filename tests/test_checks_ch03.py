@@ -79,6 +79,12 @@ async def posts_by_name(session, limit):
     return list((await session.scalars(stmt)).all())
 
 
+async def posts_live_only(session, limit):
+    # A filtered collection: the soft-deleted posts are missing from user.posts.
+    live = selectinload(User.posts.and_(Post.deleted_at.is_(None)))
+    return list((await session.scalars(select(User).order_by(User.id).limit(limit).options(live))).all())
+
+
 async def posts_joinedload_limit(session, limit):
     # Correct: joinedload applies the LIMIT to the users in a subquery; one statement.
     stmt = select(User).order_by(User.id).limit(limit).options(joinedload(User.posts))
@@ -113,6 +119,7 @@ async def test_3_1_other_correct_answers_pass(tiny: Settings) -> None:
         (posts_load_everything, "loads far more rows than the answer uses"),
         (posts_not_loaded, "posts are not loaded"),
         (posts_by_name, "first 3 users by id"),
+        (posts_live_only, "a collection must hold every post"),
     ],
     ids=lambda v: getattr(v, "__name__", "")[:30],
 )
@@ -149,6 +156,23 @@ async def comments_in_given_order(session, user_ids):
     return [users[i] for i in user_ids]
 
 
+async def comments_id_range(session, user_ids):
+    # Treats the ids as a range: every user between the smallest and the largest comes back.
+    stmt = (
+        select(User)
+        .where(User.id.between(min(user_ids), max(user_ids)))
+        .order_by(User.id)
+        .options(selectinload(User.posts).selectinload(Post.comments))
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def comments_live_posts_only(session, user_ids):
+    live = selectinload(User.posts.and_(Post.deleted_at.is_(None))).selectinload(Post.comments)
+    stmt = select(User).where(User.id.in_(user_ids)).order_by(User.id).options(live)
+    return list((await session.scalars(stmt)).all())
+
+
 async def comments_joined_chain(session, user_ids):
     # Correct: one statement, two LEFT OUTER JOINs; rows multiply but stay within what the answer holds.
     stmt = (
@@ -171,6 +195,8 @@ async def test_3_2_joined_chain_passes(tiny: Settings) -> None:
         (comments_not_loaded, "are not loaded"),
         (comments_everyone, "loads far more rows than the answer uses"),
         (comments_in_given_order, "in id order"),
+        (comments_id_range, "return exactly the users whose ids are in user_ids"),
+        (comments_live_posts_only, "of their"),
     ],
     ids=lambda v: getattr(v, "__name__", "")[:30],
 )
@@ -221,6 +247,14 @@ async def counts_in_python(session):
     return {i: per_author[i] for i in users}
 
 
+async def counts_core_rows(session):
+    # Around the session's ORM events: Core rows through the session's connection, counted in Python.
+    conn = await session.connection()
+    users = (await conn.execute(select(User.id))).scalars().all()
+    per_author = Counter((await conn.execute(select(Post.author_id).where(Post.deleted_at.is_(None)))).scalars())
+    return {i: per_author[i] for i in users}
+
+
 async def counts_query_per_user(session):
     counts = {}
     for user_id in (await session.scalars(select(User.id))).all():
@@ -262,6 +296,7 @@ async def test_3_3_other_correct_answers_pass(tiny: Settings) -> None:
         (counts_where_after_outer_join, "in the join's ON clause"),
         (counts_deleted_too, "soft-deleted posts (deleted_at set) do not count"),
         (counts_in_python, "rows to count for"),
+        (counts_core_rows, "rows to count for"),
         (counts_query_per_user, "that is the N+1 pattern"),
         (counts_as_rows, "should return a dict"),
     ],

@@ -27,10 +27,13 @@ class Loads:
 
     objects: Counter[str] = field(default_factory=Counter)
     rows: list[int] = field(default_factory=list)
+    # Rows the driver received for every statement on the session's engine, Core ones through
+    # session.connection() included (the ORM's count above sees only statements sent through the session).
+    fetched: int = 0
 
     @property
     def total_rows(self) -> int:
-        return sum(self.rows)
+        return max(sum(self.rows), self.fetched)
 
     @property
     def total_objects(self) -> int:
@@ -56,13 +59,24 @@ def count_loads(session: AsyncSession) -> Iterator[Loads]:
         loads.rows.append(len(frozen.data))
         return frozen()
 
+    def on_cursor(_conn: object, cursor: Any, *_args: object) -> None:
+        # SQLAlchemy's async adapters (aiosqlite, asyncpg) buffer a result's rows in `_rows` as soon as the
+        # statement has run: their number is what the database sent. Other drivers: 0, the ORM count remains.
+        buffered = getattr(cursor, "_rows", None)
+        loads.fetched += len(buffered) if buffered is not None else 0
+
+    engine = session.bind.sync_engine if isinstance(session.bind, AsyncEngine) else None
     event.listen(sync, "loaded_as_persistent", on_load)
     event.listen(sync, "do_orm_execute", on_execute)
+    if engine is not None:
+        event.listen(engine, "after_cursor_execute", on_cursor)
     try:
         yield loads
     finally:
         event.remove(sync, "loaded_as_persistent", on_load)
         event.remove(sync, "do_orm_execute", on_execute)
+        if engine is not None:
+            event.remove(engine, "after_cursor_execute", on_cursor)
 
 
 @contextmanager
