@@ -18,8 +18,10 @@ class _BlockError(Exception):
 
 
 def _listeners(db: CheckDB) -> int:
+    """How many listeners the engine has, over every engine event (a helper may listen to any of them)."""
     dispatch = db.engine.sync_engine.dispatch
-    return sum(len(getattr(dispatch, name)) for name in ("before_cursor_execute", "after_cursor_execute"))
+    names = getattr(dispatch, "_event_names", ("before_execute", "before_cursor_execute", "after_cursor_execute"))
+    return sum(len(getattr(dispatch, name)) for name in names)
 
 
 async def _run(at_most: Callable[..., Any], db: CheckDB, k: int, block: Block) -> BaseException | None:
