@@ -37,7 +37,7 @@ async def _reshape(db: CheckDB) -> int:
     soft-deleted posts. Returns the new user's id."""
     async with db.Session() as session, session.begin():
         await session.execute(
-            delete(Comment).where(Comment.post_id.in_(select(Post.id).where(Post.author_id == 3)))
+            delete(Comment).where(Comment.post_id.in_(select(Post.id).where(Post.author_id == NO_POSTS)))
         )
         await session.execute(delete(Post).where(Post.author_id == NO_POSTS))
         for n in range(7):
