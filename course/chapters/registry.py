@@ -100,6 +100,18 @@ CHAPTERS: tuple[Chapter, ...] = (
         ),
     ),
     Chapter(
+        3,
+        "n_plus_one",
+        "The N+1 problem",
+        45,
+        (
+            _ex("3.1", "Users with their posts", 3, "users_with_posts"),
+            _ex("3.2", "Users, posts and comments in three statements", 3, "users_posts_comments"),
+            _ex("3.3", "Post counts without loading posts", 3, "post_counts"),
+            _ex("3.4", "A test helper that counts statements", 3, "at_most"),
+        ),
+    ),
+    Chapter(
         4,
         "pagination",
         "Pagination",

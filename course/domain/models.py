@@ -17,6 +17,7 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
 )
+from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Bump when a table or column changes: a seed built for another version is rebuilt, never reused.
@@ -60,8 +61,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class Base(DeclarativeBase):
-    """Declarative base with the course's naming convention."""
+class Base(AsyncAttrs, DeclarativeBase):
+    """Declarative base with the course's naming convention.
+
+    AsyncAttrs adds `obj.awaitable_attrs.<name>`: the async way to load an unloaded attribute (chapter 3).
+    """
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
