@@ -111,6 +111,7 @@ CHAPTERS: tuple[Chapter, ...] = (
             _ex("4.4", "Is there a next page?", 2, "user_orders_page"),
         ),
     ),
+    Chapter(7, "schema_design", "Schema design", 45),
 )
 
 
