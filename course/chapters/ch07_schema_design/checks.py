@@ -1,0 +1,318 @@
+"""Checks for chapter 7 (schema design): each builds the learner's schema or session and judges what the database does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Column, MetaData, Table, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import Session, aliased, selectinload
+
+from course.chapters.ch07_schema_design.catalog import create_all, metadata_of, scratch_database, type_kind
+from course.chapters.ch07_schema_design.schema_checks import judge_7_1, judge_7_4
+from course.chapters.registry import chapter
+from course.checks.base import CheckDB, Registry, call_learner, expect, fail
+from course.domain.models import Post, User
+from course.tools.instrument import count_queries
+
+registry = Registry(chapter(7))
+check = registry.check
+
+
+# --- 7.1 models from a written spec ----------------------------------------------------------------------------
+
+
+@registry.exercise("7.1")
+async def _check_7_1(project_models: Callable[[], Any], db: CheckDB) -> None:
+    metadata = metadata_of(await call_learner(project_models), "project_models")
+    async with scratch_database(db) as scratch:
+        await create_all(scratch, metadata, "project_models")
+        await judge_7_1(scratch, metadata, "project_models")
+
+
+# --- 7.2 a soft-delete filter that cannot be forgotten ---------------------------------------------------------
+
+
+async def _soft_delete_fixture(db: CheckDB) -> tuple[int, int, list[int], list[int]]:
+    """Soft-delete two posts of the busiest live author U, and a whole other author D (not their posts).
+
+    Returns (U, D, U's live post ids, all of U's post ids).
+    """
+    busiest = (
+        select(Post.author_id)
+        .join(Post.author)
+        .where(User.deleted_at.is_(None), Post.deleted_at.is_(None))
+        .group_by(Post.author_id)
+        .order_by(func.count().desc(), Post.author_id)
+        .limit(2)
+    )
+    now = datetime.now(UTC)
+    async with db.Session() as session:
+        author, other = list((await session.execute(busiest)).scalars())
+        mine = select(Post.id).where(Post.author_id == author).order_by(Post.created_at.desc(), Post.id)
+        everything = list((await session.execute(mine)).scalars())
+        newest, oldest = everything[0], everything[-1]
+        # One deleted a moment ago, one long ago: a filter on a date range would miss one of them.
+        await session.execute(update(Post).where(Post.id == newest).values(deleted_at=now - timedelta(seconds=1)))
+        await session.execute(update(Post).where(Post.id == oldest).values(deleted_at=now - timedelta(days=900)))
+        await session.execute(update(User).where(User.id == other).values(deleted_at=now))
+        await session.commit()
+        live = list((await session.execute(mine.where(Post.deleted_at.is_(None)))).scalars())
+    return author, other, sorted(live), sorted(everything)
+
+
+def _listeners() -> set[Any]:
+    """The do_orm_execute listeners on SQLAlchemy's own Session class (which every session inherits)."""
+    # SQLAlchemy has no public listing of class-level listeners; this is where event.listen() keeps them.
+    per_class = getattr(Session.dispatch.do_orm_execute, "_clslevel", {})
+    return set(per_class.get(Session, ()))
+
+
+async def _judge_2(factory: Any, db: CheckDB) -> None:
+    author, other, live, everything = await _soft_delete_fixture(db)
+    deleted = sorted(set(everything) - set(live))
+
+    async def ids(stmt: Any) -> list[int]:
+        async with factory() as session:
+            return sorted((await session.execute(stmt)).scalars())
+
+    def leak(what: str, got: list[int]) -> str:
+        shown = sorted(set(got) & set(deleted))
+        return (
+            f"{what} returned soft-deleted post(s) {shown}: every ORM SELECT these sessions run must leave "
+            "deleted rows out, without the query asking"
+        )
+
+    got = await call_learner(ids, select(Post.id).where(Post.author_id == author))
+    expect(got == live, leak("a plain select(Post.id) filtered on the author", got))
+    got = await call_learner(ids, select(User.id).where(User.id.in_([author, other])))
+    expect(
+        got == [author],
+        f"select(User) returned the soft-deleted user {other}: the filter must cover every model with "
+        "deleted_at (everything built on SoftDeleteMixin), not just posts",
+    )
+    alias = aliased(Post)
+    got = await call_learner(ids, select(alias.id).where(alias.author_id == author))
+    expect(got == live, leak("a query on aliased(Post)", got) + " (aliases too: include_aliases=True)")
+    joined = select(Post.id).join(Post.author).where(Post.author_id == other)
+    got = await call_learner(ids, joined)
+    expect(
+        not got,
+        f"a join from posts to the soft-deleted user {other} still returned rows: joins must hide them too",
+    )
+
+    async def loaded_posts(how: str) -> list[int]:
+        async with factory() as session:
+            if how == "selectinload":
+                user = await session.scalar(
+                    select(User).where(User.id == author).options(selectinload(User.posts))
+                )
+                posts = user.posts
+            else:
+                user = await session.get(User, author)
+                # A real lazy load: through awaitable_attrs where the models offer it, else in the session's greenlet.
+                if hasattr(user, "awaitable_attrs"):
+                    posts = await user.awaitable_attrs.posts
+                else:
+                    posts = await session.run_sync(lambda _sync: list(user.posts))
+            return sorted(p.id for p in posts)
+
+    for how in ("selectinload", "lazy load"):
+        got = await call_learner(loaded_posts, how)
+        expect(
+            got == live,
+            leak(f"user.posts ({how})", got) + ". Relationship loads must be filtered too: nobody writes a WHERE "
+            "for them",
+        )
+
+    async def get_deleted_user() -> Any:
+        async with factory() as session:
+            return await session.get(User, other)
+
+    expect(
+        await call_learner(get_deleted_user) is None,
+        f"session.get(User, {other}) found the soft-deleted user: get() must not see them either",
+    )
+    admin = select(Post.id).where(Post.author_id == author).execution_options(include_deleted=True)
+    got = await call_learner(ids, admin)
+    expect(
+        got == everything,
+        f"with .execution_options(include_deleted=True) the admin view got {len(got)} of the author's "
+        f"{len(everything)} posts: that option is the way out of the filter, and must show deleted rows too",
+    )
+    async with db.Session() as plain:
+        seen = sorted((await plain.execute(select(Post.id).where(Post.author_id == author))).scalars())
+    expect(
+        seen == everything,
+        "a session from another sessionmaker now hides deleted rows too: your event reaches sessions that "
+        "did not ask for it. Register it on a Session subclass of your own and give that to async_sessionmaker",
+    )
+
+
+@registry.exercise("7.2")
+async def _check_7_2(soft_delete_sessionmaker: Callable[..., Any], db: CheckDB) -> None:
+    before = _listeners()
+    try:
+        factory = await call_learner(soft_delete_sessionmaker, db.engine)
+        expect(
+            isinstance(factory, async_sessionmaker),
+            f"soft_delete_sessionmaker returned {type(factory).__name__}: return an async_sessionmaker",
+        )
+        leaked = _listeners() - before
+        expect(
+            not leaked,
+            "your do_orm_execute listener is registered on SQLAlchemy's own Session class, so it filters every "
+            "session in the program. Register it on a Session subclass of your own (sync_session_class=...)",
+        )
+        await _judge_2(factory, db)
+    finally:
+        # A listener on the global Session would outlive the check and change every later session: remove it.
+        for listener in _listeners() - before:
+            event.remove(Session, "do_orm_execute", listener)
+
+
+# --- 7.3 money that cannot go negative ------------------------------------------------------------------------
+
+WALLETS = {1: 1_000, 2: 30, 3: 0, 4: 100}
+
+
+async def _balance(engine: Any, wallet_id: int) -> int:
+    wallets = Table("wallets", MetaData(), Column("id"), Column("balance_cents"))
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(wallets.c.balance_cents).where(wallets.c.id == wallet_id)))
+
+
+async def _withdraw_ok(withdraw: Any, Session: Any, engine: Any, wallet_id: int, amount: int, left: int) -> None:
+    async with Session() as session:
+        with count_queries(engine) as sent:
+            result = await call_learner(withdraw, session, wallet_id, amount)
+    with_sent = [" ".join(s.split()).upper() for s in sent.statements]
+    first_update = next((i for i, s in enumerate(with_sent) if s.startswith("UPDATE")), None)
+    expect(first_update is not None, "withdraw sent no UPDATE: take the money with one UPDATE statement")
+    expect(
+        not any(s.startswith("SELECT") for s in with_sent[:first_update]),
+        "withdraw read the balance before updating it: between that SELECT and the UPDATE another withdrawal can "
+        "take the same money. Let one UPDATE do the arithmetic (balance_cents = balance_cents - :amount) and the "
+        "CHECK refuse a negative result",
+    )
+    expect(
+        await _balance(engine, wallet_id) == left,
+        f"after withdrawing {amount} cents the balance is {await _balance(engine, wallet_id)}, not {left}: "
+        "withdraw must commit its change",
+    )
+    expect(result == left, f"withdraw returned {result!r}; it should return the new balance, {left}")
+
+
+async def _withdraw_refused(
+    withdraw: Any, insufficient: type, Session: Any, engine: Any, wallet_id: int, amount: int
+) -> None:
+    before = await _balance(engine, wallet_id)
+    async with Session() as session:
+        try:
+            await call_learner(withdraw, session, wallet_id, amount)
+        except Exception as exc:  # noqa: BLE001 - the learner's exception, judged by type below
+            original = getattr(exc, "original", exc)
+            if isinstance(original, IntegrityError):
+                fail(
+                    f"withdrawing {amount} cents from {before} let the database's IntegrityError escape: catch it, "
+                    "roll the session back and raise InsufficientFunds, which the caller can answer (HTTP 409)"
+                )
+            if not isinstance(original, insufficient):
+                raise
+        else:
+            fail(
+                f"withdrawing {amount} cents from a balance of {before} did not raise InsufficientFunds "
+                f"(the balance is now {await _balance(engine, wallet_id)})"
+            )
+        expect(
+            not session.in_transaction(),
+            "after a refused withdrawal the session still has a failed transaction open: roll it back before "
+            "raising InsufficientFunds, so the caller can use the session again",
+        )
+    expect(await _balance(engine, wallet_id) == before, "a refused withdrawal changed the balance")
+
+
+@registry.exercise("7.3")
+async def _check_7_3(wallet_models: Callable[[], Any], withdraw: Any, insufficient: Any, db: CheckDB) -> None:
+    expect(
+        isinstance(insufficient, type) and issubclass(insufficient, Exception),
+        "the third name given to check must be the InsufficientFunds exception class",
+    )
+    metadata = metadata_of(await call_learner(wallet_models), "wallet_models")
+    expect("wallets" in metadata.tables, "wallet_models() defines no wallets table")
+    async with scratch_database(db) as scratch:
+        await create_all(scratch, metadata, "wallet_models")
+        column = (await scratch.tables())["wallets"].columns.get("balance_cents")
+        expect(column is not None, "the wallets table has no balance_cents column")
+        kind = type_kind(column)
+        expect(
+            kind == "integer",
+            f"balance_cents is stored as {column['type']} ({kind}): money in cents is an integer "
+            + ("— a float cannot even hold 0.10 exactly" if kind == "float" else ""),
+        )
+        expect(not column["nullable"], "balance_cents accepts NULL: a wallet always has a balance")
+        wallets = Table("wallets", MetaData(), Column("id"), Column("owner"), Column("balance_cents"))
+        async with scratch.engine.begin() as conn:
+            rows = [{"id": i, "owner": f"owner {i}", "balance_cents": b} for i, b in WALLETS.items()]
+            await conn.execute(insert(wallets), rows)
+        try:
+            async with scratch.engine.begin() as conn:
+                await conn.execute(update(wallets).where(wallets.c.id == 3).values(balance_cents=-1))
+            fail(
+                "a plain UPDATE setting a balance to -1 was accepted: the rule must live in the database "
+                "(a CHECK constraint), where every client and every bug meets it"
+            )
+        except IntegrityError:
+            pass
+        Session = async_sessionmaker(scratch.engine, expire_on_commit=False)
+        await _withdraw_ok(withdraw, Session, scratch.engine, 1, 999, 1)
+        await _withdraw_refused(withdraw, insufficient, Session, scratch.engine, 1, 2)
+        await _withdraw_ok(withdraw, Session, scratch.engine, 2, 30, 0)
+        await _withdraw_refused(withdraw, insufficient, Session, scratch.engine, 3, 1)
+        if db.dialect == "postgresql":
+            await _concurrent(withdraw, insufficient, Session, scratch.engine)
+
+
+async def _concurrent(withdraw: Any, insufficient: type, Session: Any, engine: Any) -> None:
+    """Two withdrawals of 70 from 100 at the same time: exactly one may succeed."""
+
+    async def attempt() -> bool:
+        async with Session() as session:
+            try:
+                await call_learner(withdraw, session, 4, 70)
+            except Exception as exc:  # noqa: BLE001 - InsufficientFunds is the expected refusal
+                if isinstance(getattr(exc, "original", exc), insufficient):
+                    return False
+                raise
+            return True
+
+    outcomes = await asyncio.wait_for(asyncio.gather(attempt(), attempt()), 20)
+    left = await _balance(engine, 4)
+    expect(
+        outcomes.count(True) == 1 and left == 30,
+        f"two withdrawals of 70 from 100 ran at the same time: {outcomes.count(True)} succeeded and the "
+        f"balance is {left}. Exactly one may succeed: do the arithmetic in the UPDATE so the second one sees "
+        "the first one's result",
+    )
+
+
+# --- 7.4 ON DELETE rules for a scenario ------------------------------------------------------------------------
+
+
+@registry.exercise("7.4")
+async def _check_7_4(helpdesk_models: Callable[[], Any], db: CheckDB) -> None:
+    models = await call_learner(helpdesk_models)
+    expect(
+        isinstance(models, list | tuple) and models and all(isinstance(m, type) for m in models),
+        f"helpdesk_models() returned {type(models).__name__}: return the list of your five model classes",
+    )
+    expect(
+        all(hasattr(m, "__mapper__") for m in models),
+        "helpdesk_models() must return mapped model classes (subclasses of your declarative base)",
+    )
+    async with scratch_database(db) as scratch:
+        await judge_7_4(scratch, list(models), "helpdesk_models")
