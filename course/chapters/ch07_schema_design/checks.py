@@ -12,7 +12,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from course.chapters.ch07_schema_design.catalog import create_all, metadata_of, scratch_database, type_kind
+from course.chapters.ch07_schema_design.catalog import (
+    create_all,
+    error_line,
+    metadata_of,
+    scratch_database,
+    type_kind,
+)
 from course.chapters.ch07_schema_design.schema_checks import judge_7_1, judge_7_4
 from course.chapters.registry import chapter
 from course.checks.base import CheckDB, Registry, call_learner, expect, fail
@@ -186,10 +192,20 @@ async def _balance(engine: Any, wallet_id: int) -> int:
         return int(await conn.scalar(select(wallets.c.balance_cents).where(wallets.c.id == wallet_id)))
 
 
-async def _withdraw_ok(withdraw: Any, Session: Any, engine: Any, wallet_id: int, amount: int, left: int) -> None:
+async def _withdraw_ok(
+    withdraw: Any, insufficient: type, Session: Any, engine: Any, wallet_id: int, amount: int, left: int
+) -> None:
     async with Session() as session:
         with count_queries(engine) as sent:
-            result = await call_learner(withdraw, session, wallet_id, amount)
+            try:
+                result = await call_learner(withdraw, session, wallet_id, amount)
+            except Exception as exc:  # noqa: BLE001 - a refusal here is judged, anything else reported as is
+                if not isinstance(getattr(exc, "original", exc), insufficient):
+                    raise
+                fail(
+                    f"withdrawing {amount} cents from a balance of {amount + left} was refused: it leaves {left}, "
+                    "and a balance of exactly 0 is allowed (the CHECK refuses only what is below zero)"
+                )
     with_sent = [" ".join(s.split()).upper() for s in sent.statements]
     first_update = next((i for i, s in enumerate(with_sent) if s.startswith("UPDATE")), None)
     expect(first_update is not None, "withdraw sent no UPDATE: take the money with one UPDATE statement")
@@ -256,9 +272,15 @@ async def _check_7_3(wallet_models: Callable[[], Any], withdraw: Any, insufficie
         )
         expect(not column["nullable"], "balance_cents accepts NULL: a wallet always has a balance")
         wallets = Table("wallets", MetaData(), Column("id"), Column("owner"), Column("balance_cents"))
-        async with scratch.engine.begin() as conn:
-            rows = [{"id": i, "owner": f"owner {i}", "balance_cents": b} for i, b in WALLETS.items()]
-            await conn.execute(insert(wallets), rows)
+        try:
+            async with scratch.engine.begin() as conn:
+                rows = [{"id": i, "owner": f"owner {i}", "balance_cents": b} for i, b in WALLETS.items()]
+                await conn.execute(insert(wallets), rows)
+        except IntegrityError as exc:
+            fail(
+                f"the database refused the check's wallets, one of them with a balance of 0 ({error_line(exc)}): "
+                "a balance of exactly 0 is allowed, only what is below zero is refused"
+            )
         try:
             async with scratch.engine.begin() as conn:
                 await conn.execute(update(wallets).where(wallets.c.id == 3).values(balance_cents=-1))
@@ -269,9 +291,9 @@ async def _check_7_3(wallet_models: Callable[[], Any], withdraw: Any, insufficie
         except IntegrityError:
             pass
         Session = async_sessionmaker(scratch.engine, expire_on_commit=False)
-        await _withdraw_ok(withdraw, Session, scratch.engine, 1, 999, 1)
+        await _withdraw_ok(withdraw, insufficient, Session, scratch.engine, 1, 999, 1)
         await _withdraw_refused(withdraw, insufficient, Session, scratch.engine, 1, 2)
-        await _withdraw_ok(withdraw, Session, scratch.engine, 2, 30, 0)
+        await _withdraw_ok(withdraw, insufficient, Session, scratch.engine, 2, 30, 0)
         await _withdraw_refused(withdraw, insufficient, Session, scratch.engine, 3, 1)
         if db.dialect == "postgresql":
             await _concurrent(withdraw, insufficient, Session, scratch.engine)

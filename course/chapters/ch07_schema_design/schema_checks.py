@@ -252,9 +252,19 @@ async def judge_7_4(scratch: Scratch, models: list[type], fn_name: str) -> None:
         missing = [c for c in columns if c not in t[table].c]
         expect(not missing, f"{table} has no column {', '.join(missing)}")
     await create_all(scratch, customer_class.metadata, fn_name)
-    async with scratch.engine.begin() as conn:
-        for table, rows in ROWS_7_4.items():
-            await conn.execute(insert(t[table]), rows)
+    try:
+        async with scratch.engine.begin() as conn:
+            for table, rows in ROWS_7_4.items():
+                await conn.execute(insert(t[table]), rows)
+    except IntegrityError as exc:
+        unassigned = (
+            "tickets.agent_id is NOT NULL, yet a new ticket has no agent yet (and policy 3 needs the NULL)"
+            if not t["tickets"].c.agent_id.nullable
+            else "the tables must accept a small, ordinary help desk"
+        )
+        fail(
+            f"inserting customers, agents, tickets, messages and invoices failed ({error_line(exc)}): {unassigned}"
+        )
 
     # An agent leaves: their tickets stay, unassigned.
     try:
@@ -307,7 +317,8 @@ async def judge_7_4(scratch: Scratch, models: list[type], fn_name: str) -> None:
                 "the ORM loaded the tickets and tried to empty their customer_id. Let the database delete them "
                 "(ON DELETE CASCADE, and passive_deletes=True on the relationship)"
                 if nulled
-                else "a customer's tickets must go with them (ON DELETE CASCADE on tickets.customer_id)"
+                else "deleting a customer must delete their tickets and those tickets' messages "
+                "(ON DELETE CASCADE on both foreign keys)"
             )
             fail(f"session.delete(customer) failed ({error_line(exc)}): {why}")
     loads = [s for s in sent.statements if s.lstrip().upper().startswith("SELECT") and "tickets" in s]
