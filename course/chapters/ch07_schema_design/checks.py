@@ -93,8 +93,15 @@ async def _withdraw_ok(
     with_sent = [" ".join(s.split()).upper() for s in sent.statements]
     first_update = next((i for i, s in enumerate(with_sent) if s.startswith("UPDATE")), None)
     expect(first_update is not None, "withdraw sent no UPDATE: take the money with one UPDATE statement")
+    reads = [s for s in with_sent[:first_update] if s.startswith("SELECT")]
+    if any("FOR UPDATE" in s for s in reads):
+        fail(
+            "withdraw locks the row and reads the balance before updating it: safe, but it decides in Python and "
+            "costs a round trip more. The exercise asks for one UPDATE that does the arithmetic, with the CHECK "
+            "refusing a negative result"
+        )
     expect(
-        not any(s.startswith("SELECT") for s in with_sent[:first_update]),
+        not reads,
         "withdraw read the balance before updating it: between that SELECT and the UPDATE another withdrawal can "
         "take the same money. Let one UPDATE do the arithmetic (balance_cents = balance_cents - :amount) and the "
         "CHECK refuse a negative result",
