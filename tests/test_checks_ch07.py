@@ -499,3 +499,23 @@ def test_uuid7_layout_and_order() -> None:
         uuid7(ms=1 << 48)
     with pytest.raises(ValueError, match="not version 7"):
         uuid7_time_ms(uuid.uuid4())
+
+
+async def withdraw_locked_read(session, wallet_id, amount_cents):
+    # Safe on PostgreSQL (the row is locked), but not what the exercise asks: it decides in Python.
+    stmt = select(WALLETS.c.balance_cents).where(WALLETS.c.id == wallet_id).with_for_update()
+    balance = await session.scalar(stmt)
+    if balance < amount_cents:
+        await session.rollback()
+        raise InsufficientFunds("not enough")
+    await session.execute(
+        update(WALLETS).where(WALLETS.c.id == wallet_id).values(balance_cents=balance - amount_cents)
+    )
+    await session.commit()
+    return balance - amount_cents
+
+
+async def test_7_3_locked_read_is_named(tiny: Settings, backend: str) -> None:
+    # SQLite has no FOR UPDATE (SQLAlchemy leaves it out), so there it is a plain read first.
+    fragment = "locks the row and reads the balance" if backend == "postgres" else "read the balance before"
+    await fails_with(tiny, "7.3", fragment, right_models, withdraw_locked_read, InsufficientFunds)
