@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from course import db
 from course.chapters.ch07_schema_design.keys import measure_inserts
 
@@ -13,8 +15,6 @@ async def test_measure_inserts_reports_rows_time_and_sizes(empty_url: str, backe
             kind: await measure_inserts(engine, kind, rows=3_000, batch=1_000) for kind in ("integer", "uuid4")
         }
         async with engine.connect() as conn:
-            from sqlalchemy import text
-
             counts = [await conn.scalar(text(f"SELECT count(*) FROM keys_{kind}")) for kind in runs]
     finally:
         await engine.dispose()
