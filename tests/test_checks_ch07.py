@@ -72,6 +72,9 @@ def project(
     done_default: bool = True,
     id_type: Any = Integer,
     created_type: Any = None,
+    name_length: int = 80,
+    email_nullable: bool = False,
+    done_type: Any = Boolean,
 ) -> type[DeclarativeBase]:
     """The spec's models, with one knob per requirement sentence (defaults: all correct)."""
     Base = _base(convention)
@@ -81,7 +84,7 @@ def project(
     class Team(Base):
         __tablename__ = "teams"
         id = mapped_column(id_type, primary_key=True)
-        name = mapped_column(String(80), unique=True, nullable=False)
+        name = mapped_column(String(name_length), unique=True, nullable=False)
         created_at = mapped_column(stamp, nullable=False, **created_kw)
 
     member_args: list[Any] = [UniqueConstraint("team_id", "email") if unique_pair else UniqueConstraint("email")]
@@ -93,7 +96,7 @@ def project(
         __table_args__ = tuple(member_args)
         id = mapped_column(id_type, primary_key=True)
         team_id = mapped_column(ForeignKey("teams.id", ondelete=team_ondelete), index=True, nullable=False)
-        email = mapped_column(String(254), nullable=False)
+        email = mapped_column(String(254), nullable=email_nullable)
         role = mapped_column(String(16), server_default="member", nullable=False)
 
     class Task(Base):
@@ -106,7 +109,8 @@ def project(
         )
         title = mapped_column(String(200), nullable=False)
         estimate_minutes = mapped_column(Integer, nullable=False)
-        done = mapped_column(Boolean, nullable=False, **({"server_default": false()} if done_default else {}))
+        done_kw = {"server_default": false() if done_type is Boolean else "0"} if done_default else {}
+        done = mapped_column(done_type, nullable=False, **done_kw)
 
     return Base
 
@@ -164,6 +168,9 @@ async def test_7_1_other_correct_answers_pass(tiny: Settings) -> None:
         ({"unique_pair": False}, "nothing keeps (team_id, email) unique"),
         ({"role_check": False}, "no CHECK constraint named ck_members_role"),
         ({"done_default": False}, "defaults in the database"),
+        ({"name_length": 100}, "the spec limits it to 80 characters"),
+        ({"email_nullable": True}, "members.email accepts NULL, but the spec says it is required"),
+        ({"done_type": Integer}, "the spec asks for a boolean"),
     ],
     ids=lambda v: str(v)[:40],
 )
