@@ -18,20 +18,17 @@ import time
 from sqlalchemy import delete, insert, select, text
 
 from course.chapters.ch07_schema_design import demo
-from course.chapters.ch07_schema_design.keys import measure_inserts
+from course.chapters.ch07_schema_design.keys import KEY_KINDS, compare_keys
 from course.domain.models import Post
 from course.tools.instrument import count_queries, timeit_async
 from course.tools.lesson import setup
 
 
 async def keys(lesson, rows: list[int], batch: int) -> None:
-    print(f"primary keys ({lesson.dialect}), batches of {batch:,} rows, one commit each")
+    print(f"primary keys ({lesson.dialect}), batches of {batch:,} rows, one commit each, tables filled in turn")
     print(f"{'rows':>10} {'key':>8} {'insert s':>9} {'µs/row':>7} {'pk index MB':>12}")
     for n in rows:
-        runs = {
-            kind: await measure_inserts(lesson.engine, kind, rows=n, batch=batch)
-            for kind in ("integer", "uuid4", "uuid7")
-        }
+        runs = {r.kind: r for r in await compare_keys(lesson.engine, KEY_KINDS, rows=n, batch=batch)}
         for kind, run in runs.items():
             print(
                 f"{n:>10,} {kind:>8} {run.seconds:>9.2f} {run.seconds / n * 1e6:>7.1f} {run.index_bytes / 2**20:>12.2f}"

@@ -105,31 +105,48 @@ async def measure_inserts(
     engine: AsyncEngine, kind: str, *, rows: int, batch: int = 2_000, seed: int = 7, warmup: bool = True
 ) -> KeyRun:
     """Create keys_<kind>, insert `rows` rows in committed batches of `batch`, and report time and sizes."""
-    metadata = MetaData()
-    table = key_table(kind, metadata)
+    return (await compare_keys(engine, [kind], rows=rows, batch=batch, seed=seed, warmup=warmup))[0]
+
+
+async def compare_keys(
+    engine: AsyncEngine,
+    kinds: list[str] | tuple[str, ...] = KEY_KINDS,
+    *,
+    rows: int,
+    batch: int = 2_000,
+    seed: int = 7,
+    warmup: bool = True,
+) -> list[KeyRun]:
+    """Fill one keys_<kind> table per kind with the same rows, batch by batch in turn, and report each one's cost.
+
+    The batches are interleaved (a batch for each kind, then the next batch for each), so a machine that slows
+    down for a moment slows every kind alike; each batch is its own committed transaction, like an application's.
+    """
     if warmup:
         # A short run first: statement caches, the connection pool and file growth are not part of the cost.
-        await measure_inserts(engine, kind, rows=min(rows, 2 * batch), batch=batch, seed=seed + 1, warmup=False)
+        await compare_keys(engine, kinds, rows=min(rows, 2 * batch), batch=batch, seed=seed + 1, warmup=False)
+    metadata = MetaData()
+    tables = {kind: key_table(kind, metadata) for kind in kinds}
     async with engine.begin() as conn:
-        await conn.run_sync(lambda c: table.drop(c, checkfirst=True))
+        await conn.run_sync(lambda c: metadata.drop_all(c, checkfirst=True))
         await conn.run_sync(metadata.create_all)
     # Keys are made before the clock starts: the measurement is about the database, not the generator.
-    values = iter(list(_key_values(kind, rows, seed)))
-    started = time.perf_counter()
-    done = 0
-    while done < rows:
-        size = min(batch, rows - done)
-        chunk = [{"id": next(values), "n": done + i} for i in range(size)]
-        # One transaction per batch, like an application committing a request's writes.
-        async with engine.begin() as conn:
-            await conn.execute(insert(table), chunk)
-        done += size
-    seconds = time.perf_counter() - started
+    values = {kind: list(_key_values(kind, rows, seed)) for kind in kinds}
+    seconds = dict.fromkeys(kinds, 0.0)
+    for start in range(0, rows, batch):
+        for kind in kinds:
+            chunk = [{"id": key, "n": start + i} for i, key in enumerate(values[kind][start : start + batch])]
+            began = time.perf_counter()
+            async with engine.begin() as conn:
+                await conn.execute(insert(tables[kind]), chunk)
+            seconds[kind] += time.perf_counter() - began
+    runs = []
     async with engine.connect() as conn:
-        index = await primary_key_index(conn, table.name)
-        index_bytes = await relation_bytes(conn, index) if index else 0
-        table_bytes = await relation_bytes(conn, table.name)
-    return KeyRun(kind, rows, seconds, index_bytes, table_bytes)
+        for kind, table in tables.items():
+            index = await primary_key_index(conn, table.name)
+            index_bytes = await relation_bytes(conn, index) if index else 0
+            runs.append(KeyRun(kind, rows, seconds[kind], index_bytes, await relation_bytes(conn, table.name)))
+    return runs
 
 
 def describe(run: KeyRun) -> dict[str, object]:
