@@ -23,5 +23,8 @@ def notebook_namespace(path: str | Path) -> dict[str, Any]:
         if cell.cell_type != "code":
             continue
         source = "\n".join(line for line in cell.source.splitlines() if not _top_level_await(line))
-        exec(compile(source, f"{path}:cell", "exec"), namespace)  # noqa: S102 - our own committed notebooks
+        # dont_inherit: this module's `from __future__ import annotations` must not leak into the cells (a kernel
+        # evaluates annotations, and SQLAlchemy cannot resolve string annotations of classes made in a function).
+        code = compile(source, f"{path}:cell", "exec", dont_inherit=True)
+        exec(code, namespace)  # noqa: S102 - our own committed notebooks
     return namespace

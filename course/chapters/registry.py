@@ -141,6 +141,18 @@ CHAPTERS: tuple[Chapter, ...] = (
             _ex("5.4", "An optimistic update with a clear conflict", 3, "withdraw", "Conflict"),
         ),
     ),
+    Chapter(
+        7,
+        "schema_design",
+        "Schema design",
+        45,
+        (
+            _ex("7.1", "Models from a written spec", 4, "project_models"),
+            _ex("7.2", "A soft-delete filter that cannot be forgotten", 4, "soft_delete_sessionmaker"),
+            _ex("7.3", "Money that cannot go negative", 3, "wallet_models", "withdraw", "InsufficientFunds"),
+            _ex("7.4", "ON DELETE rules for a help desk", 3, "helpdesk_models"),
+        ),
+    ),
 )
 
 
