@@ -111,6 +111,7 @@ CHAPTERS: tuple[Chapter, ...] = (
             _ex("4.4", "Is there a next page?", 2, "user_orders_page"),
         ),
     ),
+    Chapter(8, "migrations", "Migrations with Alembic", 60),
 )
 
 
