@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Enum, Integer, MetaData, String, Table, false, func
+from sqlalchemy import Boolean, Column, DateTime, Enum, Index, Integer, MetaData, String, Table, false, func
 
 # Chapter 7 teaches this convention; the lead may make the two one. Names are predictable, so a migration can
 # drop or alter a constraint by name on every backend (SQLite's batch mode needs names to find them).
@@ -71,5 +71,29 @@ def customers_v3(*, convention: bool = True) -> MetaData:
         Column("country", String(2), nullable=False, server_default="GB"),
         Column("tier", Enum(*TIERS_V3, name="customer_tier"), nullable=False, server_default="free"),
         Column("marketing_opt_in", Boolean, nullable=False, server_default=false()),
+    )
+    return metadata
+
+
+def exercise_8_1() -> MetaData:
+    """Exercise 8.1's target: version 1 plus an optional phone, a NOT NULL opt-in with a default, a country index."""
+    metadata = customers_v1()
+    customers = metadata.tables["customers"]
+    customers.append_column(Column("phone", String(30), nullable=True))
+    customers.append_column(Column("marketing_opt_in", Boolean, nullable=False, server_default=false()))
+    Index(None, customers.c.country)
+    return metadata
+
+
+def exercise_8_2() -> MetaData:
+    """Exercise 8.2's target: version 1 with `fullname` renamed `display_name`, nothing else."""
+    metadata = new_metadata()
+    Table(
+        "customers",
+        metadata,
+        *_common(),
+        Column("display_name", String(200), nullable=True),
+        Column("country", String(2), nullable=False, server_default="US"),
+        Column("tier", Enum(*TIERS_V1, name="customer_tier"), nullable=False, server_default="free"),
     )
     return metadata

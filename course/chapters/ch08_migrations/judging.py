@@ -1,0 +1,105 @@
+"""What chapter 8's checks share: a migrations folder on the check's copy, learner steps run by Alembic, diffs in words."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from alembic import op
+from sqlalchemy import MetaData
+
+from course.chapters.ch08_migrations.workspace import Migrations
+from course.checks.base import CheckDB, call_learner, fail
+
+
+class LearnerSteps:
+    """The learner's upgrade/downgrade as a revision's steps; an exception they raise is kept for the verdict."""
+
+    def __init__(self, upgrade: Callable[[], Any], downgrade: Callable[[], Any]) -> None:
+        self.functions = {"upgrade": upgrade, "downgrade": downgrade}
+        self.error: BaseException | None = None
+
+    def step(self, name: str) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                self.functions[name]()
+            except BaseException as exc:
+                self.error = exc
+                raise
+
+        return run
+
+    async def raise_learner_error(self) -> None:
+        """Turn what the learner's step raised into the usual verdict (not solved yet / your code raised ...)."""
+        error, self.error = self.error, None
+        if error is None:
+            return
+
+        def again() -> None:
+            raise error
+
+        await call_learner(again)
+
+
+def base_revision(migrations: Migrations, before: MetaData) -> None:
+    """Revision 0001 creates the previous schema, as the project's history would have."""
+
+    def create() -> None:
+        before.create_all(op.get_bind())
+
+    def drop() -> None:
+        before.drop_all(op.get_bind())
+
+    migrations.add_revision("0001", down_revision=None, upgrade=create, downgrade=drop, message="previous schema")
+
+
+async def run_steps(migrations: Migrations, steps: LearnerSteps, action: str, target: str) -> None:
+    """upgrade/downgrade through the learner's revision; their exceptions become the verdict."""
+    try:
+        await getattr(migrations, action)(target)
+    except Exception:
+        if steps.error is None:
+            raise
+        await steps.raise_learner_error()
+
+
+def learner_revision(
+    migrations: Migrations, upgrade: Callable[[], Any], downgrade: Callable[[], Any]
+) -> LearnerSteps:
+    steps = LearnerSteps(upgrade, downgrade)
+    migrations.add_revision(
+        "0002", down_revision="0001", upgrade=steps.step("upgrade"), downgrade=steps.step("downgrade")
+    )
+    return steps
+
+
+def new_migrations(db: CheckDB, models: MetaData) -> Migrations:
+    return Migrations(db.url, models)
+
+
+def describe(diffs: list[Any]) -> str:
+    """Autogenerate's differences in words, the first three."""
+    words = [_one(d) for d in diffs]
+    more = f" (and {len(words) - 3} more)" if len(words) > 3 else ""
+    return "; ".join(words[:3]) + more
+
+
+def _one(diff: Any) -> str:
+    if isinstance(diff, list):
+        kind, _schema, table, column, existing, old, new = diff[0]
+        what = {"modify_nullable": "NULL-ability", "modify_default": "server default", "modify_type": "type"}
+        return f"{table}.{column}: the {what.get(kind, kind)} differs ({old!s:.40} in the database, {new!s:.40} in the models)"
+    kind, obj = diff[0], diff[-1]
+    if kind in ("add_column", "remove_column"):
+        table, column = diff[2], diff[3]
+        return f"column {table}.{column.name} is {'missing' if kind == 'add_column' else 'there but not in the models'}"
+    if kind in ("add_index", "remove_index", "add_constraint", "remove_constraint"):
+        return f"{kind.split('_')[1]} {obj.name} is {'missing' if kind.startswith('add') else 'there but not in the models'}"
+    if kind in ("add_table", "remove_table"):
+        return f"table {obj.name} is {'missing' if kind == 'add_table' else 'there but not in the models'}"
+    return str(kind)
+
+
+def expect_no_diff(diffs: list[Any], when: str) -> None:
+    if diffs:
+        fail(f"{when}: {describe(diffs)}")
