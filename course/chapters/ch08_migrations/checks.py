@@ -223,6 +223,8 @@ async def _migration_waiting(db: CheckDB, task: asyncio.Task[Any]) -> bool:
             ).scalar_one()
             if waiting:
                 return True
+            # pg_stat_activity is read once per transaction: end it, so the next look is fresh.
+            await conn.rollback()
             await asyncio.sleep(0.05)
     return False
 
