@@ -113,7 +113,7 @@ async def test_8_1_plain_operations_pass(tiny: Settings, capsys: pytest.CaptureF
         (up_default_true, DOWN_8_1, "customers.marketing_opt_in: the server default differs"),
         (up_fill_then_not_null, DOWN_8_1, "customers.marketing_opt_in: the server default differs"),
         (up_wrong_length, DOWN_8_1, "customers.phone: the type differs"),
-        (up_no_server_default, DOWN_8_1, "your code raised"),
+        (up_no_server_default, DOWN_8_1, "needs a server_default for them"),
         (up_recreate_table, DOWN_8_1, "the customers' names changed during the upgrade"),
         (UP_8_1, down_nothing, "after downgrade the schema is not the previous one"),
         (UP_8_1, down_without_index, "after downgrade the schema is not the previous one"),

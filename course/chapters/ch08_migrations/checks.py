@@ -69,6 +69,7 @@ async def _back_down(db: CheckDB, migrations: Any, steps: Any) -> None:
     expect_no_diff(
         await migrations.diff(schema.customers_v1()),
         "after downgrade the schema is not the previous one (downgrade must undo everything upgrade did)",
+        "version 1",
     )
 
 
@@ -175,7 +176,7 @@ async def _check_backfill(backfill_email_lower: Callable[..., Any], db: CheckDB)
     empty = [key for key, value in got.items() if value is None]
     expect(
         not empty,
-        f"{len(empty)} of {missing} rows still have email_lower NULL after the backfill (the first is id {min(empty) if empty else 0}): "
+        f"{len(empty):,} of {missing:,} rows still have email_lower NULL after the backfill (the first is id {min(empty) if empty else 0}): "
         "the ids have gaps, so walk the ids that exist (WHERE id > :last ORDER BY id LIMIT :n), not id ranges of batch_size",
     )
     overwritten = [key for key in PREFILLED if got[key] != PREFILLED[key]]

@@ -7,6 +7,7 @@ from typing import Any
 
 from alembic import op
 from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError
 
 from course.chapters.ch08_migrations.workspace import Migrations
 from course.checks.base import CheckDB, call_learner, fail
@@ -38,6 +39,15 @@ class LearnerSteps:
         if isinstance(error, NotImplementedError) and not str(error).startswith("Exercise"):
             # Alembic's own NotImplementedError (e.g. an ALTER SQLite cannot do), not the exercise's stub.
             fail(f"Alembic cannot run this here: {str(error).splitlines()[0]}")
+        if isinstance(error, DBAPIError):
+            # The database's own words say what was wrong; a traceback into Alembic would not.
+            reason = str(error.orig).strip().splitlines()[0]
+            hint = (
+                ": a NOT NULL column added to a table that has rows needs a server_default for them"
+                if "null" in reason.lower() and "not null" in str(error.statement or "").lower() + reason.lower()
+                else ""
+            )
+            fail(f"the database refused your migration ({reason}){hint}")
 
         def again() -> None:
             raise error
@@ -81,9 +91,9 @@ def new_migrations(db: CheckDB, models: MetaData) -> Migrations:
     return Migrations(db.url, models)
 
 
-def describe(diffs: list[Any]) -> str:
+def describe(diffs: list[Any], target: str = "the models") -> str:
     """Autogenerate's differences in words, the first three."""
-    words = [_one(d) for d in diffs]
+    words = [_one(d).replace("the models", target) for d in diffs]
     more = f" (and {len(words) - 3} more)" if len(words) > 3 else ""
     return "; ".join(words[:3]) + more
 
@@ -104,6 +114,6 @@ def _one(diff: Any) -> str:
     return str(kind)
 
 
-def expect_no_diff(diffs: list[Any], when: str) -> None:
+def expect_no_diff(diffs: list[Any], when: str, target: str = "the models") -> None:
     if diffs:
-        fail(f"{when}: {describe(diffs)}")
+        fail(f"{when}: {describe(diffs, target)}")
