@@ -50,8 +50,19 @@ async def one_update(engine: AsyncEngine) -> int:
     return result.rowcount
 
 
-async def in_batches(engine: AsyncEngine, *, batch_size: int, pause: float = 0.0) -> int:
-    """Keyset batches over the primary key, one transaction each: a writer waits for one batch at most."""
+async def in_batches(
+    engine: AsyncEngine,
+    *,
+    batch_size: int,
+    pause: float = 0.0,
+    table: str = TABLE,
+    assign: str = "email_lower = lower(email)",
+    pending: str = "email_lower IS NULL",
+) -> int:
+    """Keyset batches over the primary key, one transaction each: a writer waits for one batch at most.
+
+    `UPDATE table SET assign WHERE pending`, batch by batch (the defaults fill signups.email_lower).
+    """
     done, last_id = 0, 0
     while True:
         async with engine.begin() as conn:
@@ -59,7 +70,7 @@ async def in_batches(engine: AsyncEngine, *, batch_size: int, pause: float = 0.0
             upper = (
                 await conn.execute(
                     text(
-                        f"SELECT max(id) FROM (SELECT id FROM {TABLE} WHERE id > :last ORDER BY id LIMIT :size) AS b"
+                        f"SELECT max(id) FROM (SELECT id FROM {table} WHERE id > :last ORDER BY id LIMIT :size) AS b"
                     ),
                     {"last": last_id, "size": batch_size},
                 )
@@ -67,10 +78,7 @@ async def in_batches(engine: AsyncEngine, *, batch_size: int, pause: float = 0.0
             if upper is None:
                 return done
             result = await conn.execute(
-                text(
-                    f"UPDATE {TABLE} SET email_lower = lower(email) "
-                    "WHERE id > :last AND id <= :upper AND email_lower IS NULL"
-                ),
+                text(f"UPDATE {table} SET {assign} WHERE id > :last AND id <= :upper AND {pending}"),
                 {"last": last_id, "upper": upper},
             )
         done += result.rowcount
