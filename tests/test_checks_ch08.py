@@ -68,6 +68,17 @@ def up_fill_then_not_null() -> None:
         batch.alter_column("marketing_opt_in", existing_type=sa.Boolean(), nullable=False)
 
 
+def up_everyone_opted_in() -> None:
+    # Schema right, data wrong: existing customers never said yes.
+    UP_8_1()
+    op.execute(sa.text("UPDATE customers SET marketing_opt_in = true"))
+
+
+def up_typo() -> None:
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_column("phone_number")
+
+
 def up_wrong_length() -> None:
     _columns(phone_length=20)
 
@@ -115,6 +126,8 @@ async def test_8_1_plain_operations_pass(tiny: Settings, capsys: pytest.CaptureF
         (up_wrong_length, DOWN_8_1, "customers.phone: the type differs"),
         (up_no_server_default, DOWN_8_1, "needs a server_default for them"),
         (up_recreate_table, DOWN_8_1, "the customers' names changed during the upgrade"),
+        (up_everyone_opted_in, DOWN_8_1, "existing customers should have marketing_opt_in = false"),
+        (up_typo, DOWN_8_1, "phone_number"),  # SQLite: Alembic raises; PostgreSQL: the database refuses
         (UP_8_1, down_nothing, "after downgrade the schema is not the previous one"),
         (UP_8_1, down_without_index, "after downgrade the schema is not the previous one"),
     ],

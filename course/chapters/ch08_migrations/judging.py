@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sysconfig
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -49,10 +51,28 @@ class LearnerSteps:
             )
             fail(f"the database refused your migration ({reason}){hint}")
 
-        def again() -> None:
-            raise error
+        if isinstance(error, NotImplementedError):
+            # The exercise's stub: the usual "not solved yet" verdict.
+            def again() -> None:
+                raise error
 
-        await call_learner(again)
+            await call_learner(again)
+        fail(
+            f"your migration raised {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}{_where(error)}"
+        )
+
+
+def _where(error: BaseException) -> str:
+    """The learner's own line in the traceback: not Alembic, SQLAlchemy, the standard library or the course."""
+    library = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if not f.filename.startswith(library)
+        and "/course/" not in f.filename.replace("\\", "/")
+        and "course-migrations-" not in f.filename
+    ]
+    return f" (line {frames[-1].lineno}: `{(frames[-1].line or '').strip()}`)" if frames else ""
 
 
 def base_revision(migrations: Migrations, before: MetaData) -> None:
