@@ -362,6 +362,13 @@ def up_raw_sql_with_lock_timeout() -> None:
         op.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {INDEX} ON signups (email_lower)")
 
 
+def up_impatient() -> None:
+    # Online-safe in spirit, but a lock_timeout shorter than the wait for transactions already writing.
+    with op.get_context().autocommit_block():
+        op.execute("SET lock_timeout = '50ms'")
+        op.create_index(INDEX, "signups", ["email_lower"], postgresql_concurrently=True)
+
+
 @pytest.fixture
 def pg_tiny(pg_admin_url: str) -> Settings:
     from course.settings import get_settings
@@ -380,6 +387,7 @@ async def test_8_4_raw_sql_passes(pg_tiny: Settings, capsys: pytest.CaptureFixtu
         (up_plain_index, down_plain_index, "a one-row INSERT waited more than a second"),
         (up_concurrently_in_transaction, SOLVED["downgrade_8_4"], "cannot run inside a transaction block"),
         (up_wrong_column, SOLVED["downgrade_8_4"], "should index email_lower only"),
+        (up_impatient, SOLVED["downgrade_8_4"], "your migration gave up on a lock timeout"),
         (SOLVED["upgrade_8_4"], down_nothing, "the index ix_signups_email_lower is still there"),
     ],
     ids=lambda v: getattr(v, "__name__", None),

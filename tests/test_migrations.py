@@ -148,6 +148,7 @@ async def test_backfills_fill_every_row(empty_url: str) -> None:
         await engine.dispose()
 
 
+@pytest.mark.slow
 async def test_batches_let_a_writer_in_where_one_update_does_not(empty_url: str) -> None:
     """The lesson's claim, at a size where one UPDATE clearly outlasts one batch."""
     engine = db.make_engine(url=empty_url)

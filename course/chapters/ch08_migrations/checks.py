@@ -310,3 +310,9 @@ def _explain_postgres_error(exc: BaseException) -> None:
             "PostgreSQL refused: CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction block, and Alembic "
             "runs every migration in one. Run it inside op.get_context().autocommit_block()"
         )
+    if "lock timeout" in message:
+        fail(
+            "your migration gave up on a lock timeout: CREATE INDEX CONCURRENTLY waits for the transactions already "
+            "writing to the table to finish, and your lock_timeout applies to that wait too. Leave it out for this "
+            "statement, or allow a few seconds"
+        )
