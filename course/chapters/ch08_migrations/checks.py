@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError
 
 from course.chapters.ch08_migrations import backfill, pglocks, schema
 from course.chapters.ch08_migrations.judging import (
@@ -209,41 +207,6 @@ async def _check_backfill(backfill_email_lower: Callable[..., Any], db: CheckDB)
 INDEX = "ix_signups_email_lower"
 
 
-async def _migration_waiting(db: CheckDB, task: asyncio.Task[Any]) -> bool:
-    """True once the migration's CREATE INDEX waits for a lock (the open transaction); False if it ended first."""
-    deadline = time.monotonic() + 10
-    async with db.engine.connect() as conn:
-        while time.monotonic() < deadline and not task.done():
-            waiting = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event_type = 'Lock' AND query ILIKE 'CREATE%INDEX%'"
-                    )
-                )
-            ).scalar_one()
-            if waiting:
-                return True
-            # pg_stat_activity is read once per transaction: end it, so the next look is fresh.
-            await conn.rollback()
-            await asyncio.sleep(0.05)
-    return False
-
-
-async def _writer_blocked(db: CheckDB) -> float | None:
-    """Seconds a one-row INSERT took, or None if it waited for a lock longer than a second."""
-    started = time.perf_counter()
-    try:
-        async with db.engine.begin() as conn:
-            await conn.execute(text("SET LOCAL lock_timeout = '1s'"))
-            await conn.execute(text("INSERT INTO signups (id, email) VALUES (999999, 'writer@example.com')"))
-    except DBAPIError as exc:
-        if "lock timeout" in str(exc.orig):
-            return None
-        raise
-    return time.perf_counter() - started
-
-
 @registry.exercise("8.4", timeout=60)
 async def _check_concurrent_index(upgrade: Callable[..., Any], downgrade: Callable[..., Any], db: CheckDB) -> None:
     await backfill.make_signups(db.engine, 20_000)
@@ -264,8 +227,14 @@ async def _judge_concurrent_index(db: CheckDB, migrations: Any, steps: Any) -> N
         await other.begin()
         await other.execute(text("UPDATE signups SET email = email WHERE id = 1"))
         task = asyncio.create_task(migrations.upgrade("head"))
-        waiting = await _migration_waiting(db, task)
-        blocked = await _writer_blocked(db) if waiting else 0.0
+        waiting = await pglocks.waits_for_a_lock(db.engine, task, "CREATE%INDEX%")
+        blocked = (
+            await pglocks.insert_waits(
+                db.engine, "INSERT INTO signups (id, email) VALUES (999999, 'writer@example.com')"
+            )
+            if waiting
+            else 0.0
+        )
         await other.rollback()
         try:
             await task

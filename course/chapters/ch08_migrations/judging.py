@@ -37,7 +37,6 @@ class LearnerSteps:
         error, self.error = self.error, None
         if error is None:
             return
-
         if isinstance(error, NotImplementedError) and not str(error).startswith("Exercise"):
             # Alembic's own NotImplementedError (e.g. an ALTER SQLite cannot do), not the exercise's stub.
             fail(f"Alembic cannot run this here: {str(error).splitlines()[0]}")
@@ -50,7 +49,6 @@ class LearnerSteps:
                 else ""
             )
             fail(f"the database refused your migration ({reason}){hint}")
-
         if isinstance(error, NotImplementedError):
             # The exercise's stub: the usual "not solved yet" verdict.
             def again() -> None:
