@@ -153,6 +153,25 @@ CHAPTERS: tuple[Chapter, ...] = (
             _ex("7.4", "ON DELETE rules for a help desk", 3, "helpdesk_models"),
         ),
     ),
+    Chapter(
+        8,
+        "migrations",
+        "Migrations with Alembic",
+        60,
+        (
+            _ex("8.1", "A migration that reaches the models", 3, "upgrade_8_1", "downgrade_8_1"),
+            _ex("8.2", "A rename that keeps the data", 3, "upgrade_8_2", "downgrade_8_2"),
+            _ex("8.3", "A backfill in batches", 3, "backfill_email_lower"),
+            _ex(
+                "8.4",
+                "An index that does not block writers",
+                3,
+                "upgrade_8_4",
+                "downgrade_8_4",
+                backends=("postgres",),
+            ),
+        ),
+    ),
 )
 
 

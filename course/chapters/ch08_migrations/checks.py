@@ -1,0 +1,287 @@
+"""Checks for chapter 8 (migrations): each runs the learner's code through Alembic on a fresh copy and judges the schema,
+the data and the locks it leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event, text
+
+from course.chapters.ch08_migrations import backfill, pglocks, schema
+from course.chapters.ch08_migrations.judging import (
+    base_revision,
+    expect_no_diff,
+    learner_revision,
+    new_migrations,
+    run_steps,
+)
+from course.chapters.registry import chapter
+from course.checks.base import CheckDB, Registry, call_learner, expect, fail
+
+registry = Registry(chapter(8))
+check = registry.check
+
+# Customers the checks put in the previous schema: odd names, a NULL one, non-ASCII, a quote.
+CUSTOMERS = [
+    ("ana@example.com", "Ana Núñez"),
+    ("bo@example.com", None),
+    ("chen@example.com", "陈 静"),
+    ("dee@example.com", "Dee O'Hara"),
+    ("eve@example.com", "  Eve  "),
+]
+
+
+async def _add_customers(db: CheckDB) -> dict[int, str | None]:
+    async with db.engine.begin() as conn:
+        for email, name in CUSTOMERS:
+            await conn.execute(
+                text("INSERT INTO customers (email, fullname, country) VALUES (:e, :n, 'PT')"),
+                {"e": email, "n": name},
+            )
+        rows = (await conn.execute(text("SELECT id, fullname FROM customers"))).all()
+    return dict(rows)
+
+
+async def _column(db: CheckDB, column: str) -> dict[int, Any]:
+    async with db.engine.connect() as conn:
+        return dict((await conn.execute(text(f"SELECT id, {column} FROM customers"))).all())
+
+
+async def _round_trip(db: CheckDB, upgrade: Callable[..., Any], downgrade: Callable[..., Any], after: Any) -> Any:
+    """Previous schema at 0001 with customers in it, then the learner's 0002 up: the Migrations, steps, names."""
+    migrations = new_migrations(db, schema.customers_v1())
+    base_revision(migrations, schema.customers_v1())
+    await migrations.upgrade("0001")
+    names = await _add_customers(db)
+    steps = learner_revision(migrations, upgrade, downgrade)
+    await run_steps(migrations, steps, "upgrade", "head")
+    expect_no_diff(await migrations.diff(after), "after upgrade the schema differs from the models")
+    return migrations, steps, names
+
+
+async def _back_down(db: CheckDB, migrations: Any, steps: Any) -> None:
+    await run_steps(migrations, steps, "downgrade", "0001")
+    expect_no_diff(
+        await migrations.diff(schema.customers_v1()),
+        "after downgrade the schema is not the previous one (downgrade must undo everything upgrade did)",
+        "version 1",
+    )
+
+
+# --- 8.1 a migration that reaches the models, and comes back -------------------------------------------------------
+
+
+@registry.exercise("8.1", timeout=60)
+async def _check_add_columns(upgrade: Callable[..., Any], downgrade: Callable[..., Any], db: CheckDB) -> None:
+    migrations, steps, names = await _round_trip(db, upgrade, downgrade, schema.exercise_8_1())
+    try:
+        expect(
+            await _column(db, "fullname") == names,
+            "the customers' names changed during the upgrade: this migration only adds, it must not touch data",
+        )
+        opted = await _column(db, "marketing_opt_in")
+        expect(
+            all(v in (False, 0) for v in opted.values()),
+            "existing customers should have marketing_opt_in = false (the server default fills existing rows)",
+        )
+        await _back_down(db, migrations, steps)
+        expect(await _column(db, "fullname") == names, "the customers' names changed during the downgrade")
+    finally:
+        migrations.close()
+
+
+# --- 8.2 a rename that keeps the data -------------------------------------------------------------------------------
+
+
+@registry.exercise("8.2", timeout=60)
+async def _check_rename(upgrade: Callable[..., Any], downgrade: Callable[..., Any], db: CheckDB) -> None:
+    migrations, steps, names = await _round_trip(db, upgrade, downgrade, schema.exercise_8_2())
+    try:
+        kept = await _column(db, "display_name")
+        lost = sum(1 for key, name in names.items() if name is not None and kept.get(key) != name)
+        expect(
+            lost == 0,
+            f"{lost} of {len(names)} customers lost their name on the way up: drop_column + add_column is what "
+            "autogenerate writes for a rename, and it throws the data away. Rename the column instead",
+        )
+        await _back_down(db, migrations, steps)
+        back = await _column(db, "fullname")
+        lost = sum(1 for key, name in names.items() if name is not None and back.get(key) != name)
+        expect(lost == 0, f"{lost} customers lost their name on the way down: the downgrade must rename back too")
+    finally:
+        migrations.close()
+
+
+# --- 8.3 a backfill in batches ---------------------------------------------------------------------------------------
+
+BACKFILL_ROWS = 2_345
+BATCH_SIZE = 150
+# Already filled by hand (e.g. a support fix): a backfill fills NULLs only, it never overwrites.
+PREFILLED = {7: "kept@example.org", 2_000: "also.kept@example.org"}
+
+
+async def _signups_with_gaps(db: CheckDB) -> dict[int, str]:
+    await backfill.make_signups(db.engine, BACKFILL_ROWS)
+    async with db.engine.begin() as conn:
+        # Gaps in the ids (deleted rows), so batches by id arithmetic are not the same as batches by row count.
+        await conn.execute(text("DELETE FROM signups WHERE id BETWEEN 300 AND 1100 OR id % 13 = 0"))
+        await conn.execute(text("UPDATE signups SET email = 'MiXeD.' || id || '@Example.ORG' WHERE id % 5 = 0"))
+        for key, value in PREFILLED.items():
+            await conn.execute(text("UPDATE signups SET email_lower = :v WHERE id = :i"), {"v": value, "i": key})
+        rows = (await conn.execute(text("SELECT id, email, email_lower FROM signups"))).all()
+    return {i: (filled if filled is not None else email.lower()) for i, email, filled in rows}
+
+
+class _Transactions:
+    """Rows changed by UPDATE statements, per transaction, as the database driver reports them."""
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.updates = 0
+        self.per_transaction: list[int] = []
+
+    def statement(self, _conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            self.updates += 1
+            self.current += max(cursor.rowcount, 0)
+
+    def end(self, _conn: Any) -> None:
+        self.per_transaction.append(self.current)
+        self.current = 0
+
+
+@registry.exercise("8.3", timeout=60)
+async def _check_backfill(backfill_email_lower: Callable[..., Any], db: CheckDB) -> None:
+    want = await _signups_with_gaps(db)
+    missing = sum(1 for key in want if key not in PREFILLED)
+    seen = _Transactions()
+    sync = db.engine.sync_engine
+    listeners = [("after_cursor_execute", seen.statement), ("commit", seen.end), ("rollback", seen.end)]
+    for name, fn in listeners:
+        event.listen(sync, name, fn)
+    try:
+        result = await call_learner(backfill_email_lower, db.engine, batch_size=BATCH_SIZE)
+    finally:
+        for name, fn in listeners:
+            event.remove(sync, name, fn)
+    # Whatever the learner left uncommitted counts as one more transaction.
+    biggest = max([*seen.per_transaction, seen.current])
+    async with db.engine.connect() as conn:
+        got = dict((await conn.execute(text("SELECT id, email_lower FROM signups"))).all())
+    empty = [key for key, value in got.items() if value is None]
+    expect(
+        not empty,
+        f"{len(empty):,} of {missing:,} rows still have email_lower NULL after the backfill (the first is id {min(empty) if empty else 0}): "
+        "the ids have gaps, so walk the ids that exist (WHERE id > :last ORDER BY id LIMIT :n), not id ranges of batch_size",
+    )
+    overwritten = [key for key in PREFILLED if got[key] != PREFILLED[key]]
+    expect(
+        not overwritten,
+        f"row {overwritten[:1]} already had an email_lower and the backfill overwrote it: fill only the rows where it is NULL",
+    )
+    wrong = [key for key, value in got.items() if value != want[key]]
+    if wrong:
+        fail(f"row id {wrong[0]}: email_lower is {got[wrong[0]]!r}, expected lower(email) = {want[wrong[0]]!r}")
+    expect(
+        biggest <= BATCH_SIZE,
+        f"one transaction updated {biggest:,} rows with batch_size={BATCH_SIZE}: every row an UPDATE touches stays "
+        "locked until its transaction commits. Commit after each batch",
+    )
+    batches = math.ceil(missing / BATCH_SIZE)
+    expect(
+        seen.updates <= 2 * batches + 2,
+        f"{seen.updates:,} UPDATE statements for {missing:,} rows: that is about one per row. Update a whole batch "
+        "with one statement (a range of ids)",
+    )
+    expect(
+        result == missing,
+        f"backfill_email_lower returned {result!r}; it should return how many rows it filled ({missing:,})",
+    )
+
+
+# --- 8.4 an index built without blocking writers (PostgreSQL) ----------------------------------------------------
+
+INDEX = "ix_signups_email_lower"
+
+
+@registry.exercise("8.4", timeout=60)
+async def _check_concurrent_index(upgrade: Callable[..., Any], downgrade: Callable[..., Any], db: CheckDB) -> None:
+    await backfill.make_signups(db.engine, 20_000)
+    migrations = new_migrations(db, None)  # type: ignore[arg-type]
+    migrations.add_revision("0001", down_revision=None, upgrade=lambda: None, downgrade=lambda: None)
+    await migrations.upgrade("0001")
+    steps = learner_revision(migrations, upgrade, downgrade)
+    try:
+        await _judge_concurrent_index(db, migrations, steps)
+    finally:
+        migrations.close()
+
+
+async def _judge_concurrent_index(db: CheckDB, migrations: Any, steps: Any) -> None:
+    # A transaction that has written to the table and is still open: the moment every busy table has.
+    other = await db.engine.connect()
+    try:
+        await other.begin()
+        await other.execute(text("UPDATE signups SET email = email WHERE id = 1"))
+        task = asyncio.create_task(migrations.upgrade("head"))
+        waiting = await pglocks.waits_for_a_lock(db.engine, task, "CREATE%INDEX%")
+        blocked = (
+            await pglocks.insert_waits(
+                db.engine, "INSERT INTO signups (id, email) VALUES (999999, 'writer@example.com')"
+            )
+            if waiting
+            else 0.0
+        )
+        await other.rollback()
+        try:
+            await task
+        except Exception:
+            if steps.error is None:
+                raise
+    finally:
+        await other.close()
+    if steps.error is not None:
+        _explain_postgres_error(steps.error)
+        await steps.raise_learner_error()
+    async with db.engine.connect() as conn:
+        valid = await pglocks.index_is_valid(conn, INDEX)
+        columns = (
+            await conn.execute(
+                text("SELECT indexdef FROM pg_indexes WHERE tablename = 'signups' AND indexname = :n"),
+                {"n": INDEX},
+            )
+        ).scalar()
+    expect(valid is not None, f"after upgrade there is no index {INDEX} on signups")
+    expect(
+        valid, f"{INDEX} exists but is INVALID: its concurrent build failed half-way; drop it and build it again"
+    )
+    expect(
+        columns and columns.rstrip().endswith("(email_lower)"), f"{INDEX} should index email_lower only: {columns}"
+    )
+    expect(
+        blocked is not None,
+        "a one-row INSERT waited more than a second while the index was being built: a plain CREATE INDEX locks out "
+        "every writer until it finishes. Build it CONCURRENTLY (postgresql_concurrently=True)",
+    )
+    await run_steps(migrations, steps, "downgrade", "0001")
+    async with db.engine.connect() as conn:
+        gone = await pglocks.index_is_valid(conn, INDEX) is None
+    expect(gone, f"after downgrade the index {INDEX} is still there: the downgrade must drop it")
+
+
+def _explain_postgres_error(exc: BaseException) -> None:
+    message = str(getattr(exc, "orig", exc))
+    if "cannot run inside a transaction block" in message:
+        fail(
+            "PostgreSQL refused: CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction block, and Alembic "
+            "runs every migration in one. Run it inside op.get_context().autocommit_block()"
+        )
+    if "lock timeout" in message:
+        fail(
+            "your migration gave up on a lock timeout: CREATE INDEX CONCURRENTLY waits for the transactions already "
+            "writing to the table to finish, and your lock_timeout applies to that wait too. Leave it out for this "
+            "statement, or allow a few seconds"
+        )
