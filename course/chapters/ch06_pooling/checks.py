@@ -1,0 +1,268 @@
+"""Checks for chapter 6 (pooling): they mount, load, exhaust and restart for real, and judge what the pool saw."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, IllegalStateChangeError, InvalidRequestError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from course import db as course_db
+from course.chapters.ch06_pooling.dependency import judge_dependency
+from course.chapters.ch06_pooling.server import restart_reason, restart_server, terminate_connections
+from course.chapters.ch06_pooling.watch import tracked_sessionmaker, watch_pool
+from course.chapters.registry import chapter
+from course.checks.base import CheckDB, LearnerCodeError, Registry, call_learner, expect, fail
+from course.domain.models import Post, User
+
+registry = Registry(chapter(6))
+check = registry.check
+
+
+# --- 6.1 the request dependency ------------------------------------------------------------------------------------
+
+
+@registry.exercise("6.1", timeout=60)
+async def _check_get_session(get_session: Callable[..., Any], db: CheckDB) -> None:
+    await judge_dependency(get_session, db)
+
+
+# --- 6.2 an engine to a written spec (PostgreSQL only) -------------------------------------------------------------
+
+POOL_SIZE, MOST, WAIT = 5, 8, 2.0
+
+
+async def _connect(engine: AsyncEngine, wait: float) -> AsyncConnection:
+    return await asyncio.wait_for(engine.connect(), wait)
+
+
+async def _requests_after(engine: AsyncEngine, n: int = 10) -> int:
+    """How many of n concurrent one-statement requests failed."""
+
+    async def one() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(select(1))
+
+    outcomes = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+    return sum(1 for o in outcomes if isinstance(o, BaseException))
+
+
+@registry.exercise("6.2", timeout=90)
+async def _check_app_engine(make_app_engine: Callable[..., Any], db: CheckDB) -> None:
+    engine = await call_learner(make_app_engine, db.url)
+    expect(
+        isinstance(engine, AsyncEngine), f"make_app_engine returned {type(engine).__name__}, not an AsyncEngine"
+    )
+    expect(
+        engine.url.database == course_db.parse_url(db.url).database,
+        "the engine points at another database: build it on the url the function is given",
+    )
+    held: list[AsyncConnection] = []
+    try:
+        await _judge_limits(engine, held)
+        for conn in held:
+            await conn.close()
+        held.clear()
+        idle = engine.pool.checkedin()  # type: ignore[attr-defined]
+        expect(
+            idle == POOL_SIZE,
+            f"after the burst the pool kept {idle} connections open; the spec keeps {POOL_SIZE} "
+            "(the rest are overflow, closed when handed back)",
+        )
+        killed = await terminate_connections(db.url)
+        expect(killed >= 1, "the pool held no connections to the database, so there was nothing to test")
+        failed = await _requests_after(engine)
+        expect(
+            failed == 0,
+            f"{failed} of 10 requests failed after the server closed the pool's {killed} connections: a pooled "
+            "connection can be dead by the time it is checked out. Have the pool test it first",
+        )
+        reason = restart_reason(db.settings)
+        if reason is None:
+            await restart_server(db.settings)
+            failed = await _requests_after(engine)
+            expect(
+                failed == 0,
+                f"{failed} of 10 requests failed once PostgreSQL was back after a restart: the pool handed out "
+                "connections to the old server. Have the pool test each one before use",
+            )
+        else:
+            print(f"(restart step not run: {reason})")
+    finally:
+        for conn in held:
+            await conn.close()
+        await engine.dispose()
+
+
+async def _judge_limits(engine: AsyncEngine, held: list[AsyncConnection]) -> None:
+    for n in range(1, MOST + 1):
+        try:
+            held.append(await _connect(engine, WAIT + 1.5))
+        except PoolTimeout:
+            fail(
+                f"only {n - 1} connections could be open at once; the spec allows {MOST} "
+                f"({POOL_SIZE} kept open plus {MOST - POOL_SIZE} for bursts)"
+            )
+        except TimeoutError:
+            fail(f"connection {n} was still waiting after {WAIT + 1.5:.1f} s although the spec allows {MOST}")
+    # A burst waits a little: a connection handed back 0.5 s later must reach a request that is waiting for one.
+    waiter = asyncio.create_task(_connect(engine, WAIT + 1.5))
+    await asyncio.sleep(0.5)
+    await held.pop().close()
+    try:
+        held.append(await waiter)
+    except PoolTimeout:
+        fail(
+            f"with {MOST} connections in use a request gave up within 0.5 s; the spec says it waits up to "
+            f"{WAIT:.0f} s for one"
+        )
+    began = time.perf_counter()
+    try:
+        held.append(await _connect(engine, WAIT + 1.5))
+    except PoolTimeout:
+        waited = time.perf_counter() - began
+        expect(
+            waited <= WAIT + 0.5,
+            f"the request past the limit failed after {waited:.1f} s; the spec says within {WAIT:.0f} s",
+        )
+        return
+    except TimeoutError:
+        fail(
+            f"a request past the limit of {MOST} connections was still waiting after {WAIT + 1.5:.1f} s: under "
+            f"exhaustion it must fail with TimeoutError within {WAIT:.0f} s"
+        )
+    except DBAPIError as exc:
+        fail(f"the server refused connection {MOST + 1}: {type(exc.orig).__name__}; the pool must stop at {MOST}")
+    fail(f"the engine opened a connection past the spec's {MOST} at once: limit the pool and its overflow")
+
+
+# --- 6.3 fan-out with one session per task -------------------------------------------------------------------------
+
+FAN_LIMIT = 3
+
+
+@registry.exercise("6.3", timeout=60)
+async def _check_post_counts(post_counts: Callable[..., Any], db: CheckDB) -> None:
+    async with db.Session() as session:
+        counts = dict((await session.execute(select(Post.author_id, func.count()).group_by(Post.author_id))).all())
+        users = list((await session.scalars(select(User.id).order_by(User.id))).all())
+    busy = sorted(counts, key=lambda u: -counts[u])[:10]
+    quiet = [u for u in users if u not in counts][:5]
+    unknown = max(users) + 1000
+    ids = [*busy, *quiet, *users[20:35], unknown]
+    want = {u: counts.get(u, 0) for u in ids}
+    Session, ledger = tracked_sessionmaker(db.engine)
+    with watch_pool(db.engine) as pool:
+        try:
+            got = await call_learner(post_counts, Session, list(ids), limit=FAN_LIMIT)
+        except LearnerCodeError as exc:
+            if _shared_session_error(exc.original):
+                fail(
+                    "several tasks used one session at the same time, and SQLAlchemy stopped them: a session "
+                    "(and its connection) serves one task at a time. Give each task its own session"
+                )
+            raise
+    expect(isinstance(got, dict), f"post_counts returned {type(got).__name__}, not a dict of user id → count")
+    missing = [u for u in ids if u not in got]
+    expect(
+        not missing,
+        f"no count for user {missing[0] if missing else ''}: every id asked for is a key (0 when no posts)",
+    )
+    wrong = next((u for u in ids if got[u] != want[u]), None)
+    expect(wrong is None, f"user {wrong} has {want.get(wrong)} posts, post_counts said {got.get(wrong)}")
+    expect(
+        len(ledger.made) >= 2,
+        f"{len(ids)} counts came from {len(ledger.made)} session: that is not a fan-out with one session per task",
+    )
+    expect(
+        ledger.unclosed == 0,
+        f"{ledger.unclosed} of {len(ledger.made)} sessions were never closed; each keeps its connection checked out "
+        f"(pool.checkedout() = {db.engine.pool.checkedout()}). Close each task's session when the task ends",  # type: ignore[attr-defined]
+    )
+    expect(
+        pool.most_out >= 2,
+        "the queries ran one at a time (never two connections in use at once): run the tasks concurrently",
+    )
+    expect(
+        pool.most_out <= FAN_LIMIT,
+        f"{pool.most_out} connections were in use at once with limit={FAN_LIMIT}: bound how many tasks query at once",
+    )
+
+
+def _shared_session_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    if isinstance(exc, IllegalStateChangeError):
+        return True
+    if isinstance(exc, InvalidRequestError) and "concurrent" in text:
+        return True
+    # asyncpg's own guard when two statements share a connection.
+    return "another operation is in progress" in text
+
+
+# --- 6.4 a pool that fits the server -------------------------------------------------------------------------------
+
+CASES = [(100, 4, 10), (100, 1, 10), (20, 3, 3), (9, 4, 3), (500, 7, 13), (61, 6, 1), (30, 2, 0), (14, 4, 10)]
+NO_ROOM = [(10, 4, 10), (12, 5, 8)]
+
+
+def _expected_split(max_connections: int, workers: int, reserved: int) -> tuple[int, int]:
+    per_worker = (max_connections - reserved) // workers
+    return per_worker - per_worker // 4, per_worker // 4
+
+
+@registry.exercise("6.4")
+async def _check_pool_settings(pool_settings: Callable[..., Any], db: CheckDB) -> None:
+    for max_connections, workers, reserved in CASES:
+        where = f"max_connections={max_connections}, workers={workers}, reserved={reserved}"
+        got = await call_learner(pool_settings, max_connections, workers, reserved=reserved)
+        expect(
+            isinstance(got, dict) and {"pool_size", "max_overflow"} <= set(got),
+            f"for {where} it returned {got!r}: return a dict with pool_size and max_overflow",
+        )
+        size, overflow = got["pool_size"], got["max_overflow"]
+        expect(
+            isinstance(size, int) and isinstance(overflow, int) and size >= 1 and overflow >= 0,
+            f"for {where}: pool_size={size!r}, max_overflow={overflow!r}; both whole numbers, pool_size at "
+            "least 1 and max_overflow not negative (-1 means no limit at all)",
+        )
+        budget = max_connections - reserved
+        expect(
+            workers * (size + overflow) <= budget,
+            f"for {where}: {workers} workers × ({size} + {overflow}) = {workers * (size + overflow)} connections at "
+            f"full overflow, more than max_connections − reserved = {budget}; the server would refuse the rest",
+        )
+        want_size, want_overflow = _expected_split(max_connections, workers, reserved)
+        expect(
+            size + overflow == want_size + want_overflow,
+            f"for {where} each worker may have {want_size + want_overflow} connections, it got {size + overflow}: "
+            "give every worker the largest total that fits",
+        )
+        expect(
+            overflow == want_overflow,
+            f"for {where}: max_overflow={overflow}, but a quarter of {size + overflow} (rounded down) is "
+            f"{want_overflow}",
+        )
+    for max_connections, workers, reserved in NO_ROOM:
+        where = f"max_connections={max_connections}, workers={workers}, reserved={reserved}"
+        try:
+            got = await call_learner(pool_settings, max_connections, workers, reserved=reserved)
+        except LearnerCodeError as exc:
+            expect(
+                isinstance(exc.original, ValueError),
+                f"for {where} it raised {type(exc.original).__name__}; raise ValueError when no connection fits",
+            )
+            continue
+        fail(f"for {where} not even one connection per worker fits, but it returned {got!r}: raise ValueError")
+    # The numbers must be ones SQLAlchemy accepts: build a pool with the first case's settings.
+    first = await call_learner(pool_settings, *CASES[0][:2], reserved=CASES[0][2])
+    engine = course_db.make_engine(url=db.url, **first)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(select(1))
+    finally:
+        await engine.dispose()
