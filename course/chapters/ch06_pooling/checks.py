@@ -10,12 +10,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IllegalStateChangeError, InvalidRequestError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from course import db as course_db
 from course.chapters.ch06_pooling.dependency import judge_dependency
 from course.chapters.ch06_pooling.server import restart_reason, restart_server, terminate_connections
-from course.chapters.ch06_pooling.watch import tracked_sessionmaker, watch_pool
+from course.chapters.ch06_pooling.watch import SessionLedger, tracked_sessionmaker, watch_pool
 from course.chapters.registry import chapter
 from course.checks.base import CheckDB, LearnerCodeError, Registry, call_learner, expect, fail
 from course.domain.models import Post, User
@@ -144,6 +144,7 @@ async def _judge_limits(engine: AsyncEngine, held: list[AsyncConnection]) -> Non
 # --- 6.3 fan-out with one session per task -------------------------------------------------------------------------
 
 FAN_LIMIT = 3
+FAN_WAIT = 5.0
 
 
 @registry.exercise("6.3", timeout=60)
@@ -156,8 +157,31 @@ async def _check_post_counts(post_counts: Callable[..., Any], db: CheckDB) -> No
     unknown = max(users) + 1000
     ids = [*busy, *quiet, *users[20:35], unknown]
     want = {u: counts.get(u, 0) for u in ids}
-    Session, ledger = tracked_sessionmaker(db.engine)
-    with watch_pool(db.engine) as pool:
+    # Its own engine, so a pool run dry by unclosed sessions fails in seconds rather than after 30.
+    engine = course_db.make_engine(url=db.url, pool_size=5, max_overflow=10, pool_timeout=FAN_WAIT)
+    try:
+        await _judge_fan_out(post_counts, engine, ids, want)
+    finally:
+        await engine.dispose()
+
+
+async def _judge_fan_out(post_counts: Callable[..., Any], engine: AsyncEngine, ids: list[int], want: dict) -> None:
+    Session, ledger = tracked_sessionmaker(engine)
+    try:
+        await _judge_counts(post_counts, Session, ledger, engine, ids, want)
+    finally:
+        await ledger.close_all()
+
+
+async def _judge_counts(
+    post_counts: Callable[..., Any],
+    Session: async_sessionmaker[AsyncSession],
+    ledger: SessionLedger,
+    engine: AsyncEngine,
+    ids: list[int],
+    want: dict[int, int],
+) -> None:
+    with watch_pool(engine) as pool:
         try:
             got = await call_learner(post_counts, Session, list(ids), limit=FAN_LIMIT)
         except LearnerCodeError as exc:
@@ -165,6 +189,12 @@ async def _check_post_counts(post_counts: Callable[..., Any], db: CheckDB) -> No
                 fail(
                     "several tasks used one session at the same time, and SQLAlchemy stopped them: a session "
                     "(and its connection) serves one task at a time. Give each task its own session"
+                )
+            if isinstance(exc.original, PoolTimeout) and ledger.unclosed:
+                fail(
+                    f"the pool ran out of connections (TimeoutError after {FAN_WAIT:.0f} s) while {ledger.unclosed} "
+                    "sessions were never closed: each keeps its connection. Close each task's session when the "
+                    "task ends"
                 )
             raise
     expect(isinstance(got, dict), f"post_counts returned {type(got).__name__}, not a dict of user id → count")
@@ -182,7 +212,7 @@ async def _check_post_counts(post_counts: Callable[..., Any], db: CheckDB) -> No
     expect(
         ledger.unclosed == 0,
         f"{ledger.unclosed} of {len(ledger.made)} sessions were never closed; each keeps its connection checked out "
-        f"(pool.checkedout() = {db.engine.pool.checkedout()}). Close each task's session when the task ends",  # type: ignore[attr-defined]
+        f"(pool.checkedout() = {engine.pool.checkedout()}). Close each task's session when the task ends",  # type: ignore[attr-defined]
     )
     expect(
         pool.most_out >= 2,

@@ -80,12 +80,23 @@ def _after(db: CheckDB, ledger: SessionLedger, what: str) -> None:
 
 async def judge_dependency(get_session: Callable[..., Any], db: CheckDB) -> None:
     app, ledger = _app(get_session, db)
+    try:
+        await _judge(app, ledger, db)
+    finally:
+        await ledger.close_all()
+
+
+async def _judge(app: FastAPI, ledger: SessionLedger, db: CheckDB) -> None:
     stem = f"Ch06-{secrets.token_hex(3)}"
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://check") as client:
         got = await _send(client, f"/tags/{stem}-ok")
         if isinstance(got, BaseException):
             raise LearnerCodeError(got) from got
+        expect(
+            not (got.status_code == 422 and '"request"' in got.text),
+            "FastAPI took `request` for a query parameter and answered 422: keep the annotation `request: Request`",
+        )
         expect(
             got.status_code == 201, f"a request that should succeed answered {got.status_code}: {got.text[:120]}"
         )

@@ -74,6 +74,12 @@ class SessionLedger:
     def unclosed(self) -> int:
         return sum(1 for s in self.made if id(s) not in self.closed)
 
+    async def close_all(self) -> None:
+        """Close what the learner's code left open, once it has been judged, so no connection outlives the check."""
+        for session in self.made:
+            if id(session) not in self.closed:
+                await session.close()
+
 
 def tracked_sessionmaker(engine: AsyncEngine) -> tuple[async_sessionmaker[AsyncSession], SessionLedger]:
     """A session factory like the course's, whose sessions report to a ledger when they are made and closed."""
