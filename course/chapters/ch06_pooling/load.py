@@ -39,6 +39,9 @@ async def serve(app: object, *, startup_timeout: float = 20.0) -> AsyncIterator[
         lifespan="on",
         log_level="warning",
         access_log=False,
+        # On a busy machine a client may not get the CPU for seconds; uvicorn's default 5 s keep-alive would then
+        # close a connection just as the client reuses it, which is a failure of the load generator, not the app.
+        timeout_keep_alive=120,
     )
     server = uvicorn.Server(config)
     # A thread that is not the main one: uvicorn leaves the kernel's signal handlers alone there.
