@@ -142,6 +142,18 @@ CHAPTERS: tuple[Chapter, ...] = (
         ),
     ),
     Chapter(
+        6,
+        "pooling",
+        "Connection pooling",
+        45,
+        (
+            _ex("6.1", "The session-per-request dependency", 3, "get_session"),
+            _ex("6.2", "An engine that survives a restart", 3, "make_app_engine", backends=("postgres",)),
+            _ex("6.3", "Fan out with one session per task", 3, "post_counts"),
+            _ex("6.4", "A pool that fits the server", 2, "pool_settings"),
+        ),
+    ),
+    Chapter(
         7,
         "schema_design",
         "Schema design",
