@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -145,6 +146,8 @@ def build_tables(scale: str, backend: str) -> list[TableRows]:
     user_ids = np.arange(1, size.users + 1)
     post_ids = np.arange(1, size.posts + 1)
     tables: list[TableRows] = []
+    # Each table's columns, in its column order; every list has one value per row.
+    columns: tuple[list[Any], ...]
 
     # users
     s = Stream(RANDOM_SEED + 1)
@@ -157,7 +160,7 @@ def build_tables(scale: str, backend: str) -> list[TableRows]:
     role = np.where(roll < 0.005, "admin", np.where(roll < 0.025, "moderator", "member")).tolist()
     status = np.where(s.chance(0.02, n), "suspended", "active").tolist()
     external = _external_ids(s, n)
-    external_col = [u.hex for u in external] if backend == "sqlite" else external
+    external_col: list[Any] = [u.hex for u in external] if backend == "sqlite" else list(external)
     uids = user_ids.tolist()
     emails = [f"{f}.{la}.{i}@example.com".lower() for f, la, i in zip(first, last, uids, strict=True)]
     names = [f"{f} {la}" for f, la in zip(first, last, strict=True)]
