@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from course import seed
 from course.chapters.registry import Chapter, ExerciseSpec
@@ -47,6 +48,15 @@ async def runaway_that_swallows_errors(session: Any) -> int:
         return -1
 
 
+async def waits_for_its_own_lock(session: Any) -> int:
+    # Two sessions writing the same row: the second waits for a lock the first never gives up.
+    sent.append(time.monotonic())
+    await session.execute(text("UPDATE users SET name = name || '!' WHERE id = 1"))
+    async with AsyncSession(session.bind) as other:
+        await other.execute(text("UPDATE users SET name = name || '?' WHERE id = 1"))
+    return 42
+
+
 @pytest.fixture
 async def seeded(tiny: Settings) -> Settings:
     # Build the seed first so the timing below measures the check, not seeding.
@@ -54,7 +64,7 @@ async def seeded(tiny: Settings) -> Settings:
     return tiny
 
 
-@pytest.mark.parametrize("learner", [runaway, runaway_that_swallows_errors])
+@pytest.mark.parametrize("learner", [runaway, runaway_that_swallows_errors, waits_for_its_own_lock])
 async def test_a_runaway_query_ends_within_the_limit_plus_two_seconds(seeded: Settings, learner: Any) -> None:
     sent.clear()
     started = time.monotonic()
