@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from course import seed
 from course.chapters.registry import Chapter, ExerciseSpec
@@ -19,7 +20,15 @@ LIMIT = 2.0
 # Three tables multiplied with no join condition: billions of rows even at the tiny scale.
 RUNAWAY = "SELECT count(*) FROM posts AS a, posts AS b, comments AS c"
 
-registry = Registry(Chapter(99, "limits", "Time limits", 1, (ExerciseSpec("99.1", "Count", 1, ("count_rows",)),)))
+registry = Registry(
+    Chapter(
+        99,
+        "limits",
+        "Time limits",
+        1,
+        (ExerciseSpec("99.1", "Count", 1, ("count_rows",)), ExerciseSpec("99.2", "Wait", 1, ("wait",))),
+    )
+)
 
 
 @registry.exercise("99.1", timeout=LIMIT)
@@ -31,6 +40,11 @@ async def _check_count(count_rows: Any, db: CheckDB) -> None:
 
 # When the learner's query was sent: the limit is judged from there (making the copy is the course's time).
 sent: list[float] = []
+
+
+@registry.exercise("99.2", timeout=1.0)
+async def _check_wait(wait: Any, db: CheckDB) -> None:
+    await call_learner(wait)
 
 
 async def runaway(session: Any) -> int:
@@ -47,6 +61,15 @@ async def runaway_that_swallows_errors(session: Any) -> int:
         return -1
 
 
+async def waits_for_its_own_lock(session: Any) -> int:
+    # Two sessions writing the same row: the second waits for a lock the first never gives up.
+    sent.append(time.monotonic())
+    await session.execute(text("UPDATE users SET name = name || '!' WHERE id = 1"))
+    async with AsyncSession(session.bind) as other:
+        await other.execute(text("UPDATE users SET name = name || '?' WHERE id = 1"))
+    return 42
+
+
 @pytest.fixture
 async def seeded(tiny: Settings) -> Settings:
     # Build the seed first so the timing below measures the check, not seeding.
@@ -54,7 +77,7 @@ async def seeded(tiny: Settings) -> Settings:
     return tiny
 
 
-@pytest.mark.parametrize("learner", [runaway, runaway_that_swallows_errors])
+@pytest.mark.parametrize("learner", [runaway, runaway_that_swallows_errors, waits_for_its_own_lock])
 async def test_a_runaway_query_ends_within_the_limit_plus_two_seconds(seeded: Settings, learner: Any) -> None:
     sent.clear()
     started = time.monotonic()
@@ -77,3 +100,19 @@ async def test_a_quick_answer_is_not_disturbed_by_the_limit(seeded: Settings) ->
         return 42
 
     await registry.check("99.1", quick, settings=seeded)
+
+
+async def test_the_cpu_guard_never_breaks_a_waiting_event_loop(seeded: Settings) -> None:
+    # Cancelled at 1 s, this cleans up for 3 s more in a thread: the event loop waits in select() when the guard's
+    # alarm comes (limit + 2 s). An exception raised there would break the loop instead of giving a verdict.
+    async def slow_to_give_up() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.to_thread(time.sleep, 3)
+            raise
+
+    with pytest.raises(ExerciseFailed, match="within 1 s"):
+        await registry.check("99.2", slow_to_give_up, settings=seeded)
+    # The loop still runs tasks.
+    assert await asyncio.wait_for(asyncio.sleep(0, result="alive"), 1) == "alive"

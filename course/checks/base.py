@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -106,6 +107,14 @@ class _Timeout(Exception):
     pass
 
 
+_RECHECK_SECONDS = 0.25
+_LOOP_FILES = (f"{os.sep}asyncio{os.sep}", f"{os.sep}selectors.py")
+
+
+def _in_event_loop(frame: FrameType) -> bool:
+    return any(part in frame.f_code.co_filename for part in _LOOP_FILES)
+
+
 @contextmanager
 def _cpu_guard(seconds: float) -> Iterator[None]:
     """Interrupt code that never yields to the event loop (a `while True:`), which asyncio timeouts cannot."""
@@ -113,7 +122,12 @@ def _cpu_guard(seconds: float) -> Iterator[None]:
         yield
         return
 
-    def on_alarm(_signum: int, _frame: object) -> None:
+    def on_alarm(_signum: int, frame: FrameType | None) -> None:
+        # An event loop that is waiting (select) or switching tasks is not stuck, and an exception raised inside it
+        # would break the loop itself: look again shortly; asyncio's own timeout is on its way.
+        if frame is not None and _in_event_loop(frame):
+            signal.setitimer(signal.ITIMER_REAL, _RECHECK_SECONDS)
+            return
         raise _Timeout
 
     previous = signal.signal(signal.SIGALRM, on_alarm)

@@ -38,9 +38,13 @@ class TimeLimit:
         return 1 if self.expired else 0
 
     @property
+    def milliseconds(self) -> int:
+        return max(1, math.ceil(self.seconds * 1000))
+
+    @property
     def statement_timeout_ms(self) -> str:
         """PostgreSQL's statement_timeout for one statement: never longer than the whole limit."""
-        return str(max(1, math.ceil(self.seconds * 1000)))
+        return str(self.milliseconds)
 
 
 def limited_engine(*, url: str | URL, limit: TimeLimit, **kwargs: Any) -> AsyncEngine:
@@ -66,5 +70,8 @@ def limited_engine(*, url: str | URL, limit: TimeLimit, **kwargs: Any) -> AsyncE
             dbapi_connection.run_async(
                 lambda conn: conn.set_progress_handler(limit.sqlite_progress, PROGRESS_STEPS)
             )
+            # Waiting for another connection's lock runs no statement steps, so the handler cannot stop it:
+            # the wait itself must not outlast the limit.
+            dbapi_connection.run_async(lambda conn: conn.execute(f"PRAGMA busy_timeout = {limit.milliseconds}"))
 
     return engine
