@@ -195,8 +195,26 @@ async def test_6_2_is_skipped_with_a_message_on_sqlite(capsys: pytest.CaptureFix
     assert "COURSE_BACKEND=postgres" in out
 
 
-async def test_6_2_other_correct_answer_passes(pg_tiny: Settings) -> None:
+async def test_6_2_other_correct_answer_passes(pg_tiny: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     await check("6.2", engine_course_factory, settings=pg_tiny)
+    out = capsys.readouterr().out
+    # The server really was restarted: nothing else was connected to it.
+    assert "✅ Exercise 6.2 passed" in out and "restart step not run" not in out
+
+
+async def test_6_2_does_not_restart_a_server_others_are_using(
+    pg_tiny: Settings, pg_admin_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = db.make_engine(url=pg_admin_url)
+    try:
+        async with other.connect() as conn:
+            await conn.execute(select(1))
+            await check("6.2", SOLVED["make_app_engine"], settings=pg_tiny)
+    finally:
+        await other.dispose()
+    out = capsys.readouterr().out
+    assert "✅ Exercise 6.2 passed" in out
+    assert "(restart step not run: 1 other connection(s) are using this server" in out
 
 
 @pytest.mark.parametrize(
