@@ -13,6 +13,7 @@ from sqlalchemy.pool import NullPool
 
 from course import db
 from course.chapters.ch06_pooling.checks import check
+from course.chapters.ch06_pooling.server import other_clients
 from course.checks.base import ExerciseFailed
 from course.domain.models import Post
 from course.settings import Settings
@@ -195,8 +196,36 @@ async def test_6_2_is_skipped_with_a_message_on_sqlite(capsys: pytest.CaptureFix
     assert "COURSE_BACKEND=postgres" in out
 
 
-async def test_6_2_other_correct_answer_passes(pg_tiny: Settings) -> None:
+async def test_6_2_other_correct_answer_passes(
+    pg_tiny: Settings, pg_admin_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Connections other tests left open (to any database but a new one) would rightly stop the restart.
+    others = await other_clients(
+        db.parse_url(pg_admin_url).set(database="course_no_such_db").render_as_string(False)
+    )
     await check("6.2", engine_course_factory, settings=pg_tiny)
+    out = capsys.readouterr().out
+    assert "✅ Exercise 6.2 passed" in out
+    if others == 0:
+        # The server really was restarted.
+        assert "restart step not run" not in out
+    else:
+        assert "other connection(s) are using this server" in out
+
+
+async def test_6_2_does_not_restart_a_server_others_are_using(
+    pg_tiny: Settings, pg_admin_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = db.make_engine(url=pg_admin_url)
+    try:
+        async with other.connect() as conn:
+            await conn.execute(select(1))
+            await check("6.2", SOLVED["make_app_engine"], settings=pg_tiny)
+    finally:
+        await other.dispose()
+    out = capsys.readouterr().out
+    assert "✅ Exercise 6.2 passed" in out
+    assert "(restart step not run:" in out and "other connection(s) are using this server" in out
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from course.chapters.ch06_pooling.load import LoadResult, run_load, serve
 from course.chapters.ch06_pooling.measure import distribution, latencies_ms, percentile
 from course.chapters.ch06_pooling.server import (
     connections_to,
+    other_clients,
     restart_reason,
     restart_server,
     server_limits,
@@ -169,6 +170,15 @@ async def test_terminate_and_restart_for_real(pg_url: str) -> None:
             await conn.close()
         assert await terminate_connections(pg_url) == 3
         assert await connections_to(pg_url) == 0
+        # A connection to another database on the same server is what makes a check refuse to restart it.
+        admin_engine = db.make_engine(url=db.parse_url(pg_url).set(database="postgres"))
+        try:
+            async with admin_engine.connect() as other:
+                await other.execute(select(1))
+                assert await other_clients(pg_url) >= 1
+        finally:
+            await admin_engine.dispose()
+        assert await other_clients(pg_url) == 0
         # Pre-ping replaces the killed connections; then the server goes down and comes back on the same port.
         async with engine.connect() as conn:
             assert await conn.scalar(select(1)) == 1

@@ -66,6 +66,22 @@ async def connections_to(url: str) -> int:
         await conn.close()
 
 
+async def other_clients(url: str) -> int:
+    """Client connections to any database on the server other than url's (a restart would cut them off)."""
+    parsed = db.parse_url(url)
+    conn = await admin.connect(parsed.set(database="postgres"))
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                "AND datname IS DISTINCT FROM $1 AND pid <> pg_backend_pid()",
+                parsed.database,
+            )
+        )
+    finally:
+        await conn.close()
+
+
 async def server_limits(url: str) -> dict[str, int]:
     """max_connections, superuser_reserved_connections and the connections in use, server-wide."""
     conn = await admin.connect(db.parse_url(url).set(database="postgres"))
