@@ -154,7 +154,8 @@ async def _check_7_3(wallet_models: Callable[[], Any], withdraw: Any, insufficie
     async with scratch_database(db) as scratch:
         await create_all(scratch, metadata, "wallet_models")
         column = (await scratch.tables())["wallets"].columns.get("balance_cents")
-        expect(column is not None, "the wallets table has no balance_cents column")
+        if column is None:
+            fail("the wallets table has no balance_cents column")
         kind = type_kind(column)
         expect(
             kind == "integer",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import Table, delete, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase
 
 from course.chapters.ch07_schema_design.catalog import Scratch, create_all, error_line
 from course.checks.base import expect, fail
@@ -19,7 +20,7 @@ COLUMNS_7_4 = {
     "messages": ("id", "ticket_id", "body"),
     "invoices": ("id", "customer_id", "amount_cents"),
 }
-ROWS_7_4 = {
+ROWS_7_4: dict[str, list[dict[str, int | str | None]]] = {
     "customers": [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Bo"}, {"id": 3, "name": "Cy"}],
     "agents": [{"id": 1, "name": "Lin"}, {"id": 2, "name": "Mo"}],
     "tickets": [
@@ -43,9 +44,10 @@ async def _ids(scratch: Scratch, table: Table, **where: int) -> list[int]:
         return list((await conn.execute(stmt)).scalars())
 
 
-def _customer_class(models: list[type]) -> type:
+def _customer_class(models: list[type[DeclarativeBase]]) -> type[DeclarativeBase]:
     customer = next((m for m in models if getattr(m, "__tablename__", None) == "customers"), None)
-    expect(customer is not None, "none of the models you returned is mapped to the customers table")
+    if customer is None:
+        fail("none of the models you returned is mapped to the customers table")
     expect(
         "tickets" in inspect(customer).relationships,
         "the customers model has no `tickets` relationship (policy 5 deletes a customer through the ORM)",
@@ -53,7 +55,7 @@ def _customer_class(models: list[type]) -> type:
     return customer
 
 
-async def judge_7_4(scratch: Scratch, models: list[type], fn_name: str) -> None:
+async def judge_7_4(scratch: Scratch, models: list[type[DeclarativeBase]], fn_name: str) -> None:
     customer_class = _customer_class(models)
     t = customer_class.metadata.tables
     for table, columns in COLUMNS_7_4.items():

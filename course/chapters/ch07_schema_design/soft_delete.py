@@ -5,7 +5,7 @@ then runs queries that never mention deleted_at through the learner's sessions (
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased, selectinload
@@ -45,7 +45,8 @@ async def _soft_delete_fixture(db: CheckDB) -> tuple[int, int, list[int], list[i
 def listeners() -> set[Any]:
     """The do_orm_execute listeners on SQLAlchemy's own Session class (which every session inherits)."""
     # SQLAlchemy has no public listing of class-level listeners; this is where event.listen() keeps them.
-    per_class = getattr(Session.dispatch.do_orm_execute, "_clslevel", {})
+    # The stubs type `dispatch` as a bare _Dispatch: its per-event attributes are generated at runtime.
+    per_class = getattr(cast(Any, Session.dispatch).do_orm_execute, "_clslevel", {})
     return set(per_class.get(Session, ()))
 
 

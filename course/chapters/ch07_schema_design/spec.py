@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Column, MetaData, Table, TypeDecorator, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import TypeEngine
 
 from course.chapters.ch07_schema_design.catalog import (
     Scratch,
@@ -86,8 +87,10 @@ def _columns(found: dict[str, TableInfo]) -> None:
 
 def _aware(metadata: MetaData, found: dict[str, TableInfo]) -> None:
     reflected = found["teams"].columns["created_at"]["type"]
-    declared = metadata.tables["teams"].c.created_at.type
-    declared = declared.impl if isinstance(declared, TypeDecorator) else declared
+    column_type = metadata.tables["teams"].c.created_at.type
+    declared: TypeEngine[Any] | type[TypeEngine[Any]] = (
+        column_type.impl if isinstance(column_type, TypeDecorator) else column_type
+    )
     # SQLite has no timestamp type to read back (every DATETIME reflects without a zone): the declared type is judged.
     stored_aware = getattr(reflected, "timezone", False) or type(reflected).__name__ == "DATETIME"
     expect(
@@ -100,7 +103,8 @@ def _aware(metadata: MetaData, found: dict[str, TableInfo]) -> None:
 def _keys(found: dict[str, TableInfo]) -> None:
     for (table, column), (target, action, sentence) in FKS_7_1.items():
         fk = found[table].fk(column)
-        expect(fk is not None, f"{table}.{column} is not a foreign key to {target}.id")
+        if fk is None:
+            fail(f"{table}.{column} is not a foreign key to {target}.id")
         expect(
             fk["referred_table"] == target and fk["referred_columns"] == ["id"],
             f"{table}.{column} refers to {fk['referred_table']}.{', '.join(fk['referred_columns'])}, not {target}.id",
