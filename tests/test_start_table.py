@@ -42,11 +42,16 @@ def test_every_notebook_link_leads_to_a_notebook_that_exists(path: Path) -> None
 
 
 def test_a_new_registry_entry_is_all_a_chapter_needs() -> None:
+    # A registry of its own, so the test holds whichever chapters the course has today.
+    base = (
+        Chapter(0, "start_here", "Start here", 10),
+        Chapter(1, "crud", "CRUD", 60, (ExerciseSpec("1.1", "A", 2, ("a",)),)),
+    )
     exercise = ExerciseSpec("3.1", "Two statements", 3, ("load",))
-    chapters = (*CHAPTERS, Chapter(3, "n_plus_one", "The N+1 problem", 40, (exercise,)), Chapter(9, "x", "X", 5))
+    chapters = (*base, Chapter(9, "x", "X", 5), Chapter(3, "n_plus_one", "The N+1 problem", 40, (exercise,)))
     table = start_table.chapter_table(sorted(chapters, key=lambda ch: ch.number))
     rows = table.splitlines()[2:]
-    assert [row.split(".")[0] for row in rows] == ["| 1", "| 2", "| 3", "| 4", "| 9"]
+    assert [row.split(".")[0] for row in rows] == ["| 1", "| 3", "| 9"]
     assert "| 3. The N+1 problem | [03_n_plus_one](03_n_plus_one.ipynb) | [exercises/03_n_plus_one](" in table
     assert rows[-1] == "| 9. X | [09_x](09_x.ipynb) | none yet |", "a chapter without exercises links none"
 
@@ -61,7 +66,7 @@ def test_build_rewrites_a_stale_table_and_check_refuses_it(tmp_path: Path) -> No
     nb = nbformat.read(path, as_version=4)
     stale = (
         start_table.chapter_table()
-        + "\n| 7. Schema design | [07_schema_design](07_schema_design.ipynb) | none yet |"
+        + "\n| 97. Not a chapter | [97_not_a_chapter](97_not_a_chapter.ipynb) | none yet |"
     )
     for cell in nb.cells:
         if start_table.BEGIN in cell.source:
@@ -70,7 +75,7 @@ def test_build_rewrites_a_stale_table_and_check_refuses_it(tmp_path: Path) -> No
     with pytest.raises(CourseError, match="chapter table .* differs .* run `course build`"):
         build(tmp_path, check=True)
     build(tmp_path)
-    assert "07_schema_design" not in _start_source(tmp_path)
+    assert "97_not_a_chapter" not in _start_source(tmp_path)
     assert path.read_bytes() == (ROOT / start_table.START).read_bytes()
     build(tmp_path, check=True)
 
