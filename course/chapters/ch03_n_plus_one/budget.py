@@ -88,23 +88,28 @@ def _raises(db: CheckDB) -> Block:
 
 async def judge_statement_helper(at_most: Callable[..., Any], db: CheckDB) -> None:
     before = _listeners(db)
-    # Blocks within the budget pass, exactly k included, and transaction control is not counted.
-    for k, block, what in (
-        (2, _queries(db, 2), "sent exactly 2 statements"),
-        (3, _queries(db, 1), "sent 1 statement"),
-        (0, _queries(db, 0), "sent nothing"),
-        (2, _in_savepoint(db), "ran 2 queries inside a transaction with a savepoint"),
+    # Blocks within the budget pass, exactly k included, and transaction control is not counted. All are run
+    # first: which of them a wrong helper rejects tells its mistake (SQLite's BEGIN reaches the driver as well).
+    rejected: dict[str, tuple[int, str, str]] = {}
+    for name, k, block, what in (
+        ("exact", 2, _queries(db, 2), "sent exactly 2 statements"),
+        ("under", 3, _queries(db, 1), "sent 1 statement"),
+        ("nothing", 0, _queries(db, 0), "sent nothing"),
+        ("savepoint", 2, _in_savepoint(db), "ran 2 queries inside a transaction with a savepoint"),
     ):
         outcome = await _run(at_most, db, k, block)
         if isinstance(outcome, AssertionError):
-            hint = (
-                "BEGIN, SAVEPOINT, RELEASE and COMMIT are transaction control, not queries: leave them out"
-                if block.__qualname__.startswith("_in_savepoint")
-                else "at most k means k statements are allowed"
-                if k == 2
-                else "the budget is a maximum, not an exact count"
-            )
-            fail(f"with k={k}, a block that {what} was rejected ({_first_line(outcome)}): {hint}")
+            rejected[name] = (k, what, _first_line(outcome))
+    if rejected:
+        hint = (
+            "at most k means k statements are allowed"
+            if "nothing" in rejected
+            else "the budget is a maximum, not an exact count"
+            if "under" in rejected
+            else "BEGIN, SAVEPOINT, RELEASE and COMMIT are transaction control, not queries: leave them out"
+        )
+        k, what, said = next(iter(rejected.values()))
+        fail(f"with k={k}, a block that {what} was rejected ({said}): {hint}")
     # Blocks over the budget fail with an AssertionError that says how many were sent.
     for k, block, sent in ((2, _queries(db, 3), 3), (1, _n_plus_one(db, 6), 7), (0, _queries(db, 1), 1)):
         outcome = await _run(at_most, db, k, block)
