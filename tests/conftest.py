@@ -71,6 +71,34 @@ def pg_admin_url() -> str:
         pytest.skip(f"no PostgreSQL server can be had here: {exc}")
 
 
+@pytest.fixture(scope="session")
+def private_pg_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The cache folder of a PostgreSQL server of this worker's own, for tests that stop and restart it.
+
+    Restarting the shared server would cut off every other test's connections (other workers run at the same time).
+    """
+    from course.db.postgres import provider
+
+    folder = tmp_path_factory.mktemp("private-pg")
+    folder.chmod(0o755)
+    yield folder
+    provider.stop(get_settings(backend="postgres", cache_dir=folder))
+
+
+@pytest.fixture
+def private_pg(private_pg_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Tiny PostgreSQL settings on a server of this worker's own; kernels started by the test inherit it."""
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(private_pg_cache))
+    settings = get_settings(scale="tiny", backend="postgres")
+    try:
+        pg_admin.admin_url(settings)
+    except CourseError as exc:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"COURSE_REQUIRE_POSTGRES=1 but no PostgreSQL: {exc}")
+        pytest.skip(f"no PostgreSQL server can be had here: {exc}")
+    return settings
+
+
 async def _new_pg_database(admin_url: str) -> str:
     url = db.parse_url(admin_url).set(database=f"course_test_{secrets.token_hex(4)}")
     await pg_admin.create_database_if_missing(url)

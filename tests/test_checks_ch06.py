@@ -15,6 +15,7 @@ from course import db
 from course.chapters.ch06_pooling.checks import check
 from course.chapters.ch06_pooling.server import other_clients
 from course.checks.base import ExerciseFailed
+from course.db.postgres import admin as pg_admin
 from course.domain.models import Post
 from course.settings import Settings
 from tests import teeth
@@ -181,10 +182,9 @@ def engine_course_factory(url):
 
 
 @pytest.fixture
-def pg_tiny(pg_admin_url: str) -> Settings:
-    from course.settings import get_settings
-
-    return get_settings(scale="tiny", backend="postgres")
+def pg_tiny(private_pg: Settings) -> Settings:
+    # 6.2's check restarts the server: a server of this worker's own, never the one other tests are using.
+    return private_pg
 
 
 async def test_6_2_is_skipped_with_a_message_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
@@ -196,9 +196,8 @@ async def test_6_2_is_skipped_with_a_message_on_sqlite(capsys: pytest.CaptureFix
     assert "COURSE_BACKEND=postgres" in out
 
 
-async def test_6_2_other_correct_answer_passes(
-    pg_tiny: Settings, pg_admin_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_6_2_other_correct_answer_passes(pg_tiny: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    pg_admin_url = pg_admin.admin_url(pg_tiny)
     # Connections other tests left open (to any database but a new one) would rightly stop the restart.
     others = await other_clients(
         db.parse_url(pg_admin_url).set(database="course_no_such_db").render_as_string(False)
@@ -214,8 +213,9 @@ async def test_6_2_other_correct_answer_passes(
 
 
 async def test_6_2_does_not_restart_a_server_others_are_using(
-    pg_tiny: Settings, pg_admin_url: str, capsys: pytest.CaptureFixture[str]
+    pg_tiny: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    pg_admin_url = pg_admin.admin_url(pg_tiny)
     other = db.make_engine(url=pg_admin_url)
     try:
         async with other.connect() as conn:

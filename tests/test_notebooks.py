@@ -64,6 +64,12 @@ def test_stored_without_outputs(path: Path) -> None:
             assert not cell["outputs"] and cell["execution_count"] is None, f"{path.name}: strip outputs"
 
 
+def _own_server_if_restarted(path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    """A chapter whose notebooks restart PostgreSQL gets a server of its own (the kernel inherits the setting)."""
+    if backend == "postgres" and chapter(path.stem).restarts_server:
+        request.getfixturevalue("private_pg")
+
+
 def _execute(path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> tuple[nbformat.NotebookNode, float]:
     # The kernel inherits the environment: the backend under test, the test data folder from conftest.
     monkeypatch.setenv("COURSE_BACKEND", backend)
@@ -81,7 +87,10 @@ def _execute(path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> tuple
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", LESSONS, ids=_ids(LESSONS))
-def test_lesson_runs_top_to_bottom(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lesson_runs_top_to_bottom(
+    path: Path, backend: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    _own_server_if_restarted(path, backend, request)
     _, seconds = _execute(path, monkeypatch, backend)
     print(f"{path.name} on {backend}: {seconds:.1f} s")
 
@@ -95,7 +104,10 @@ def _ran_here(path: Path, result, backend: str) -> list:
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", SOLUTIONS, ids=_ids(SOLUTIONS))
-def test_course_check_passes_the_solutions(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_course_check_passes_the_solutions(
+    path: Path, backend: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    _own_server_if_restarted(path, backend, request)
     monkeypatch.setenv("COURSE_BACKEND", backend)
     result = run_notebook(path, timeout=120)
     assert result.exercises and result.error is None, result.error

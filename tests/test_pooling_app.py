@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from course.chapters.ch06_pooling.server import (
     terminate_connections,
 )
 from course.chapters.ch06_pooling.watch import tracked_sessionmaker, watch_pool
+from course.db.postgres import admin as pg_admin
 from course.errors import CourseError
 from course.seed.fresh import fresh_copy
 from course.settings import Settings, get_settings
@@ -160,8 +162,12 @@ async def test_restart_refuses_a_server_it_does_not_own() -> None:
         await restart_server(get_settings(backend="sqlite"))
 
 
-async def test_terminate_and_restart_for_real(pg_url: str) -> None:
-    settings = get_settings(backend="postgres")
+async def test_terminate_and_restart_for_real(private_pg: Settings) -> None:
+    # A server of this worker's own: restarting the shared one would cut off the other tests' connections.
+    settings = private_pg
+    pg_url = db.parse_url(pg_admin.admin_url(settings)).set(database=f"course_test_{secrets.token_hex(4)}")
+    await pg_admin.create_database_if_missing(pg_url)
+    pg_url = pg_url.render_as_string(hide_password=False)
     engine = db.make_engine(url=pg_url, pool_size=3, pool_pre_ping=True)
     try:
         conns = [await engine.connect() for _ in range(3)]
@@ -190,3 +196,4 @@ async def test_terminate_and_restart_for_real(pg_url: str) -> None:
         assert limits["max_connections"] > limits["superuser_reserved_connections"] >= 0
     finally:
         await engine.dispose()
+        await pg_admin.drop_database(pg_url)

@@ -35,6 +35,8 @@ class Chapter:
     minutes: int
     exercises: tuple[ExerciseSpec, ...] = ()
     backends: tuple[str, ...] = BOTH
+    # Its lesson and checks stop and start the course's local PostgreSQL: tests give it a server of its own.
+    restarts_server: bool = False
 
     @property
     def stem(self) -> str:
@@ -152,6 +154,7 @@ CHAPTERS: tuple[Chapter, ...] = (
             _ex("6.3", "Fan out with one session per task", 3, "post_counts"),
             _ex("6.4", "A pool that fits the server", 2, "pool_settings"),
         ),
+        restarts_server=True,
     ),
     Chapter(
         7,
