@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -136,6 +137,9 @@ async def _signups_with_gaps(db: CheckDB) -> dict[int, str]:
     return {i: (filled if filled is not None else email.lower()) for i, email, filled in rows}
 
 
+_UPDATE = re.compile(r"\bUPDATE\b")
+
+
 class _Transactions:
     """Rows changed by UPDATE statements, per transaction, as the database driver reports them."""
 
@@ -144,10 +148,16 @@ class _Transactions:
         self.updates = 0
         self.per_transaction: list[int] = []
 
-    def statement(self, _conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE"):
+    def statement(self, conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        sql = statement.lstrip().upper()
+        # UPDATE ..., or WITH ... UPDATE (PostgreSQL); SELECT ... FOR UPDATE changes nothing.
+        if _UPDATE.search(sql) and not sql.startswith("SELECT"):
             self.updates += 1
-            self.current += max(cursor.rowcount, 0)
+            changed = cursor.rowcount
+            if changed < 0 and conn.dialect.name == "sqlite":
+                # Python's sqlite3 reports no rowcount for WITH ... UPDATE: ask SQLite what the statement changed.
+                changed = conn.exec_driver_sql("SELECT changes()").scalar()
+            self.current += max(changed, 0)
 
     def end(self, _conn: Any) -> None:
         self.per_transaction.append(self.current)
