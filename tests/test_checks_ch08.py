@@ -204,6 +204,17 @@ async def one_update(engine, *, batch_size=1_000):
         return (await conn.execute(text(f"{FILL} WHERE email_lower IS NULL"))).rowcount
 
 
+async def one_update_in_a_cte(engine, *, batch_size=1_000):
+    # The same single UPDATE, dressed as a common table expression.
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            text(
+                f"WITH todo AS (SELECT id FROM signups WHERE email_lower IS NULL) {FILL} WHERE id IN (SELECT id FROM todo)"
+            )
+        )
+        return result.rowcount
+
+
 async def batches_one_transaction(engine, *, batch_size=1_000):
     # Batches, but one transaction around all of them: every row stays locked until the end.
     filled, last = 0, 0
@@ -320,6 +331,7 @@ async def test_8_3_subquery_batches_pass(tiny: Settings, capsys: pytest.CaptureF
     ("backfill", "fragment"),
     [
         (one_update, "one transaction updated"),
+        (one_update_in_a_cte, "one transaction updated"),
         (batches_one_transaction, "one transaction updated"),
         (row_by_row, "UPDATE statements for"),
         (id_arithmetic, "still have email_lower NULL"),
