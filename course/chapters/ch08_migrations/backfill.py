@@ -65,22 +65,26 @@ async def in_batches(
     """
     done, last_id = 0, 0
     while True:
-        async with engine.begin() as conn:
-            # The batch's last id: a seek on the primary key, so batch 1 and batch 1,000 cost the same.
-            upper = (
-                await conn.execute(
-                    text(
-                        f"SELECT max(id) FROM (SELECT id FROM {table} WHERE id > :last ORDER BY id LIMIT :size) AS b"
-                    ),
-                    {"last": last_id, "size": batch_size},
+        # On SQLite a transaction that reads and then writes must take the write lock at BEGIN (chapter 5): a
+        # deferred one is refused with "database is locked" when the application wrote in between.
+        async with engine.connect() as conn:
+            await conn.execution_options(sqlite_begin="IMMEDIATE")
+            async with conn.begin():
+                # The batch's last id: a seek on the primary key, so batch 1 and batch 1,000 cost the same.
+                upper = (
+                    await conn.execute(
+                        text(
+                            f"SELECT max(id) FROM (SELECT id FROM {table} WHERE id > :last ORDER BY id LIMIT :size) AS b"
+                        ),
+                        {"last": last_id, "size": batch_size},
+                    )
+                ).scalar()
+                if upper is None:
+                    return done
+                result = await conn.execute(
+                    text(f"UPDATE {table} SET {assign} WHERE id > :last AND id <= :upper AND {pending}"),
+                    {"last": last_id, "upper": upper},
                 )
-            ).scalar()
-            if upper is None:
-                return done
-            result = await conn.execute(
-                text(f"UPDATE {table} SET {assign} WHERE id > :last AND id <= :upper AND {pending}"),
-                {"last": last_id, "upper": upper},
-            )
         done += result.rowcount
         last_id = upper
         # SQLite has no lock queue: a waiting writer polls, so a short pause between batches lets it in.
