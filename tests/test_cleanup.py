@@ -73,6 +73,7 @@ def _leftovers(tmp: Path, backend: str, *, settle: float = 10, before: frozenset
 
 @pytest.mark.notebooks
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # about a dozen kernel runs; minutes on a busy machine
 def test_no_copy_outlives_check_grade_dead_kernels_or_ctrl_c(tmp_path: Path, backend: str) -> None:
     tmp = tmp_path / "tmp"
     tmp.mkdir()

@@ -175,8 +175,9 @@ def test_hazardous_cells_do_not_stop_the_checks_and_the_grader_decides(tmp_path:
 
     notebook = variant(tmp_path / "99_demo.ipynb", edit)
     started = time.perf_counter()
-    result = course("check", str(notebook), "--timeout", "20", cwd=tmp_path, env={"COLUMNS": "300"})
-    assert time.perf_counter() - started < 30
+    # Well under one cell's time limit even on a busy machine running tests in parallel: no cell waited it out.
+    result = course("check", str(notebook), "--timeout", "60", cwd=tmp_path, env={"COLUMNS": "300"})
+    assert time.perf_counter() - started < 50
     assert result.returncode == 1, result.stdout + result.stderr
     rows = _rows(result.stdout)
     assert "❌" in rows["99.1"] and "not the number of rows in users" in rows["99.1"], result.stdout
@@ -193,8 +194,9 @@ def test_hazardous_cells_do_not_stop_the_checks_and_the_grader_decides(tmp_path:
 def test_a_dying_kernel_is_reported_at_once(tmp_path: Path) -> None:
     notebook = variant(tmp_path / "99_demo.ipynb", _insert_after_setup("import os\nos._exit(3)"))
     started = time.perf_counter()
-    result = course("check", str(notebook), "--timeout", "30", cwd=tmp_path)
-    assert time.perf_counter() - started < 20  # not the cell's whole time limit
+    result = course("check", str(notebook), "--timeout", "300", cwd=tmp_path)
+    # Not the cell's whole time limit (a kernel start alone can take 20 s on a busy machine running tests in parallel).
+    assert time.perf_counter() - started < 150
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the kernel died while running code cell 2 (`import os`) (exit code 3)" in result.stdout, result.stdout
     assert "did not finish" not in result.stdout

@@ -75,7 +75,7 @@ def find_submissions(paths: Iterable[Path]) -> list[Submission]:
             notebooks = sorted(
                 p for p in given.rglob("*.ipynb") if p.is_file() and ".ipynb_checkpoints" not in p.parts
             )
-            items = [(p, given) for p in notebooks]
+            items: list[tuple[Path, Path | None]] = [(p, given) for p in notebooks]
         elif given.is_file():
             items = [(given, None)]
         else:

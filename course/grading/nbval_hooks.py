@@ -91,7 +91,7 @@ def _watching(get_message: Any) -> Any:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
 
-    watched.__wrapped__ = get_message
+    watched.__wrapped__ = get_message  # type: ignore[attr-defined]
     return watched
 
 

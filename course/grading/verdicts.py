@@ -55,16 +55,17 @@ def trusted(row: dict[str, Any], key: bytes, sign: Any) -> dict[str, Any]:
 def kernel_stopped(cells: list[Cell], timeout: float) -> str | None:
     """Why the kernel stopped part-way, or None: nothing after that cell could run."""
     dead = next((c for c in cells if c.outcome and not c.outcome.get("kernel_alive", True)), None)
-    if dead is None:
+    if dead is None or dead.outcome is None:
         return None
-    if dead.outcome.get("when") == "setup":
-        return f"the kernel did not start: {dead.outcome.get('error')}"
-    if dead.outcome.get("timed_out"):
+    outcome = dead.outcome
+    if outcome.get("when") == "setup":
+        return f"the kernel did not start: {outcome.get('error')}"
+    if outcome.get("timed_out"):
         return (
             f"{dead.label} did not finish within {timeout:g} s and ignored the interrupt, so the kernel was "
             "stopped and nothing after it ran (a C call that never returns, or code that catches KeyboardInterrupt?)"
         )
-    error = str(dead.outcome.get("error") or "")
+    error = str(outcome.get("error") or "")
     if error.startswith(KernelDied.PREFIX):
         return (
             f"the kernel died while running {dead.label}{error.removeprefix(KernelDied.PREFIX)}: os._exit(), a "
