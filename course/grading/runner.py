@@ -50,7 +50,7 @@ from course.grading.verdicts import (
 )
 
 DEFAULT_CELL_TIMEOUT = 60.0
-# Where the check machinery (course/checks/base.py) appends its verdicts; CELLS_ENV (course/nbval_hooks.py) is
+# Where the check machinery (course/checks/base.py) appends its verdicts; CELLS_ENV (course/grading/nbval_hooks.py) is
 # where the pytest hook appends each cell's outcome.
 REPORT_ENV = "COURSE_CHECK_REPORT"
 # The file holding this run's report key (see the module docstring).
