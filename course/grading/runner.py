@@ -132,7 +132,9 @@ def run_notebook(
         for i, (spec, source) in enumerate(zip(chapter.exercises, graders, strict=True))
     ]
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
+    # Folders of runners that were killed outright (SIGKILL, a crash) before they could delete them.
+    copies.reap_abandoned_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{copies.RUNNER_PREFIX}{os.getpid()}-") as tmp:
         work = Path(tmp)
         copy = work / "notebook.ipynb"
         copy.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
