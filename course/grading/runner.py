@@ -173,7 +173,7 @@ def run_notebook(
     error = error or kernel_stopped(cells, timeout)
     result = NotebookResult(path=path, chapter=chapter.stem, error=error, seconds=time.perf_counter() - started)
     result.exercises = verdicts(chapter.exercises, reports, cells, error, timeout)
-    result.cell_errors = cell_problems(cells, timeout)
+    result.cell_errors = cell_problems(cells, timeout, result.exercises)
     return result
 
 

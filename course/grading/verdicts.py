@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,12 @@ def why_no_verdict(
     return "error", f"its check could not run: {outcome.get('error') or 'no verdict'}"
 
 
-def cell_problems(cells: list[Cell], timeout: float) -> list[str]:
-    """Every learner cell that errored or ran out of time, in order, check cells too (their ❌ is the notebook's own)."""
+def cell_problems(cells: list[Cell], timeout: float, results: list[ExerciseResult] | None = None) -> list[str]:
+    """Every learner cell that errored or ran out of time, in order, check cells too (their ❌ is the notebook's own).
+
+    A check cell whose ❌ says what the table already says for its exercise (results) is listed without repeating it.
+    """
+    table = {r.id: " ".join(r.message.split()) for r in results or []}
     problems = []
     for cell in cells:
         outcome = cell.outcome
@@ -153,8 +158,15 @@ def cell_problems(cells: list[Cell], timeout: float) -> list[str]:
         if outcome.get("when") == "setup" and not outcome.get("kernel_alive", True):
             continue  # never ran: the kernel had stopped, which the run's error says
         error = str(outcome.get("error") or "it failed")
+        own = _OWN_CHECK_RE.match(" ".join(error.split()))
         if outcome.get("timed_out"):
             problems.append(f"{cell.label} did not finish within {timeout:g} s and was interrupted")
+        elif own and own["id"] in table and table[own["id"]] == own["message"]:
+            problems.append(f"{cell.label}: ❌ exercise {own['id']}, as in the table")
         else:
             problems.append(f"{cell.label}: {error}")
     return problems
+
+
+# How a failed check cell's error reads: `ExerciseFailed: ❌ Exercise 4.2: <message>`.
+_OWN_CHECK_RE = re.compile(r"^ExerciseFailed: ❌ Exercise (?P<id>\d+\.\d+): (?P<message>.*)$")
