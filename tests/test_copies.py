@@ -97,19 +97,16 @@ async def test_sqlite_copies_go_into_the_runners_folder(tmp_path: Path, monkeypa
 
 def test_folders_of_ended_processes_are_reaped_and_no_others(tmp_path: Path) -> None:
     dead, alive = _dead_pid(), os.getppid()
-    for name in (
-        f"course-run-{dead}-abc",
-        f"course-run-{alive}-def",
-        f"course-run-{os.getpid()}-ghi",
-        "course-run-x1",
-    ):
+    names = [f"course-run-{dead}-abc", f"course-run-{alive}-def", f"course-run-{os.getpid()}-ghi", "course-run-x1"]
+    names += [f"course-check-{dead}-jkl", f"course-check-{alive}-mno"]  # runners' work folders
+    for name in names:
         (tmp_path / name).mkdir()
         (tmp_path / name / "course.sqlite3").write_bytes(b"x")
     (tmp_path / f"course-run-{dead}-file").write_text("a file, not a copy folder")
-    assert copies.reap_abandoned_folders(tmp_path) == [tmp_path / f"course-run-{dead}-abc"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [f"course-run-{alive}-def", f"course-run-{os.getpid()}-ghi", "course-run-x1", f"course-run-{dead}-file"]
-    )
+    reaped = copies.reap_abandoned_folders(tmp_path)
+    assert sorted(reaped) == [tmp_path / f"course-check-{dead}-jkl", tmp_path / f"course-run-{dead}-abc"]
+    left = [f"course-run-{alive}-def", f"course-run-{os.getpid()}-ghi", "course-run-x1", f"course-run-{dead}-file"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*left, f"course-check-{alive}-mno"])
 
 
 async def test_a_lesson_without_a_runner_reaps_dead_processes_copies(

@@ -174,3 +174,15 @@ async def test_grader_reuses_the_notebooks_verdict_only_for_the_very_same_functi
     await grader.grade("graded_checks", "98.1", ("first", "second"), {"first": one, "second": two})
     assert calls == ["one", "one", "one"]
     assert _lines(graded)[-1]["passed"] is False
+
+
+async def test_an_error_raised_deep_in_the_standard_library_is_still_at_the_learners_line() -> None:
+    # json's decoder is neither in site-packages nor in the course package: a rule based on paths alone would
+    # point at json/decoder.py.
+    source = "import json\n\n\ndef build():\n    payload = '{\"a\": '\n    return json.loads(payload)\n"
+    build = _cell_function(source, "/tmp/ipykernel_4242/7654321.py")
+    with pytest.raises(base.LearnerCodeError) as info:
+        await base.call_learner(build)
+    message = describe_learner_error(info.value.original)
+    assert message.startswith("your code raised JSONDecodeError: Expecting value"), message
+    assert message.endswith("(line 6: `return json.loads(payload)`)"), message

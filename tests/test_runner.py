@@ -374,6 +374,28 @@ def test_messages_are_whole_and_wrapped_to_the_width() -> None:
         assert "code cell 1 (`while True: pass`) did not finish within 60 s" in flat
 
 
+def test_a_check_cell_that_says_what_the_table_says_is_listed_without_repeating_it() -> None:
+    same, other = "not solved yet (Exercise 99.1): replace it", "return a list of emails, not int"
+    cells = [
+        verdicts.Cell(
+            0,
+            'await check("99.1", f)',
+            {"cell": 0, "ok": False, "error": f"ExerciseFailed: ❌ Exercise 99.1: {same}"},
+        ),
+        verdicts.Cell(
+            1,
+            'await check("99.2", f)',
+            {"cell": 1, "ok": False, "error": f"ExerciseFailed: ❌ Exercise 99.2: {other}"},
+        ),
+    ]
+    reports = [{"exercise": e.id, "passed": False, "message": same, "by": "grader"} for e in SPECS]
+    problems = verdicts.cell_problems(cells, 60, verdicts.verdicts(SPECS, reports, cells, None, 60))
+    assert problems == [
+        'code cell 1 (`await check("99.1", f)`): ❌ exercise 99.1, as in the table',
+        f'code cell 2 (`await check("99.2", f)`): ExerciseFailed: ❌ Exercise 99.2: {other}',
+    ]
+
+
 def test_report_files_with_junk_lines_are_read_safely(tmp_path: Path) -> None:
     path = tmp_path / "report.jsonl"
     junk = ['{"exercise": "99.1", "passed": true}', "[1, 2]", "5", '{"exercise": "99.2", "pass', "\udcff"]

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 # `course check` sets this: every check appends one JSON line with its outcome.
 REPORT_ENV = "COURSE_CHECK_REPORT"
-# ... and this: a file holding the key that signs those lines (see course/runner.py's docstring).
+# ... and this: a file holding the key that signs those lines (see course/grading/runner.py's docstring).
 REPORT_KEY_ENV = "COURSE_CHECK_KEY_FILE"
 DEFAULT_TIMEOUT = 30.0
 
@@ -179,7 +179,7 @@ _REPORT_KEY: bytes | None = globals().get("_REPORT_KEY") or _take_report_key()
 
 
 def report_signature(key: bytes, line: dict[str, Any]) -> str:
-    """The HMAC a verdict line carries, over its other fields; course/runner.py recomputes it to trust the line."""
+    """The HMAC a verdict line carries, over its other fields; course/grading/runner.py recomputes it to trust the line."""
     body = json.dumps({k: v for k, v in line.items() if k != "signature"}, sort_keys=True, ensure_ascii=False)
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 

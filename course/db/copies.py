@@ -31,8 +31,10 @@ FOLDER_PREFIX = "course-run-"
 RUN_DIR_ENV = "COURSE_RUN_DIR"
 RUN_TAG_ENV = "COURSE_RUN_TAG"
 _TAG_RE = re.compile(r"^r[0-9a-f]{8}$")
-# course-run-<pid>-<random>: a copy folder made outside a run folder, by process <pid>.
-_FOLDER_RE = re.compile(rf"^{FOLDER_PREFIX}(\d+)-")
+# course-run-<pid>-<random>: a copy folder made outside a run folder by process <pid>; course-check-<pid>-<random>:
+# the work folder of a runner (it holds its run folder), left behind only when the runner itself was killed.
+RUNNER_PREFIX = "course-check-"
+_FOLDER_RE = re.compile(rf"^(?:{FOLDER_PREFIX}|{RUNNER_PREFIX})(\d+)-")
 
 
 @dataclass
@@ -116,7 +118,7 @@ def _new_folder() -> Path:
 
 
 def reap_abandoned_folders(parent: Path | None = None) -> list[Path]:
-    """Remove this user's SQLite copy folders in parent (the temp folder) whose process has ended."""
+    """Remove this user's copy folders and runner work folders in parent (the temp folder) whose process has ended."""
     parent = Path(parent or tempfile.gettempdir())
     removed = []
     try:

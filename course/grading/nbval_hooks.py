@@ -1,6 +1,6 @@
 """The pytest plugin inside a notebook check run (`-p course.grading.nbval_hooks`): it logs each cell and notices dead kernels.
 
-It also holds what the kernel runs at start-up (OUTPUT_CAP) and the small helpers course/runner.py shares with it.
+It also holds what the kernel runs at start-up (OUTPUT_CAP) and the small helpers course/grading/runner.py shares with it.
 It imports nothing from the course package, so the pytest process stays light and never loads course.checks.
 """
 
@@ -14,7 +14,7 @@ import time
 from queue import Empty
 from typing import Any
 
-# Where the pytest hook below appends each cell's outcome (course/runner.py sets it and reads the file).
+# Where the pytest hook below appends each cell's outcome (course/grading/runner.py sets it and reads the file).
 CELLS_ENV = "COURSE_CHECK_CELLS"
 # How often a cell's wait checks that the kernel is still alive.
 KERNEL_POLL = 0.5

@@ -50,7 +50,7 @@ from course.grading.verdicts import (
 )
 
 DEFAULT_CELL_TIMEOUT = 60.0
-# Where the check machinery (course/checks/base.py) appends its verdicts; CELLS_ENV (course/nbval_hooks.py) is
+# Where the check machinery (course/checks/base.py) appends its verdicts; CELLS_ENV (course/grading/nbval_hooks.py) is
 # where the pytest hook appends each cell's outcome.
 REPORT_ENV = "COURSE_CHECK_REPORT"
 # The file holding this run's report key (see the module docstring).
@@ -132,7 +132,9 @@ def run_notebook(
         for i, (spec, source) in enumerate(zip(chapter.exercises, graders, strict=True))
     ]
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
+    # Folders of runners that were killed outright (SIGKILL, a crash) before they could delete them.
+    copies.reap_abandoned_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{copies.RUNNER_PREFIX}{os.getpid()}-") as tmp:
         work = Path(tmp)
         copy = work / "notebook.ipynb"
         copy.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
@@ -171,7 +173,7 @@ def run_notebook(
     error = error or kernel_stopped(cells, timeout)
     result = NotebookResult(path=path, chapter=chapter.stem, error=error, seconds=time.perf_counter() - started)
     result.exercises = verdicts(chapter.exercises, reports, cells, error, timeout)
-    result.cell_errors = cell_problems(cells, timeout)
+    result.cell_errors = cell_problems(cells, timeout, result.exercises)
     return result
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,16 +56,17 @@ def trusted(row: dict[str, Any], key: bytes, sign: Any) -> dict[str, Any]:
 def kernel_stopped(cells: list[Cell], timeout: float) -> str | None:
     """Why the kernel stopped part-way, or None: nothing after that cell could run."""
     dead = next((c for c in cells if c.outcome and not c.outcome.get("kernel_alive", True)), None)
-    if dead is None:
+    if dead is None or dead.outcome is None:
         return None
-    if dead.outcome.get("when") == "setup":
-        return f"the kernel did not start: {dead.outcome.get('error')}"
-    if dead.outcome.get("timed_out"):
+    outcome = dead.outcome
+    if outcome.get("when") == "setup":
+        return f"the kernel did not start: {outcome.get('error')}"
+    if outcome.get("timed_out"):
         return (
             f"{dead.label} did not finish within {timeout:g} s and ignored the interrupt, so the kernel was "
             "stopped and nothing after it ran (a C call that never returns, or code that catches KeyboardInterrupt?)"
         )
-    error = str(dead.outcome.get("error") or "")
+    error = str(outcome.get("error") or "")
     if error.startswith(KernelDied.PREFIX):
         return (
             f"the kernel died while running {dead.label}{error.removeprefix(KernelDied.PREFIX)}: os._exit(), a "
@@ -142,8 +144,12 @@ def why_no_verdict(
     return "error", f"its check could not run: {outcome.get('error') or 'no verdict'}"
 
 
-def cell_problems(cells: list[Cell], timeout: float) -> list[str]:
-    """Every learner cell that errored or ran out of time, in order, check cells too (their ❌ is the notebook's own)."""
+def cell_problems(cells: list[Cell], timeout: float, results: list[ExerciseResult] | None = None) -> list[str]:
+    """Every learner cell that errored or ran out of time, in order, check cells too (their ❌ is the notebook's own).
+
+    A check cell whose ❌ says what the table already says for its exercise (results) is listed without repeating it.
+    """
+    table = {r.id: " ".join(r.message.split()) for r in results or []}
     problems = []
     for cell in cells:
         outcome = cell.outcome
@@ -152,8 +158,15 @@ def cell_problems(cells: list[Cell], timeout: float) -> list[str]:
         if outcome.get("when") == "setup" and not outcome.get("kernel_alive", True):
             continue  # never ran: the kernel had stopped, which the run's error says
         error = str(outcome.get("error") or "it failed")
+        own = _OWN_CHECK_RE.match(" ".join(error.split()))
         if outcome.get("timed_out"):
             problems.append(f"{cell.label} did not finish within {timeout:g} s and was interrupted")
+        elif own and own["id"] in table and table[own["id"]] == own["message"]:
+            problems.append(f"{cell.label}: ❌ exercise {own['id']}, as in the table")
         else:
             problems.append(f"{cell.label}: {error}")
     return problems
+
+
+# How a failed check cell's error reads: `ExerciseFailed: ❌ Exercise 4.2: <message>`.
+_OWN_CHECK_RE = re.compile(r"^ExerciseFailed: ❌ Exercise (?P<id>\d+\.\d+): (?P<message>.*)$")
