@@ -63,6 +63,17 @@ async def test_begin_immediate_on_request(engine) -> None:
     assert sent[0] == "BEGIN IMMEDIATE"
 
 
+async def test_autocommit_sends_no_begin(engine) -> None:
+    sent: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda _c, _cu, sql, *_: sent.append(sql))
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await auto.execute(text("UPDATE t SET v = 5 WHERE id = 2"))
+    assert "BEGIN" not in sent
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT v FROM t WHERE id = 2"))).scalar() == 5
+
+
 async def test_account_version_is_bumped_and_a_stale_write_fails(tmp_path: Path) -> None:
     engine = db.make_engine(url=db.sqlite_url(tmp_path / "bank.sqlite3"))
     async with engine.begin() as conn:

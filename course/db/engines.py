@@ -37,7 +37,10 @@ def _sqlite_begin(connection: Connection) -> None:
     """SQLAlchemy starts a transaction: send BEGIN ourselves (BEGIN IMMEDIATE when asked, see below)."""
     # execution_options(sqlite_begin="IMMEDIATE") takes the write lock at BEGIN, as FOR UPDATE would elsewhere:
     # a transaction that reads and then writes cannot be refused at its first write with SQLITE_BUSY.
-    mode = str(connection.get_execution_options().get("sqlite_begin", "")).upper()
+    options = connection.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return  # asked for no transaction: every statement commits on its own
+    mode = str(options.get("sqlite_begin", "")).upper()
     if mode not in ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE"):
         raise ValueError(f"sqlite_begin must be DEFERRED, IMMEDIATE or EXCLUSIVE, not {mode!r}")
     connection.exec_driver_sql(f"BEGIN {mode}".strip())

@@ -127,7 +127,7 @@ class RetryStats:
     by_error: Counter = field(default_factory=Counter)
 
 
-def optimistic_transfer_with(stats: RetryStats, *, attempts: int = 60) -> TransferFn:
+def optimistic_transfer_with(stats: RetryStats, *, attempts: int = 100) -> TransferFn:
     """ORM read, change, flush: version_id_col makes a stale write fail (StaleDataError), and we try again."""
 
     async def transfer(Session: Sessions, from_id: int, to_id: int, amount_cents: int) -> bool:
