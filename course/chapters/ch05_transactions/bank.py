@@ -10,8 +10,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -105,7 +106,8 @@ async def atomic_transfer(Session: Sessions, from_id: int, to_id: int, amount_ce
                         .where(Account.id == from_id, Account.balance_cents >= amount_cents)
                         .values(balance_cents=Account.balance_cents - amount_cents, version=Account.version + 1)
                     )
-                    if (await session.execute(debit)).rowcount != 1:
+                    # An UPDATE's result is a CursorResult, which has the row count.
+                    if cast(CursorResult[Any], await session.execute(debit)).rowcount != 1:
                         raise Refused
                 else:
                     credit = update(Account).where(Account.id == to_id)

@@ -138,7 +138,7 @@ async def _check_transfer(transfer: Callable[..., Any], db: CheckDB) -> None:
         while running:
             async with db.Session() as session:
                 total = await session.scalar(select(func.sum(Account.balance_cents)).where(Account.id.in_(ids)))
-            totals.add(total)
+            totals.add(total or 0)
             await asyncio.sleep(0.005)
 
     watcher = asyncio.create_task(auditor())
@@ -298,7 +298,7 @@ async def _judge_other_errors(run: Callable[..., Any], db: CheckDB) -> None:
     )
     expect(
         len(calls.times) == 1,
-        f"an IntegrityError (SQLSTATE {error_code(exc)}) was retried {len(calls.times) - 1} times: repeating "
+        f"an IntegrityError (SQLSTATE {error_code(exc) if exc is not None else '?'}) was retried {len(calls.times) - 1} times: repeating "
         "cannot fix a broken constraint. Retry only SQLSTATE 40001 and 40P01",
     )
     calls = _Calls()
@@ -372,7 +372,8 @@ def _batch(taken_sku: str) -> tuple[list[dict[str, Any]], list[int]]:
 async def _check_import(import_products: Callable[..., Any], db: CheckDB) -> None:
     async with db.Session() as session:
         taken = await session.scalar(select(Product.sku).order_by(Product.id.desc()).limit(1))
-    rows, skipped = _batch(taken)
+    expect(taken is not None, "the seed has no products: rebuild it with `course seed --force`")
+    rows, skipped = _batch(str(taken))
     async with db.Session() as session, session.begin():
         async with caller_owns_transaction(session):
             try:

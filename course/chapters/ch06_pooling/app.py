@@ -68,7 +68,8 @@ def create_app(url: str, *, dependency: Callable[..., Any] | None = None, **engi
         # Stands for a query that keeps its connection busy for hold_ms (a report, a slow join), the same on
         # every machine: the pool, not the shared CPU, decides how many such requests run at once.
         user = await session.get(User, user_id)
-        await session.execute(text(_HOLD[session.bind.dialect.name]), {"s": hold_ms / 1000})
+        dialect = session.get_bind().dialect.name
+        await session.execute(text(_HOLD[dialect]), {"s": hold_ms / 1000})
         return {"id": user_id, "found": user is not None, "held_ms": hold_ms}
 
     @app.get("/health")
@@ -87,7 +88,7 @@ def create_app(url: str, *, dependency: Callable[..., Any] | None = None, **engi
             return JSONResponse({"detail": "database busy, try again"}, status_code=503, headers=RETRY)
         except DBAPIError as exc:
             # The driver's own exception (asyncpg's) sits behind SQLAlchemy's adapter class.
-            cause = exc.orig.__cause__ or exc.orig
+            cause = (exc.orig.__cause__ or exc.orig) if exc.orig is not None else exc
             reason = "connection lost" if exc.connection_invalidated else type(cause).__name__
             log.warning("database error on %s: %s", request.url.path, reason)
             return JSONResponse({"detail": "database unavailable"}, status_code=503, headers=RETRY)

@@ -101,7 +101,8 @@ async def _judge_counts(
         f"no count for user {missing[0] if missing else ''}: every id asked for is a key (0 when no posts)",
     )
     wrong = next((u for u in ids if got[u] != want[u]), None)
-    expect(wrong is None, f"user {wrong} has {want.get(wrong)} posts, post_counts said {got.get(wrong)}")
+    if wrong is not None:
+        fail(f"user {wrong} has {want.get(wrong)} posts, post_counts said {got.get(wrong)}")
     expect(
         len(ledger.made) >= 2,
         f"{len(ids)} counts came from {len(ledger.made)} session: that is not a fan-out with one session per task",

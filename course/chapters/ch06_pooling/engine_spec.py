@@ -97,7 +97,7 @@ async def judge_app_engine(make_app_engine: Callable[..., Any], db: CheckDB) -> 
         for conn in held:
             await conn.close()
         held.clear()
-        idle = engine.pool.checkedin()  # type: ignore[attr-defined]
+        idle = engine.pool.checkedin()
         expect(
             idle == POOL_SIZE,
             f"after the burst the pool kept {idle} connections open; the spec keeps {POOL_SIZE} "

@@ -170,7 +170,11 @@ async def _check_backfill(backfill_email_lower: Callable[..., Any], db: CheckDB)
     missing = sum(1 for key in want if key not in PREFILLED)
     seen = _Transactions()
     sync = db.engine.sync_engine
-    listeners = [("after_cursor_execute", seen.statement), ("commit", seen.end), ("rollback", seen.end)]
+    listeners: list[tuple[str, Callable[..., Any]]] = [
+        ("after_cursor_execute", seen.statement),
+        ("commit", seen.end),
+        ("rollback", seen.end),
+    ]
     for name, fn in listeners:
         event.listen(sync, name, fn)
     try:
@@ -181,7 +185,9 @@ async def _check_backfill(backfill_email_lower: Callable[..., Any], db: CheckDB)
     # Whatever the learner left uncommitted counts as one more transaction.
     biggest = max([*seen.per_transaction, seen.current])
     async with db.engine.connect() as conn:
-        got = dict((await conn.execute(text("SELECT id, email_lower FROM signups"))).all())
+        got: dict[int, str | None] = {
+            row[0]: row[1] for row in (await conn.execute(text("SELECT id, email_lower FROM signups"))).all()
+        }
     empty = [key for key, value in got.items() if value is None]
     expect(
         not empty,
