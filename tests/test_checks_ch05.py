@@ -303,7 +303,7 @@ async def no_pause(Session, work, *, attempts=5):
                 raise
 
 
-async def recursive_with_pgcode(Session, work, *, attempts=5, _delay=0.002):
+async def recursive_with_pgcode(Session, work, *, attempts=5, _delay=0.01):
     # Correct too: recursion instead of a loop, pgcode instead of sqlstate.
     try:
         async with Session() as session, session.begin():

@@ -13,7 +13,6 @@ from sqlalchemy import inspect, text
 from course import db
 from course.chapters.ch08_migrations import backfill, schema
 from course.chapters.ch08_migrations.workspace import Migrations, body_of
-from course.domain.models import NAMING_CONVENTION
 from course.errors import CourseError
 
 
@@ -166,8 +165,3 @@ async def test_batches_let_a_writer_in_where_one_update_does_not(empty_url: str)
     finally:
         await engine.dispose()
         await asyncio.sleep(0)
-
-
-def test_naming_convention_is_the_courses() -> None:
-    # Chapter 7 teaches one convention; the models already use it. One day these are the same object.
-    assert schema.NAMING_CONVENTION == NAMING_CONVENTION

@@ -61,4 +61,5 @@ def test_kernel_runs_get_a_longer_time_limit_and_start_first(request: pytest.Fix
         if is_kernel
     }
     # (conftest.py is not imported here: a second import would give this worker a second data folder.)
-    assert len(limits) == 1 and limits.pop() > float(request.config.getini("timeout"))
+    # Every kernel run gets more than the default; a test that runs a dozen kernels may ask for more still.
+    assert limits and min(limits) > float(request.config.getini("timeout"))

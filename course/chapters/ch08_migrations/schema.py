@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, DateTime, Enum, Index, Integer, MetaData, String, Table, false, func
 
-# Chapter 7 teaches this convention; the lead may make the two one. Names are predictable, so a migration can
-# drop or alter a constraint by name on every backend (SQLite's batch mode needs names to find them).
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+# Chapter 7's convention, the one the course's models use: names are predictable, so a migration can drop or
+# alter a constraint by name on every backend (SQLite's batch mode needs names to find them).
+from course.domain.models import NAMING_CONVENTION
 
 TIERS_V1 = ("free", "pro")
 TIERS_V3 = ("free", "pro", "team")
