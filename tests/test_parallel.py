@@ -29,3 +29,10 @@ def test_two_processes_that_need_one_seed_build_it_once(empty_url: str) -> None:
     # The second process waits for the first one's build and then uses it, instead of building over it.
     assert len(builds) == 1, outputs
     assert seed.status(get_settings(scale="tiny", database_url=empty_url)).ok
+
+
+def test_importing_conftest_again_keeps_this_workers_data_folder() -> None:
+    before = os.environ["COURSE_DATA_DIR"]
+    import tests.conftest as again
+
+    assert os.environ["COURSE_DATA_DIR"] == before == str(again._DATA)
