@@ -17,9 +17,15 @@ from pathlib import Path
 
 import pytest
 
-# Tests never touch the learner's data/ folder; subprocesses (CLI, kernels) inherit this too.
-_DATA = Path(tempfile.mkdtemp(prefix="course-test-data-"))
-os.environ["COURSE_DATA_DIR"] = str(_DATA)
+# Tests never touch the learner's data/ folder; subprocesses (CLI, kernels) inherit this too. One folder per
+# process: a second import of this module (e.g. as `tests.conftest`) reuses it rather than pointing the process
+# at a new, empty one halfway through the run; an xdist worker (another pid) makes its own.
+_OWNER = "COURSE_TEST_DATA_PID"
+if os.environ.get(_OWNER) == str(os.getpid()) and os.environ.get("COURSE_DATA_DIR"):
+    _DATA = Path(os.environ["COURSE_DATA_DIR"])
+else:
+    _DATA = Path(tempfile.mkdtemp(prefix="course-test-data-"))
+    os.environ["COURSE_DATA_DIR"], os.environ[_OWNER] = str(_DATA), str(os.getpid())
 for name in ("COURSE_DATABASE_URL", "COURSE_BACKEND", "COURSE_SCALE"):
     os.environ.pop(name, None)
 

@@ -91,6 +91,17 @@ async def create_database_if_missing(url: str | URL) -> None:
         await conn.close()
 
 
+async def _copy_strategy(conn: asyncpg.Connection) -> str:
+    """The STRATEGY clause for CREATE DATABASE on this server: FILE_COPY where that is the cheap way, else none."""
+    # WAL_LOG (the default since PostgreSQL 15) writes every page of the copy to the WAL so as to avoid the two
+    # checkpoints FILE_COPY needs; without fsync (the course's throw-away local server runs with -F) a checkpoint
+    # costs little, and copying a small seed's files was 6x faster (63 ms against 391 ms per copy and drop).
+    # A shared server with fsync on keeps the default: checkpoints there would slow every other user down.
+    if conn.get_server_version().major < 15:
+        return ""
+    return " STRATEGY FILE_COPY" if await conn.fetchval("SHOW fsync") == "off" else ""
+
+
 async def copy_database(template_url: str | URL, name: str, *, owner: owners.Owner | None = None) -> str:
     """Create database `name` as a copy of the template's database; return its URL.
 
@@ -99,7 +110,9 @@ async def copy_database(template_url: str | URL, name: str, *, owner: owners.Own
     parsed = db.parse_url(template_url)
     conn = await connect(parsed.set(database="postgres"))
     try:
-        await conn.execute(f"CREATE DATABASE {_quote(name)} TEMPLATE {_quote(parsed.database or '')}")
+        await conn.execute(
+            f"CREATE DATABASE {_quote(name)} TEMPLATE {_quote(parsed.database or '')}{await _copy_strategy(conn)}"
+        )
         if owner is not None:
             if owner.created is None:
                 owner = replace(owner, created=float(await conn.fetchval("SELECT extract(epoch FROM now())")))
