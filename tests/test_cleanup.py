@@ -22,8 +22,14 @@ from course.db.postgres import admin as pg_admin
 from course.settings import get_settings
 from tests.fixtures.tooling import FIXTURES, KERNEL_ENV, SOLUTION, built_fixture, course, variant
 
-# A cell that makes two more copies and never drops them: only the runner can clean those up.
-HOARD = "from course.seed.fresh import create_copy\n\nhoard = [await create_copy() for _ in range(2)]"
+# A cell that makes two more copies and never drops them, and a chapter 8 migrations folder (removed only when
+# its kernel exits cleanly): only the runner can clean those up when it has to kill the kernel.
+HOARD = (
+    "from course.chapters.ch08_migrations.workspace import Migrations\n"
+    "from course.seed.fresh import create_copy\n\n"
+    "hoard = [await create_copy() for _ in range(2)]\n"
+    "workspace = Migrations('sqlite+aiosqlite:///unused.sqlite3')"
+)
 # A cell that ignores the interrupt at its time limit, so the runner has to stop the kernel.
 STUBBORN = (
     "import time\n\nwhile True:\n    try:\n        time.sleep(60)\n    except KeyboardInterrupt:\n        pass"

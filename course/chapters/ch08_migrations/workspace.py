@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from course import db
 from course.chapters.ch08_migrations.templates import ENV_PY, SCRIPT_MAKO
+from course.db import copies
 from course.errors import CourseError
 
 # A revision whose steps are Python callables handed over at run time (how checks run a learner's functions).
@@ -54,7 +55,9 @@ class Migrations:
 
     def __init__(self, url: str, metadata: MetaData | None = None, *, folder: Path | None = None) -> None:
         self.url = db.async_url(url).render_as_string(hide_password=False)
-        self.folder = folder or Path(tempfile.mkdtemp(prefix="course-migrations-"))
+        # Under `course check`/`course grade` the folder goes inside the run's own folder, which the runner deletes
+        # even when it has to kill the kernel (and with it this object's clean-up).
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="course-migrations-", dir=copies.run_folder()))
         (self.folder / "versions").mkdir(parents=True, exist_ok=True)
         (self.folder / "env.py").write_text(ENV_PY, encoding="utf-8")
         (self.folder / "script.py.mako").write_text(SCRIPT_MAKO, encoding="utf-8")
