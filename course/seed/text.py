@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from course.seed.generate import Stream
+    from course.seed.streams import Stream
 
 
 @dataclass(frozen=True)
