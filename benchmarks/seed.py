@@ -38,9 +38,9 @@ def materialise(scale: str, backend: str) -> tuple[list[TableRows], dict[str, fl
     tables = []
     for t in built:
         start = time.perf_counter()
-        rows = list(t.rows())
+        columns = [list(c) for c in t.data()]
         seconds[t.table] = time.perf_counter() - start
-        tables.append(TableRows(t.table, t.columns, len(rows), lambda rows=rows: iter(rows)))
+        tables.append(TableRows(t.table, t.columns, t.count, lambda columns=columns: columns))
     return tables, seconds
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,17 @@ class Stream:
 
     def raw(self, n: int) -> np.ndarray:
         return self._bits.random_raw(n)
+
+    def state(self) -> Any:
+        """Where the stream is, so a later draw can start from here again (see restored)."""
+        return self._bits.state
+
+    @classmethod
+    def restored(cls, state: Any) -> Stream:
+        """A stream that continues from a saved state: drawing from it twice gives the same values twice."""
+        stream = cls(0)
+        stream._bits.state = state
+        return stream
 
 
 def zipf_cum_weights(n: int, stream: Stream, exponent: float = 1.1) -> np.ndarray:
