@@ -1,14 +1,19 @@
 """The rendered course site (course/site/): built once here, with ONE lesson executed, then judged as a reader would.
 
 Executing every lesson takes minutes (`make site` does); lesson 1 is executed because it proves the most: its plot
-becomes an <img>, and it runs in a data folder where no seed was ever built (a fresh clone on a JupyterHub, with the
-package installed and no `course seed`), so the SQLite seed must build itself on first use.
+becomes an <img>, and it runs the way a classroom JupyterHub runs it (issue 14, item 4): nbgitpuller has cloned the
+course into the learner's home, the hub's image has the package installed from a wheel (not editable), and nobody
+ran `course seed`. So the build reads a fresh copy of the checkout's files (no data/*.sqlite3 in it), the kernel
+imports a copy of the package from a folder of its own (what a wheel installs: no data/ or pyproject.toml beside
+it), runs in the clone's notebooks/ folder with no COURSE_DATA_DIR, and must build the default SQLite seed itself,
+in the clone's data/ folder, from the word lists committed there.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,18 +37,28 @@ LAUNCH = Launch(repo="https://github.com/example/db-course", branch="spring", hu
 
 
 @pytest.fixture(scope="module")
-def fresh_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fresh-clone-data")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The files a fresh clone has that matter here: notebooks, exercises, the committed word lists, pyproject.toml."""
+    clone = tmp_path_factory.mktemp("hub-home") / "course"
+    for folder in ("notebooks", "exercises"):
+        shutil.copytree(ROOT / folder, clone / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    (clone / "data").mkdir()
+    for words in (ROOT / "data").glob("*.txt"):
+        shutil.copy(words, clone / "data")
+    shutil.copy(ROOT / "pyproject.toml", clone)
+    return clone
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, fresh_data: Path) -> SiteReport:
-    assert not any(fresh_data.iterdir()), "the data folder must start empty: no seed built"
+def site(tmp_path_factory: pytest.TempPathFactory, clone: Path) -> SiteReport:
+    installed = tmp_path_factory.mktemp("site-packages")
+    shutil.copytree(ROOT / "course", installed / "course", ignore=shutil.ignore_patterns("__pycache__"))
+    assert not list((clone / "data").glob("*.sqlite3")), "the clone must start without a seed"
     out = tmp_path_factory.mktemp("site")
-    # The kernel gets an empty data folder of its own and no scale: the default (small), as a learner has it.
-    return build.build(
-        ROOT, out, launch=LAUNCH, execute={EXECUTED}, env={"COURSE_DATA_DIR": str(fresh_data)}, timeout=240
-    )
+    # PYTHONPATH comes before the editable install's finder: the kernel imports the installed copy. No data folder
+    # and no scale are set: the defaults (the checkout's data/, small), as a learner on the hub has them.
+    env = {"PYTHONPATH": str(installed), "COURSE_DATA_DIR": None, "COURSE_SCALE": None}
+    return build.build(clone, out, launch=LAUNCH, execute={EXECUTED}, env=env, timeout=240)
 
 
 def _text(page: Path) -> str:
@@ -138,10 +153,13 @@ def test_the_executed_lesson_shows_its_outputs_and_plot(site: SiteReport) -> Non
 
 @pytest.mark.notebooks
 @pytest.mark.xdist_group("site")
-def test_chapter_1_ran_where_no_seed_had_been_built(site: SiteReport, fresh_data: Path) -> None:
-    # The fixture asserted the folder was empty; the lesson's `await setup()` built the default seed itself.
+def test_chapter_1_ran_in_a_fresh_clone_with_no_seed_built(site: SiteReport, clone: Path) -> None:
+    # The fixture checked the clone had no seed; the lesson's `await setup()` built the default one in the clone's
+    # data/ (the editable package would have used this checkout's data/: so the kernel ran the installed copy).
     assert CHAPTERS[EXECUTED].stem in site.executed
-    assert [p.name for p in fresh_data.glob("*.sqlite3")] == ["course_small.sqlite3"]
+    assert [p.name for p in (clone / "data").glob("*.sqlite3")] == ["course_small.sqlite3"]
+    page = (site.out / "notebooks" / f"{CHAPTERS[EXECUTED].stem}.html").read_text(encoding="utf-8")
+    assert "Backend: sqlite · scale: small" in html.unescape(re.sub(r"<[^>]+>", "", page))
 
 
 @pytest.mark.notebooks

@@ -34,8 +34,6 @@ def cmd_site(args: argparse.Namespace) -> int:
     if out == root or root.is_relative_to(out):
         raise CourseError(f"--out {args.out} would replace the course itself: choose a folder of its own")
     report = build.build(root, out, launch=launch, execute=args.execute, timeout=args.timeout, progress=True)
-    for stem, seconds in report.executed.items():
-        print(f"  {stem}: executed in {seconds:.1f} s")
     broken = linkcheck.broken_links(out)
     if broken:
         raise CourseError(f"{len(broken)} broken link(s) in the site, first: {broken[0]}")

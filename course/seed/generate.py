@@ -17,12 +17,14 @@ import numpy as np
 
 from course.seed.streams import Stream, external_ids, order_lines, post_tags, zipf_cum_weights
 from course.seed.text import Vocabulary, encode_times
+from course.settings import project_root
 
 # Change when the generated rows change, so old seeds are rebuilt.
 SEED_VERSION = 2
 RANDOM_SEED = 20240101
 BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
-# Word lists are committed inputs in the repository's data/ folder.
+# Word lists are committed inputs in the repository's data/ folder: beside the package in an editable install,
+# else in the checkout being worked in (a package installed from a wheel on a hub, a clone in the learner's home).
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 # Every seeded user's password is "course-password": an argon2id hash made once, so seeding stays fast
@@ -87,7 +89,7 @@ def _rows(*columns: list) -> Callable[[], Iterator[tuple]]:
 def build_tables(scale: str, backend: str) -> list[TableRows]:
     """All tables of the seed in foreign-key order, each drawn from its own stream, so they are reproducible."""
     size = SIZES[scale]
-    vocab = Vocabulary.load(DATA_DIR)
+    vocab = Vocabulary.load(DATA_DIR if (DATA_DIR / "words.txt").exists() else project_root() / "data")
 
     def ts(seconds: np.ndarray) -> list:
         return encode_times(seconds, BASE_TIME, backend)

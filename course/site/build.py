@@ -75,14 +75,15 @@ def build(
     *,
     launch: Launch,
     execute: Collection[int] | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     timeout: float = DEFAULT_CELL_TIMEOUT,
     progress: bool = False,
 ) -> SiteReport:
     """Write the site to out (emptied first) from the notebooks under root.
 
     execute: the chapter numbers whose lessons run before rendering (None: every lesson); the others are rendered
-    as stored. env: variables set in the kernels on top of this process's environment (the backend is SQLite).
+    as stored. env: variables set (None: removed) in the kernels over this process's environment; the backend is
+    SQLite.
     """
     started = time.perf_counter()
     report = SiteReport(out=out, pages=pages(root))
@@ -96,7 +97,10 @@ def build(
         if page.kind == "lesson" and (execute is None or page.chapter.number in execute):
             if progress:
                 print(f"executing {page.source.relative_to(root)} ...", flush=True)
-            report.executed[page.chapter.stem] = execute_lesson(notebook, page.source, env=env, timeout=timeout)
+            seconds = execute_lesson(notebook, page.source, env=env, timeout=timeout)
+            report.executed[page.chapter.stem] = seconds
+            if progress:
+                print(f"  {page.chapter.stem}: executed in {seconds:.1f} s", flush=True)
         before = report.pages[i - 1] if i else None
         after = report.pages[i + 1] if i + 1 < len(report.pages) else None
         body = render.render(notebook, title=page.title, nav=nav(page, before, after, launch), html=html_exporter)
@@ -107,14 +111,18 @@ def build(
 
 
 def execute_lesson(
-    notebook: nbformat.NotebookNode, path: Path, *, env: Mapping[str, str] | None, timeout: float
+    notebook: nbformat.NotebookNode, path: Path, *, env: Mapping[str, str | None] | None, timeout: float
 ) -> float:
     """Run the lesson in a fresh kernel on SQLite, in place; return the seconds it took. Raises CourseError if a cell fails."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     kernel_env = {k: v for k, v in os.environ.items() if k not in ("COURSE_DATABASE_URL", "COURSE_BACKEND")}
-    kernel_env.update(env or {})
+    for name, value in (env or {}).items():
+        if value is None:
+            kernel_env.pop(name, None)
+        else:
+            kernel_env[name] = value
     kernel_env["COURSE_BACKEND"] = "sqlite"
     client = NotebookClient(
         notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
