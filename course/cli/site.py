@@ -22,9 +22,11 @@ def _chapters(value: str) -> set[int] | None:
 
 
 def cmd_site(args: argparse.Namespace) -> int:
+    import dataclasses
     from pathlib import Path
 
-    from course.settings import project_root
+    from course.seed import ensure_seed
+    from course.settings import get_settings, project_root
     from course.site import build, linkcheck
     from course.site.links import Launch
 
@@ -33,6 +35,10 @@ def cmd_site(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     if out == root or root.is_relative_to(out):
         raise CourseError(f"--out {args.out} would replace the course itself: choose a folder of its own")
+    if args.execute != set():
+        # Seed here, with progress, so the pages show each lesson as a learner sees it (not a one-time "Building
+        # the seed" line naming this machine's folders). The kernels use SQLite whatever the environment says.
+        ensure_seed(dataclasses.replace(get_settings(backend="sqlite"), database_url=None))
     report = build.build(root, out, launch=launch, execute=args.execute, timeout=args.timeout, progress=True)
     broken = linkcheck.broken_links(out)
     if broken:
