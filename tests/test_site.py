@@ -32,14 +32,11 @@ HUB = "https://hub.example.edu"
 EXECUTED = 1
 # Both launch kinds on every page: a hub is configured for this build.
 LAUNCH = Launch(repo="https://github.com/example/db-course", branch="spring", hub=HUB)
-# The tests that read the built site share one kernel run: marked with one xdist group, they go to one worker,
-# which builds the site once (module-scoped fixture).
 
 
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _fresh_clone(tmp: Path) -> Path:
     """The files a fresh clone has that matter here: notebooks, exercises, the committed word lists, pyproject.toml."""
-    clone = tmp_path_factory.mktemp("hub-home") / "course"
+    clone = tmp / "hub-home" / "course"
     for folder in ("notebooks", "exercises"):
         shutil.copytree(ROOT / folder, clone / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     (clone / "data").mkdir()
@@ -49,16 +46,28 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return clone
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, clone: Path) -> SiteReport:
-    installed = tmp_path_factory.mktemp("site-packages")
+def _build(tmp: Path, clone: Path) -> SiteReport:
+    installed = tmp / "site-packages"
     shutil.copytree(ROOT / "course", installed / "course", ignore=shutil.ignore_patterns("__pycache__"))
     assert not list((clone / "data").glob("*.sqlite3")), "the clone must start without a seed"
-    out = tmp_path_factory.mktemp("site")
     # PYTHONPATH comes before the editable install's finder: the kernel imports the installed copy. No data folder
     # and no scale are set: the defaults (the checkout's data/, small), as a learner on the hub has them.
     env = {"PYTHONPATH": str(installed), "COURSE_DATA_DIR": None, "COURSE_SCALE": None}
-    return build.build(clone, out, launch=LAUNCH, execute={EXECUTED}, env=env, timeout=240)
+    return build.build(clone, tmp / "site", launch=LAUNCH, execute={EXECUTED}, env=env, timeout=240)
+
+
+@pytest.mark.notebooks
+def test_the_site_as_readers_find_it(tmp_path: Path) -> None:
+    """One build, one kernel run, judged on every count (one test, so the build is never repeated on another
+    xdist worker); each check below is named for what it proves."""
+    clone = _fresh_clone(tmp_path)
+    site = _build(tmp_path, clone)
+    every_internal_link_and_anchor_resolves(site)
+    pages_follow_the_registry_order(site)
+    exercise_pages_carry_no_solution_code(site, tmp_path)
+    the_executed_lesson_shows_its_outputs_and_plot(site)
+    chapter_1_ran_in_a_fresh_clone_with_no_seed_built(site, clone)
+    every_page_launches_its_own_notebook(site)
 
 
 def _text(page: Path) -> str:
@@ -67,9 +76,7 @@ def _text(page: Path) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", body))
 
 
-@pytest.mark.notebooks
-@pytest.mark.xdist_group("site")
-def test_every_internal_link_and_anchor_resolves(site: SiteReport) -> None:
+def every_internal_link_and_anchor_resolves(site: SiteReport) -> None:
     assert linkcheck.broken_links(site.out) == []
     index = (site.out / "index.html").read_text(encoding="utf-8")
     lesson = (site.out / "notebooks" / "00_start_here.html").read_text(encoding="utf-8")
@@ -79,9 +86,7 @@ def test_every_internal_link_and_anchor_resolves(site: SiteReport) -> None:
     assert not re.search(r'href="(?!https?:)[^"]*\.ipynb', lesson), "a link to a notebook file, not its page"
 
 
-@pytest.mark.notebooks
-@pytest.mark.xdist_group("site")
-def test_pages_follow_the_registry_order(site: SiteReport) -> None:
+def pages_follow_the_registry_order(site: SiteReport) -> None:
     index = (site.out / "index.html").read_text(encoding="utf-8")
     lessons = re.findall(r'href="notebooks/(\d\d_[a-z_]+)\.html"', index)
     assert lessons == [ch.stem for ch in CHAPTERS]
@@ -121,9 +126,7 @@ def _leaks(page: Path, hidden: set[str]) -> list[str]:
     return sorted(hidden & text)
 
 
-@pytest.mark.notebooks
-@pytest.mark.xdist_group("site")
-def test_exercise_pages_carry_no_solution_code(site: SiteReport, tmp_path: Path) -> None:
+def exercise_pages_carry_no_solution_code(site: SiteReport, tmp: Path) -> None:
     chapters = [ch for ch in CHAPTERS if ch.exercises]
     for ch in chapters:
         hidden = _solution_lines(ROOT / "solutions" / ch.notebook, ROOT / "exercises" / ch.notebook)
@@ -132,16 +135,14 @@ def test_exercise_pages_carry_no_solution_code(site: SiteReport, tmp_path: Path)
         assert "BEGIN SOLUTION" not in _text(site.out / "exercises" / f"{ch.stem}.html")
     # Guard the guard: a page rendered from a solutions notebook is caught by the same comparison.
     ch = chapters[0]
-    leaked = tmp_path / "leak.html"
+    leaked = tmp / "leak.html"
     notebook = nbformat.read(ROOT / "solutions" / ch.notebook, as_version=4)
     leaked.write_text(render.render(notebook, title="x", nav="", html=render.exporter()), encoding="utf-8")
     hidden = _solution_lines(ROOT / "solutions" / ch.notebook, ROOT / "exercises" / ch.notebook)
     assert len(_leaks(leaked, hidden)) == len(hidden)
 
 
-@pytest.mark.notebooks
-@pytest.mark.xdist_group("site")
-def test_the_executed_lesson_shows_its_outputs_and_plot(site: SiteReport) -> None:
+def the_executed_lesson_shows_its_outputs_and_plot(site: SiteReport) -> None:
     assert set(site.executed) == {CHAPTERS[EXECUTED].stem}
     page = (site.out / "notebooks" / f"{CHAPTERS[EXECUTED].stem}.html").read_text(encoding="utf-8")
     assert re.search(r'<img[^>]+src="data:image/png;base64,[A-Za-z0-9+/]{1000}', page), "no embedded plot"
@@ -151,10 +152,8 @@ def test_the_executed_lesson_shows_its_outputs_and_plot(site: SiteReport) -> Non
     assert "<img" not in other and "Backend:" not in other
 
 
-@pytest.mark.notebooks
-@pytest.mark.xdist_group("site")
-def test_chapter_1_ran_in_a_fresh_clone_with_no_seed_built(site: SiteReport, clone: Path) -> None:
-    # The fixture checked the clone had no seed; the lesson's `await setup()` built the default one in the clone's
+def chapter_1_ran_in_a_fresh_clone_with_no_seed_built(site: SiteReport, clone: Path) -> None:
+    # _build checked the clone had no seed; the lesson's `await setup()` built the default one in the clone's
     # data/ (the editable package would have used this checkout's data/: so the kernel ran the installed copy).
     assert CHAPTERS[EXECUTED].stem in site.executed
     assert [p.name for p in (clone / "data").glob("*.sqlite3")] == ["course_small.sqlite3"]
@@ -162,9 +161,7 @@ def test_chapter_1_ran_in_a_fresh_clone_with_no_seed_built(site: SiteReport, clo
     assert "Backend: sqlite · scale: small" in html.unescape(re.sub(r"<[^>]+>", "", page))
 
 
-@pytest.mark.notebooks
-@pytest.mark.xdist_group("site")
-def test_every_page_launches_its_own_notebook(site: SiteReport) -> None:
+def every_page_launches_its_own_notebook(site: SiteReport) -> None:
     for page in site.pages:
         body = html.unescape((site.out / page.href).read_text(encoding="utf-8"))
         folder = "notebooks" if page.kind == "lesson" else "exercises"
