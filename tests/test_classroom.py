@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from course.chapters.registry import chapter
+from course.errors import CourseError
 from course.grading import autograding
 from course.grading.runner import NotebookResult
 from course.grading.verdicts import ExerciseResult
@@ -134,3 +135,8 @@ def test_skipped_exercises_count_for_nothing_and_a_broken_run_is_an_error() -> N
     assert data["status"] == "error" and data["max_score"] == 6
     assert data["tests"][-1]["message"] == "the kernel died" and data["tests"][-1]["status"] == "error"
     assert autograding.results([])["status"] == "fail"
+
+
+def test_an_unwritable_output_file_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(CourseError, match="cannot write the Classroom results to"):
+        autograding.write_output(tmp_path / "missing" / "output", autograding.results([]))

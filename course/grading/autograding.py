@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from course.errors import CourseError
 from course.grading.runner import NotebookResult
 
 STATUS = {"passed": "pass", "failed": "fail", "error": "error", "skipped": "pass"}
@@ -66,5 +67,8 @@ def encoded(data: dict[str, Any]) -> str:
 
 def write_output(path: Path, data: dict[str, Any], *, name: str = "result") -> None:
     """Append `name=<base64 JSON>` to path (a step's $GITHUB_OUTPUT file): base64 keeps it on one line."""
-    with path.open("a", encoding="utf-8") as out:
-        out.write(f"{name}={encoded(data)}\n")
+    try:
+        with path.open("a", encoding="utf-8") as out:
+            out.write(f"{name}={encoded(data)}\n")
+    except OSError as exc:
+        raise CourseError(f"cannot write the Classroom results to {path}: {exc.strerror}") from exc
