@@ -206,5 +206,7 @@ def test_notebook_links_become_page_links() -> None:
 def test_course_site_refuses_to_replace_the_course(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["site", "--out", str(ROOT), "--execute", "none"]) == 2
     assert "would replace the course" in capsys.readouterr().err
+    assert main(["site", "--out", str(ROOT / "notebooks"), "--execute", "none"]) == 2
+    assert "is not empty and holds no earlier site" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["site", "--execute", "one,two"])

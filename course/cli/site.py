@@ -25,9 +25,7 @@ def cmd_site(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from course.seed import ensure_seed
     from course.settings import get_settings, project_root
-    from course.site import build, linkcheck
     from course.site.links import Launch
 
     launch = Launch.from_options(repo=args.repo, branch=args.branch, hub=args.hub)
@@ -35,6 +33,13 @@ def cmd_site(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     if out == root or root.is_relative_to(out):
         raise CourseError(f"--out {args.out} would replace the course itself: choose a folder of its own")
+    # The folder is emptied first: only an earlier site (or nothing) may be there, never notebooks/ or a home.
+    if out.is_dir() and any(out.iterdir()) and not (out / "index.html").is_file():
+        raise CourseError(f"--out {args.out} is not empty and holds no earlier site: choose an empty folder")
+
+    from course.seed import ensure_seed
+    from course.site import build, linkcheck
+
     if args.execute != set():
         # Seed here, with progress, so the pages show each lesson as a learner sees it (not a one-time "Building
         # the seed" line naming this machine's folders). The kernels use SQLite whatever the environment says.
