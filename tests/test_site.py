@@ -210,3 +210,9 @@ def test_course_site_refuses_to_replace_the_course(capsys: pytest.CaptureFixture
     assert "is not empty and holds no earlier site" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["site", "--execute", "one,two"])
+
+
+def test_make_site_runs_course_site() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "\nsite: " in makefile and "$(BIN)/course site --out build/site" in makefile
+    assert "site" in makefile.split(".PHONY:", 1)[1].splitlines()[0].split()
