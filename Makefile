@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Jupyter refuses to start as root unless told; containers and some classroom machines run as root.
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test install seed build clean
+.PHONY: lab test install seed build site clean
 
 # Re-install only when the dependency list changes.
 $(STAMP): pyproject.toml
@@ -38,6 +38,16 @@ test: install
 
 build: install
 	$(BIN)/course build
+
+# The course as static HTML in build/site: every lesson executed on SQLite, exercises without solutions, links
+# checked. Nothing is downloaded at build time. Add HUB=https://hub.example.edu for nbgitpuller links on every page.
+SITE_STAMP := $(VENV)/.site-installed
+$(SITE_STAMP): $(STAMP)
+	@$(BIN)/python -c 'import nbconvert' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[site]'
+	@touch $(SITE_STAMP)
+
+site: $(SITE_STAMP)
+	$(BIN)/course site --out build/site $(if $(HUB),--hub $(HUB),)
 
 clean:
 	rm -rf $(VENV) data/*.sqlite3 .pytest_cache .ruff_cache

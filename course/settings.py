@@ -13,9 +13,15 @@ BACKENDS = ("sqlite", "postgres")
 
 
 def project_root() -> Path:
-    """The repository folder when the package is installed in editable mode, else the working folder."""
+    """The repository folder when the package is installed in editable mode, else the course checkout the working
+    folder is in (a hub's kernel runs in ~/course/notebooks of a clone nbgitpuller made), else the working folder."""
     here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
+    if (here / "pyproject.toml").exists():
+        return here
+    cwd = Path.cwd()
+    return next(
+        (d for d in (cwd, *cwd.parents) if (d / "pyproject.toml").exists() and (d / "notebooks").is_dir()), cwd
+    )
 
 
 def _default_data_dir() -> Path:

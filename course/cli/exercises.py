@@ -54,6 +54,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(runner.format_result(results[-1]), flush=True)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=2))
+    if args.classroom:
+        from course.grading import autograding
+
+        autograding.write_output(Path(args.classroom), autograding.results(results))
     return 0 if all(r.passed for r in results) else 1
 
 
@@ -96,6 +100,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--timeout", type=float, default=60.0, metavar="SECONDS", help="time limit per cell (default 60)"
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    p.add_argument(
+        "--classroom",
+        metavar="FILE",
+        help='also append result=<points per exercise> to FILE for GitHub Classroom (pass "$GITHUB_OUTPUT")',
+    )
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser(

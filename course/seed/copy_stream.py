@@ -15,8 +15,7 @@ from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 from course.errors import CourseError
-from course.seed.generate import TableRows, build_tables
-from course.seed.text import Vocabulary
+from course.seed.generate import TableRows, build_tables, word_lists
 
 CHUNK = 20_000
 # Characters that COPY's text format would read as separators or escapes: the seed's word lists must not hold any.
@@ -54,9 +53,7 @@ def messages(tables: list[TableRows]) -> Iterator[Message]:
 
 
 def _check_plain_words() -> None:
-    from course.seed.generate import DATA_DIR
-
-    vocab = Vocabulary.load(DATA_DIR)
+    vocab = word_lists()
     for word in (*vocab.words, *vocab.first_names, *vocab.last_names):
         if any(c in word for c in _SPECIAL):
             raise CourseError(f"the seed's word list holds {word!r}, which COPY text would misread")

@@ -17,11 +17,18 @@ from course.seed import tables as draw
 from course.seed.streams import Stream, order_lines, post_tags, zipf_cum_weights
 from course.seed.tables import SEEDED_PASSWORD, SEEDED_PASSWORD_HASH
 from course.seed.text import Vocabulary
+from course.settings import project_root
 
 # Change when the generated rows change, so old seeds are rebuilt.
 SEED_VERSION = 2
-# Word lists are committed inputs in the repository's data/ folder.
+# Word lists are committed inputs in the repository's data/ folder: beside the package in an editable install,
+# else in the checkout being worked in (a package installed from a wheel on a hub, a clone in the learner's home).
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+
+def word_lists() -> Vocabulary:
+    """The seed's word lists, from the first of those two places that has them."""
+    return Vocabulary.load(DATA_DIR if (DATA_DIR / "words.txt").exists() else project_root() / "data")
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ def build_tables(scale: str, backend: str) -> list[TableRows]:
     author_weights = zipf_cum_weights(size.users, shared)
     sh = draw.Shared(
         backend=backend,
-        vocab=Vocabulary.load(DATA_DIR),
+        vocab=word_lists(),
         users=size.users,
         posts=size.posts,
         comments=size.comments,
