@@ -156,6 +156,30 @@ async def page_text_sql(session, *, after=None, limit=20):
     return await _scalars(session, stmt)
 
 
+async def page_row_number(session, *, after=None, limit=20):
+    # One SELECT, no OFFSET: every live post is numbered, and the page starts after the cursor row's number.
+    numbered = select(Post.id, func.row_number().over(order_by=FEED).label("n")).where(LIVE).subquery()
+    stmt = select(Post).join(numbered, Post.id == numbered.c.id)
+    if after is not None:
+        stmt = stmt.where(numbered.c.n > select(numbered.c.n).where(numbered.c.id == after[1]).scalar_subquery())
+    return await _scalars(session, stmt.order_by(numbered.c.n).limit(limit))
+
+
+async def page_commits(session, *, after=None, limit=20):
+    page = await SOLVED["posts_page"](session, after=after, limit=limit)
+    await session.commit()
+    return page
+
+
+async def page_own_transaction(session, *, after=None, limit=20):
+    async with session.begin():
+        return await SOLVED["posts_page"](session, after=after, limit=limit)
+
+
+async def page_default_limit(session, *, after=None, limit=20):
+    return await SOLVED["posts_page"](session, after=after)
+
+
 async def test_4_1_other_correct_answers_pass(tiny: Settings) -> None:
     for right in (page_or_bounded, page_text_sql):
         await check("4.1", right, settings=tiny)
@@ -177,6 +201,10 @@ async def test_4_1_other_correct_answers_pass(tiny: Settings) -> None:
         (page_fetch_all, "has no LIMIT"),
         (page_with_deleted, "soft-deleted"),
         (page_mixed_directions, "not in (created_at DESC, id DESC) order"),
+        (page_row_number, "OFFSET in disguise"),
+        (page_commits, "ended the session's transaction"),
+        (page_own_transaction, "ended the session's transaction"),
+        (page_default_limit, "is the `limit` argument used"),
     ],
     ids=lambda v: getattr(v, "__name__", "")[:30],
 )
@@ -227,6 +255,32 @@ def decode_without_catching(cursor):
     )
     stamp, post_id = signer.loads(cursor)
     return datetime.fromisoformat(stamp), post_id
+
+
+def encode_epoch(created_at, post_id):
+    signer = URLSafeSerializer(SOLVED["CURSOR_KEY"], salt="feed")
+    return signer.dumps([created_at.timestamp(), post_id])
+
+
+def decode_epoch_local_as_utc(cursor):
+    # fromtimestamp() without tz gives the machine's local time; labelling it UTC is right only on a UTC machine.
+    try:
+        stamp, post_id = URLSafeSerializer(SOLVED["CURSOR_KEY"], salt="feed").loads(cursor)
+        return datetime.fromtimestamp(stamp).replace(tzinfo=UTC), int(post_id)
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def decode_epoch_utc(cursor):
+    try:
+        stamp, post_id = URLSafeSerializer(SOLVED["CURSOR_KEY"], salt="feed").loads(cursor)
+        return datetime.fromtimestamp(stamp, tz=UTC), int(post_id)
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+async def test_4_2_epoch_in_utc_passes(tiny: Settings) -> None:
+    await check("4.2", encode_epoch, decode_epoch_utc, settings=tiny)
 
 
 def _b64(raw: bytes) -> str:
@@ -337,6 +391,7 @@ async def test_4_2_hand_made_hmac_passes(tiny: Settings) -> None:
         (encode_optional_signature, decode_optional_signature, "the signature dropped"),
         (encode_naive, decode_without_catching, "came back naive"),
         (SOLVED["encode_cursor"], decode_without_catching, "raised BadSignature"),
+        (encode_epoch, decode_epoch_local_as_utc, "local zone was labelled as another zone"),
     ],
     ids=[
         "unsigned",
@@ -347,6 +402,7 @@ async def test_4_2_hand_made_hmac_passes(tiny: Settings) -> None:
         "optional-signature",
         "naive",
         "bad-signature-leaks",
+        "local-time-as-utc",
     ],  # fmt: skip
 )
 async def test_4_2_wrong_answers_fail(tiny: Settings, encode, decode, fragment: str) -> None:
@@ -424,6 +480,24 @@ async def index_descending(conn) -> None:
     await conn.execute(text("CREATE INDEX ix_comments_newest ON comments (created_at DESC, id DESC)"))
 
 
+async def export_created_at_cursor(session, *, after=None, limit=50):
+    # The cursor compares created_at alone: inside a tie group the rest of the group is skipped.
+    stmt = select(Comment).order_by(*EXPORT).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Comment.created_at > after[0])
+    return await _scalars(session, stmt)
+
+
+async def export_default_limit(session, *, after=None, limit=50):
+    return await SOLVED["comments_page"](session, after=after)
+
+
+async def export_commits(session, *, after=None, limit=50):
+    page = await SOLVED["comments_page"](session, after=after, limit=limit)
+    await session.commit()
+    return page
+
+
 async def export_or_bounded(session, *, after=None, limit=50):
     stmt = select(Comment).order_by(*EXPORT).limit(limit)
     if after is not None:
@@ -438,10 +512,9 @@ async def export_or_bounded(session, *, after=None, limit=50):
     ("add_index", "page"),
     [
         (SOLVED["add_comments_index"], export_or_bounded),
-        (index_created_at_only, SOLVED["comments_page"]),
         (index_descending, export_or_bounded),
     ],
-    ids=["or-bounded", "created-at-index", "descending-index"],
+    ids=["or-bounded", "descending-index"],
 )
 async def test_4_3_other_correct_answers_pass(tiny: Settings, add_index, page) -> None:
     await check("4.3", add_index, page, settings=tiny)
@@ -458,6 +531,14 @@ async def test_4_3_other_correct_answers_pass(tiny: Settings, add_index, page) -
         (SOLVED["add_comments_index"], export_row_number, "OFFSET in disguise"),
         (SOLVED["add_comments_index"], export_offset_subquery, "sends OFFSET"),
         (SOLVED["add_comments_index"], export_limit_in_python, "asks the database for up to 100000 rows"),
+        (index_created_at_only, SOLVED["comments_page"], "does not end the order with id"),
+        (
+            SOLVED["add_comments_index"],
+            export_created_at_cursor,
+            "share created_at with the cursor row were skipped",
+        ),
+        (SOLVED["add_comments_index"], export_default_limit, "up to 50 rows"),
+        (SOLVED["add_comments_index"], export_commits, "ended the session's transaction"),
     ],
     ids=[
         "offset",
@@ -468,6 +549,10 @@ async def test_4_3_other_correct_answers_pass(tiny: Settings, add_index, page) -
         "row-number",
         "offset-subquery",
         "limit-in-python",
+        "created-at-index",
+        "created-at-cursor",
+        "default-limit",
+        "commits",
     ],  # fmt: skip
 )
 async def test_4_3_wrong_answers_fail(tiny: Settings, add_index, page, fragment: str) -> None:
@@ -500,6 +585,15 @@ async def orders_count_for_next(session, user_id, *, after=None, limit=10):
 async def orders_keeps_extra_row(session, user_id, *, after=None, limit=10):
     rows = await _scalars(session, _orders(user_id, after).limit(limit + 1))
     return rows, ((rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None)
+
+
+async def orders_default_limit(session, user_id, *, after=None, limit=10):
+    return await SOLVED["user_orders_page"](session, user_id, after=after)
+
+
+async def orders_own_transaction(session, user_id, *, after=None, limit=10):
+    async with session.begin():
+        return await SOLVED["user_orders_page"](session, user_id, after=after, limit=limit)
 
 
 async def orders_window_count(session, user_id, *, after=None, limit=10):
@@ -538,6 +632,8 @@ async def test_4_4_text_sql_passes(tiny: Settings) -> None:
         (orders_full_page_means_more, "the last page still returned a next cursor"),
         (orders_count_for_next, "fetch limit + 1 rows in the same SELECT"),
         (orders_keeps_extra_row, "leave it out of the page"),
+        (orders_default_limit, "up to 11 rows"),
+        (orders_own_transaction, "ended the session's transaction"),
     ],
     ids=lambda v: getattr(v, "__name__", "")[:30],
 )

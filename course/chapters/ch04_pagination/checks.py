@@ -10,16 +10,19 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select, text
 
 from course.chapters.ch04_pagination.costs import judge_count_cost, judge_deep_page_cost
-from course.chapters.ch04_pagination.cursors import reject_forgeries, reject_garbage
+from course.chapters.ch04_pagination.cursors import machine_zone, reject_forgeries, reject_garbage
 from course.chapters.ch04_pagination.pages import (
     Key,
     capture_statements,
     judge_page,
     key_of,
+    leaves_transaction,
+    no_window,
     one_page_statement,
     rows_of,
     skips_rows,
 )
+from course.chapters.ch04_pagination.ties import add_tied_comments, index_names, judge_index_columns
 from course.chapters.registry import chapter
 from course.checks.base import CheckDB, Registry, call_learner, expect, fail
 from course.domain.models import Comment, Order, Post
@@ -121,7 +124,9 @@ async def _feed_page(posts_page: Callable[..., Any], db: CheckDB, after: Key | N
     async with db.Session() as session:
         with db.count_queries() as q:
             page = await call_learner(posts_page, session, after=after, limit=limit)
-    one_page_statement(q, "posts_page", rows=limit)
+        one_page_statement(q, "posts_page", rows=limit)
+        no_window(q, "posts_page")
+        leaves_transaction(session, "posts_page")
     page = rows_of(page, Post, "posts_page")
     expect(len(page) <= limit, f"posts_page returned {len(page)} posts for limit={limit}")
     return page
@@ -143,37 +148,47 @@ _SAMPLES: list[Key] = [
 
 @registry.exercise("4.2")
 async def _check_cursors(encode: Callable[..., Any], decode: Callable[..., Any], db: CheckDB) -> None:
-    for created_at, cursor_id in _SAMPLES:
-        token = await call_learner(encode, created_at, cursor_id)
-        expect(isinstance(token, str) and token, f"encode_cursor should return a non-empty str, got {token!r}")
-        expect(
-            _URL_SAFE.match(token),
-            f"the cursor {token[:40]!r} is not URL-safe: use base64.urlsafe_b64encode or itsdangerous' URLSafeSerializer",
-        )
-        decoded = await call_learner(decode, token)
-        expect(
-            isinstance(decoded, tuple | list) and len(decoded) == 2,
-            f"decode_cursor should return (created_at, id), got {decoded!r}",
-        )
-        got_at, got_id = decoded
-        expect(isinstance(got_id, int), f"the id came back as {type(got_id).__name__} {got_id!r}, not int")
-        expect(isinstance(got_at, datetime), f"created_at came back as {type(got_at).__name__}, not datetime")
-        expect(
-            got_at.tzinfo is not None,
-            "created_at came back naive: the timezone was lost on the way (isoformat() keeps the offset)",
-        )
-        expect(
-            (got_at, got_id) == (created_at, cursor_id),
-            f"round trip changed the values: ({created_at.isoformat()}, {cursor_id}) came back as "
-            f"({got_at.isoformat()}, {got_id})",
-        )
-        await reject_forgeries(decode, token, created_at, cursor_id)
-    await reject_garbage(decode)
+    # Away from UTC: a local time labelled UTC (fromtimestamp without tz, then replace) comes back hours off.
+    with machine_zone():
+        for created_at, cursor_id in _SAMPLES:
+            token = await call_learner(encode, created_at, cursor_id)
+            expect(isinstance(token, str) and token, f"encode_cursor should return a non-empty str, got {token!r}")
+            expect(
+                _URL_SAFE.match(token),
+                f"the cursor {token[:40]!r} is not URL-safe: use base64.urlsafe_b64encode or itsdangerous' URLSafeSerializer",
+            )
+            decoded = await call_learner(decode, token)
+            expect(
+                isinstance(decoded, tuple | list) and len(decoded) == 2,
+                f"decode_cursor should return (created_at, id), got {decoded!r}",
+            )
+            got_at, got_id = decoded
+            expect(isinstance(got_id, int), f"the id came back as {type(got_id).__name__} {got_id!r}, not int")
+            expect(isinstance(got_at, datetime), f"created_at came back as {type(got_at).__name__}, not datetime")
+            expect(
+                got_at.tzinfo is not None,
+                "created_at came back naive: the timezone was lost on the way (isoformat() keeps the offset)",
+            )
+            shift = got_at - created_at
+            expect(
+                not shift or shift % timedelta(minutes=15),
+                f"created_at came back {abs(shift)} away from the instant it was made from: a time in the machine's "
+                "local zone was labelled as another zone (fromtimestamp() without tz, or replace(tzinfo=...) on a "
+                "local time). Carry the UTC offset inside the cursor",
+            )
+            expect(
+                (got_at, got_id) == (created_at, cursor_id),
+                f"round trip changed the values: ({created_at.isoformat()}, {cursor_id}) came back as "
+                f"({got_at.isoformat()}, {got_id})",
+            )
+            await reject_forgeries(decode, token, created_at, cursor_id)
+        await reject_garbage(decode)
 
 
 # --- 4.3 a page whose cost does not grow with depth --------------------------------------------------------------
 
-EXPORT_LIMIT = 50
+# Not the function's default (50): an answer that ignores `limit` must fail.
+EXPORT_LIMIT = 37
 
 
 @registry.exercise("4.3")
@@ -182,40 +197,50 @@ async def _check_export_page(
 ) -> None:
     table = cast(Table, Comment.__table__)  # a mapped class's __table__ is typed as any FromClause
     indexes_before = set(table.indexes)
+    tie_start, tie_size = await add_tied_comments(db, limit=EXPORT_LIMIT)
+    names_before = await index_names(db)
     async with db.engine.connect() as conn:
         await call_learner(add_index, conn)
         await conn.commit()
     # An Index(...) built on the model's columns attaches itself to the shared metadata: detach it again.
     table.indexes.intersection_update(indexes_before)
+    await judge_index_columns(db, names_before)
     total = (await _fetch(db, select(func.count()).select_from(Comment)))[0][0]
     reference = select(Comment.id, Comment.created_at).order_by(Comment.created_at, Comment.id)
+    # Cursors inside the tie group (a cursor on created_at alone skips or repeats the rest of it) and near the end.
+    inside_tie = tie_start + 10
+    leaving_tie = tie_start + tie_size - EXPORT_LIMIT // 2
     measured = []
-    for position in (0, total // 2, total - 30, total):
+    for position in (0, inside_tie, leaving_tie, total - 30, total):
         # The check's own OFFSET finds the cursor row and the page after it (one query per position, not per page).
         rows = await _fetch(db, reference.offset(max(position - 1, 0)).limit(EXPORT_LIMIT + 1))
         after, want = (None, rows[:EXPORT_LIMIT]) if position == 0 else (key_of(rows[0]), rows[1:])
         async with db.Session() as session:
             with db.count_queries() as q, capture_statements(db.engine) as statements:
                 page = await call_learner(comments_page, session, after=after, limit=EXPORT_LIMIT)
-        one_page_statement(q, "comments_page", rows=EXPORT_LIMIT)
+            one_page_statement(q, "comments_page", rows=EXPORT_LIMIT)
+            leaves_transaction(session, "comments_page")
         page = rows_of(page, Comment, "comments_page")
         judge_page(page, want, set(), after, "asc")
-        if position in (total // 2, total - 30):
+        if position in (inside_tie, total - 30):
             expect(
                 statements,
                 "comments_page must run a select(...) or text(...) statement so its cost can be measured",
             )
-            where = "halfway through the comments" if position == total // 2 else "near the end"
+            where = (
+                "inside a group of comments that share created_at" if position == inside_tie else "near the end"
+            )
             # Only the first page (position 0) has no cursor row, and it is not measured.
             measured.append((where, cast(Key, after), *statements[-1]))
-    # Halfway and near the end: a page that reads every earlier row shows up at least at one of them.
+    # In the middle and near the end: a page that reads every earlier row shows up at least at one of them.
     for where, after, clause, params in measured:
         await judge_deep_page_cost(db, where, after, clause, params, limit=EXPORT_LIMIT)
 
 
 # --- 4.4 has a next page? limit + 1 --------------------------------------------------------------------------------
 
-ORDERS_LIMIT = 10
+# Not the function's default (10): an answer that ignores `limit` must fail.
+ORDERS_LIMIT = 7
 # Pages of older orders the check gives its user, so a statement that reads them all costs visibly more.
 ORDER_FILLER_PAGES = 30
 
@@ -263,6 +288,7 @@ async def _check_orders_page(user_orders_page: Callable[..., Any], db: CheckDB) 
         async with db.Session() as session:
             with db.count_queries() as q, capture_statements(db.engine) as statements:
                 result = await call_learner(user_orders_page, session, user_id, after=after, limit=ORDERS_LIMIT)
+            in_transaction = session.in_transaction()
         expect(
             isinstance(result, tuple) and len(result) == 2,
             f"user_orders_page should return (orders, next_after), got {type(result).__name__}",
@@ -274,6 +300,11 @@ async def _check_orders_page(user_orders_page: Callable[..., Any], db: CheckDB) 
             "limit + 1 rows in the same SELECT instead of asking again (a COUNT or a probe query)",
         )
         one_page_statement(q, "user_orders_page", rows=ORDERS_LIMIT + 1)
+        expect(
+            in_transaction,
+            "user_orders_page ended the session's transaction (a commit, a rollback, a close, or a `session.begin()` "
+            "block, which commits when it ends): a function that only reads leaves the transaction to its caller",
+        )
         first_page = first_page or (statements[-1] if statements else None)
         page = rows_of(page, Order, "user_orders_page")
         expect(
