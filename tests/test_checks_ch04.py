@@ -639,3 +639,87 @@ async def test_4_4_text_sql_passes(tiny: Settings) -> None:
 )
 async def test_4_4_wrong_answers_fail(tiny: Settings, wrong, fragment: str) -> None:
     await fails_with(tiny, "4.4", fragment, wrong)
+
+
+# --- 4.5 (stretch) posts_page_before -----------------------------------------------------------------------------
+
+BEFORE = (Post.created_at, Post.id)
+
+
+def _before(before, *, column=None, op="gt"):
+    left = tuple_(*BEFORE) if column is None else column
+    right = tuple_(*before) if column is None else before[0]
+    return getattr(left, f"__{op}__")(right)
+
+
+async def before_not_reversed(session, *, before, limit=20):
+    stmt = select(Post).where(LIVE, _before(before)).order_by(*BEFORE).limit(limit)
+    return await _scalars(session, stmt)
+
+
+async def before_top_of_timeline(session, *, before, limit=20):
+    # Sorted newest first, the LIMIT keeps the newest posts above the cursor: the top of the timeline.
+    return await _scalars(session, select(Post).where(LIVE, _before(before)).order_by(*FEED).limit(limit))
+
+
+async def before_created_at_gt(session, *, before, limit=20):
+    stmt = select(Post).where(LIVE, _before(before, column=Post.created_at)).order_by(*BEFORE).limit(limit)
+    return list(reversed(await _scalars(session, stmt)))
+
+
+async def before_created_at_ge(session, *, before, limit=20):
+    stmt = (
+        select(Post).where(LIVE, _before(before, column=Post.created_at, op="ge")).order_by(*BEFORE).limit(limit)
+    )
+    return list(reversed(await _scalars(session, stmt)))
+
+
+async def before_default_limit(session, *, before, limit=20):
+    return await SOLVED["posts_page_before"](session, before=before)
+
+
+async def before_with_deleted(session, *, before, limit=20):
+    stmt = select(Post).where(_before(before)).order_by(*BEFORE).limit(limit)
+    return list(reversed(await _scalars(session, stmt)))
+
+
+async def before_row_number(session, *, before, limit=20):
+    numbered = select(Post.id, func.row_number().over(order_by=FEED).label("n")).where(LIVE).subquery()
+    cursor_n = select(numbered.c.n).where(numbered.c.id == before[1]).scalar_subquery()
+    stmt = select(Post).join(numbered, Post.id == numbered.c.id)
+    stmt = stmt.where(numbered.c.n < cursor_n, numbered.c.n >= cursor_n - limit)
+    return await _scalars(session, stmt.order_by(numbered.c.n).limit(limit))
+
+
+async def before_commits(session, *, before, limit=20):
+    page = await SOLVED["posts_page_before"](session, before=before, limit=limit)
+    await session.commit()
+    return page
+
+
+async def before_in_subquery(session, *, before, limit=20):
+    # Correct too: the nearest posts picked in a subquery, sorted newest first by the outer query.
+    nearest = select(Post.id).where(LIVE, _before(before)).order_by(*BEFORE).limit(limit)
+    return await _scalars(session, select(Post).where(Post.id.in_(nearest.scalar_subquery())).order_by(*FEED))
+
+
+async def test_4_5_subquery_passes(tiny: Settings) -> None:
+    await check("4.5", before_in_subquery, settings=tiny)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "fragment"),
+    [
+        (before_not_reversed, "oldest first"),
+        (before_top_of_timeline, "the top of the timeline"),
+        (before_created_at_gt, "share created_at with the cursor post and come before it were left out"),
+        (before_created_at_ge, "is the cursor post or comes after it"),
+        (before_default_limit, "is the `limit` argument used"),
+        (before_with_deleted, "soft-deleted"),
+        (before_row_number, "OFFSET in disguise"),
+        (before_commits, "ended the session's transaction"),
+    ],
+    ids=lambda v: getattr(v, "__name__", "")[:30],
+)
+async def test_4_5_wrong_answers_fail(tiny: Settings, wrong, fragment: str) -> None:
+    await fails_with(tiny, "4.5", fragment, wrong)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from course.chapters.ch02_indexing.catalogue import IndexInfo, list_indexes, refresh_statistics
+from course.chapters.ch02_indexing.redundant import check_redundant_indexes
 from course.chapters.registry import chapter
 from course.checks.base import CheckDB, Registry, call_learner, expect, fail
 from course.domain.models import Post, User
@@ -348,3 +349,8 @@ async def _check_2_4(fn: Callable[..., Any], db: CheckDB) -> None:
         for statement in _CHANGE_2_4:
             await conn.execute(text(statement))
     await _judge_2_4(fn, db, _MISSING_AFTER_CHANGE_2_4, changed=True)
+
+
+# --- 2.5 (stretch) redundant indexes: in redundant.py, registered here ----------------------------------------
+
+registry.exercise("2.5")(check_redundant_indexes)

@@ -22,6 +22,7 @@ from course.chapters.ch04_pagination.pages import (
     rows_of,
     skips_rows,
 )
+from course.chapters.ch04_pagination.previous import check_previous_page, live_timeline
 from course.chapters.ch04_pagination.ties import add_tied_comments, index_names, judge_index_columns
 from course.chapters.registry import chapter
 from course.checks.base import CheckDB, Registry, call_learner, expect, fail
@@ -87,7 +88,8 @@ async def _check_posts_page(posts_page: Callable[..., Any], db: CheckDB) -> None
         page = await _feed_page(posts_page, db, after, limit)
         hidden = next((p.id for p in page if p.id in deleted), None)
         expect(
-            hidden is None, f"post {hidden} is soft-deleted (deleted_at is set): the feed shows live posts only"
+            hidden is None,
+            f"post {hidden} is soft-deleted (deleted_at is set): the timeline shows live posts only",
         )
         want = want_all[position : position + limit]
         got = [p.id for p in page]
@@ -97,7 +99,7 @@ async def _check_posts_page(posts_page: Callable[..., Any], db: CheckDB) -> None
         ):
             draft = next(r.id for r in want if r.id in drafts)
             fail(
-                f"post {draft} is missing: it is a draft, but this feed is every post whose deleted_at is NULL, "
+                f"post {draft} is missing: it is a draft, but the timeline is every post whose deleted_at is NULL, "
                 "drafts included. Filter on what the task names, nothing more"
             )
         judge_page(page, want, seen, after, "desc")
@@ -335,3 +337,13 @@ async def _check_orders_page(user_orders_page: Callable[..., Any], db: CheckDB) 
         fail("the walk never reached a page without a next cursor")
     if first_page is not None:
         await judge_count_cost(db, user_id, *first_page, limit=ORDERS_LIMIT)
+
+
+# --- 4.5 (stretch) the previous page: in previous.py ------------------------------------------------------------
+
+
+@registry.exercise("4.5", timeout=60)
+async def _check_previous_page(posts_page_before: Callable[..., Any], db: CheckDB) -> None:
+    await _add_tied_posts(db)
+    deleted = {i for (i,) in (await _fetch(db, select(Post.id).where(Post.deleted_at.is_not(None))))}
+    await check_previous_page(posts_page_before, db, await live_timeline(db), deleted)
