@@ -52,6 +52,13 @@ async def _add_tied_posts(db: CheckDB) -> None:
         # Soft-deleted posts in both groups, added last so they have the highest ids: the first page would show them.
         groups = [(first_boundary, 2 * FEED_LIMIT + 5, None), (deeper, 7, None), (deeper, 3, deeper)]
         groups.append((first_boundary, 2, first_boundary))
+        # Recent posts written in other zones than UTC (the seed's are all UTC and in the past): the newest page
+        # must order instants, not the text of local times.
+        now = datetime.now(UTC)
+        groups += [
+            (now.astimezone(timezone(timedelta(hours=-7))), 1, None),
+            ((now - timedelta(minutes=90)).astimezone(timezone(timedelta(hours=5, minutes=45))), 1, None),
+        ]
         for stamp, count, deleted in groups:
             for n in range(count):
                 session.add(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, insert, inspect, select
@@ -33,6 +33,9 @@ async def add_tied_comments(db: CheckDB, *, limit: int) -> tuple[int, int]:
             {"post_id": middle.post_id, "author_id": middle.author_id, "body": f"tie {n}", "created_at": stamp}
             for n in range(count)
         ]
+        # And one comment written just now, in a zone other than UTC: the export's last page must still hold it.
+        now = datetime.now(UTC).astimezone(timezone(timedelta(hours=-3, minutes=-30)))
+        rows.append({"post_id": middle.post_id, "author_id": middle.author_id, "body": "recent", "created_at": now})
         await session.execute(insert(Comment), rows)
         before = await session.scalar(select(func.count()).select_from(Comment).where(Comment.created_at < stamp))
         size = await session.scalar(select(func.count()).select_from(Comment).where(Comment.created_at == stamp))
