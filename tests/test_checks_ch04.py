@@ -630,7 +630,7 @@ async def test_4_4_text_sql_passes(tiny: Settings) -> None:
         (orders_window_count, "count(*) over () is a COUNT too"),
         (orders_limit_in_python, "asks the database for up to 1000 rows"),
         (orders_full_page_means_more, "the last page still returned a next cursor"),
-        (orders_count_for_next, "fetch limit + 1 rows in the same SELECT"),
+        (orders_count_for_next, "the page's own SELECT can tell whether a next page exists"),
         (orders_keeps_extra_row, "leave it out of the page"),
         (orders_default_limit, "up to 11 rows"),
         (orders_own_transaction, "ended the session's transaction"),

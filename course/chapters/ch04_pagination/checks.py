@@ -305,8 +305,9 @@ async def _check_orders_page(user_orders_page: Callable[..., Any], db: CheckDB) 
         page, next_after = result
         expect(
             q.count <= 1 or any(skips_rows(s, p) for s, p in zip(q.statements, q.params, strict=True)),
-            f"user_orders_page sent {q.count} statements for one page: to learn whether a next page exists, fetch "
-            "limit + 1 rows in the same SELECT instead of asking again (a COUNT or a probe query)",
+            f"user_orders_page sent {q.count} statements for one page: the page's own SELECT can tell whether a "
+            "next page exists, if it asks for a little more than a page; asking again (a COUNT or a probe query) "
+            "costs a round trip per page",
         )
         one_page_statement(q, "user_orders_page", rows=ORDERS_LIMIT + 1)
         expect(
@@ -331,7 +332,8 @@ async def _check_orders_page(user_orders_page: Callable[..., Any], db: CheckDB) 
             expect(
                 next_after is None,
                 "the last page still returned a next cursor, so the client would fetch an empty page: "
-                "`len(rows) == limit` cannot tell a full last page from one with more after it. Fetch limit + 1",
+                "a full page cannot tell the last page from one with more after it. Ask the database for a little more "
+                "than a page",
             )
             break
         expect(next_after is not None, "next_after is None but more orders follow: the client would stop early")

@@ -141,7 +141,7 @@ def rows_of(result: object, kind: type, name: str) -> list[Any]:
     expect(
         isinstance(result, list),
         f"{name} should return a list of {kind.__name__} objects, got {type(result).__name__} "
-        "(`list((await session.execute(stmt)).scalars())` gives one)",
+        "(the ORM objects a select of the entity returns, in a list)",
     )
     wrong = next((r for r in cast(list[Any], result) if not isinstance(r, kind)), None)
     expect(

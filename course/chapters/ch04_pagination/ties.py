@@ -35,7 +35,9 @@ async def add_tied_comments(db: CheckDB, *, limit: int) -> tuple[int, int]:
         ]
         # And one comment written just now, in a zone other than UTC: the export's last page must still hold it.
         now = datetime.now(UTC).astimezone(timezone(timedelta(hours=-3, minutes=-30)))
-        rows.append({"post_id": middle.post_id, "author_id": middle.author_id, "body": "recent", "created_at": now})
+        rows.append(
+            {"post_id": middle.post_id, "author_id": middle.author_id, "body": "recent", "created_at": now}
+        )
         await session.execute(insert(Comment), rows)
         before = await session.scalar(select(func.count()).select_from(Comment).where(Comment.created_at < stamp))
         size = await session.scalar(select(func.count()).select_from(Comment).where(Comment.created_at == stamp))
