@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from course.chapters.ch02_indexing.checks import _MISSING_2_4, check
+from course.chapters.ch02_indexing.checks import check
+from course.chapters.ch02_indexing.fk_indexes import _MISSING_2_4
 from course.settings import Settings, get_settings
 from tests import teeth
 
