@@ -596,6 +596,16 @@ async def orders_own_transaction(session, user_id, *, after=None, limit=10):
         return await SOLVED["user_orders_page"](session, user_id, after=after, limit=limit)
 
 
+async def orders_cursor_included(session, user_id, *, after=None, limit=10):
+    # `<=` on the pair: the cursor row itself opens the next page again.
+    stmt = select(Order).where(Order.user_id == user_id)
+    if after is not None:
+        stmt = stmt.where(tuple_(Order.created_at, Order.id) <= tuple_(*after))
+    rows = await _scalars(session, stmt.order_by(*ORDERS).limit(limit + 1))
+    page = rows[:limit]
+    return page, ((page[-1].created_at, page[-1].id) if len(rows) > limit else None)
+
+
 async def orders_window_count(session, user_id, *, after=None, limit=10):
     # One SELECT, but count(*) over () makes the database read every remaining order to count them.
     rows = (await session.execute(_orders(user_id, after).add_columns(func.count().over()).limit(limit))).all()
@@ -634,6 +644,7 @@ async def test_4_4_text_sql_passes(tiny: Settings) -> None:
         (orders_keeps_extra_row, "leave it out of the page"),
         (orders_default_limit, "up to 11 rows"),
         (orders_own_transaction, "ended the session's transaction"),
+        (orders_cursor_included, "the cursor row itself, came back"),
     ],
     ids=lambda v: getattr(v, "__name__", "")[:30],
 )

@@ -163,6 +163,11 @@ def judge_page(got: Sequence[Any], want: Sequence[Any], seen: set[int], after: K
         "the cursor: is the `limit` argument used (and not its default)?",
     )
     repeated = next((r for r in got if r.id in seen), None)
+    if repeated is not None and after is not None and repeated.id == after[1]:
+        fail(
+            f"row {repeated.id}, the cursor row itself, came back on the next page: the client already has it. "
+            "The next page starts strictly after the cursor row"
+        )
     if repeated is not None and after is not None and repeated.created_at == after[0]:
         fail(
             f"row {repeated.id} came back on a later page too, and it shares created_at with the cursor row: the "
