@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from course.chapters.ch02_indexing.checks import _MISSING_2_4, check
+from course.chapters.ch02_indexing.checks import check
+from course.chapters.ch02_indexing.fk_indexes import _MISSING_2_4
 from course.settings import Settings, get_settings
 from tests import teeth
 
@@ -271,3 +272,96 @@ async def test_2_4_bare_column_names_are_accepted(tiny: Settings) -> None:
 async def test_2_4_a_list_of_lists_is_accepted(tiny: Settings) -> None:
     solved = SOLVED["missing_fk_indexes"]
     await check("2.4", lambda inspector: [[table, list(cols)] for table, cols in solved(inspector)], settings=tiny)
+
+
+# --- 2.5 (stretch) redundant indexes ---------------------------------------------------------------------------
+
+
+def _redundant(
+    inspector: Any,
+    *,
+    prefix: bool = True,
+    skip_unique: bool = True,
+    partial_covers: bool = False,
+    skip_partial: bool = True,
+    duplicates: str = "first",
+    unique_covers: bool = True,
+) -> set:
+    """The reference rule with one knob turned: each knob is a plausible misreading of the exercise text."""
+    found = set()
+    for table in inspector.get_table_names():
+        indexes = inspector.get_indexes(table)
+
+        def partial_(ix: Any) -> bool:
+            return any(key.endswith("_where") for key in ix.get("dialect_options", {}))
+
+        for ix in indexes:
+            if (skip_unique and ix["unique"]) or (skip_partial and partial_(ix)):
+                continue
+            cols = ix["column_names"]
+            for other in indexes:
+                if other is ix or (partial_(other) and not partial_covers):
+                    continue
+                if not unique_covers and other["unique"]:
+                    continue
+                starts = (
+                    other["column_names"][: len(cols)] == cols
+                    if prefix
+                    else set(cols) <= set(other["column_names"])
+                )
+                if not starts:
+                    continue
+                longer = len(other["column_names"]) > len(cols)
+                same = other["column_names"] == cols
+                tie = {
+                    "first": same and (other["unique"] or other["name"] < ix["name"]),
+                    "both": same,
+                    "none": False,
+                }
+                if longer or tie[duplicates]:
+                    found.add((table, ix["name"]))
+                    break
+    return found
+
+
+def _fixed_answer(inspector: Any) -> set:
+    from course.chapters.ch02_indexing.redundant import EXPECTED
+
+    return set(EXPECTED)
+
+
+async def _async_answer(inspector: Any) -> set:
+    return set()
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        (partial(_redundant, prefix=False), "but not first, in the same order"),
+        (partial(_redundant, skip_unique=False), "is unique: it enforces a rule"),
+        (partial(_redundant, partial_covers=True), "covered only by the partial index"),
+        (partial(_redundant, skip_partial=False), "is partial: it holds other rows"),
+        (partial(_redundant, duplicates="none"), "ix_order_items_order_id (order_id) is redundant but missing"),
+        (partial(_redundant, duplicates="both"), "of two identical indexes keep the one whose name sorts first"),
+        (partial(_redundant, unique_covers=False), "a unique index serves lookups as well as a plain one"),
+        (_fixed_answer, "did not follow the change"),
+        (_async_answer, "must be a plain `def`"),
+    ],
+    ids=[
+        "contains",
+        "unique",
+        "partial-covers",
+        "partial-reported",
+        "no-duplicates",
+        "both-duplicates",
+        "unique-does-not-cover",
+        "fixed",
+        "async",
+    ],  # fmt: skip
+)
+async def test_2_5_wrong_answers(tiny: Settings, answer: Any, fragment: str) -> None:
+    await fails_with(tiny, "2.5", fragment, answer)
+
+
+async def test_2_5_a_list_of_lists_is_accepted(tiny: Settings) -> None:
+    await check("2.5", lambda inspector: [[t, name] for t, name in _redundant(inspector)], settings=tiny)

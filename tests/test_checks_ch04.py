@@ -156,6 +156,30 @@ async def page_text_sql(session, *, after=None, limit=20):
     return await _scalars(session, stmt)
 
 
+async def page_row_number(session, *, after=None, limit=20):
+    # One SELECT, no OFFSET: every live post is numbered, and the page starts after the cursor row's number.
+    numbered = select(Post.id, func.row_number().over(order_by=FEED).label("n")).where(LIVE).subquery()
+    stmt = select(Post).join(numbered, Post.id == numbered.c.id)
+    if after is not None:
+        stmt = stmt.where(numbered.c.n > select(numbered.c.n).where(numbered.c.id == after[1]).scalar_subquery())
+    return await _scalars(session, stmt.order_by(numbered.c.n).limit(limit))
+
+
+async def page_commits(session, *, after=None, limit=20):
+    page = await SOLVED["posts_page"](session, after=after, limit=limit)
+    await session.commit()
+    return page
+
+
+async def page_own_transaction(session, *, after=None, limit=20):
+    async with session.begin():
+        return await SOLVED["posts_page"](session, after=after, limit=limit)
+
+
+async def page_default_limit(session, *, after=None, limit=20):
+    return await SOLVED["posts_page"](session, after=after)
+
+
 async def test_4_1_other_correct_answers_pass(tiny: Settings) -> None:
     for right in (page_or_bounded, page_text_sql):
         await check("4.1", right, settings=tiny)
@@ -177,6 +201,10 @@ async def test_4_1_other_correct_answers_pass(tiny: Settings) -> None:
         (page_fetch_all, "has no LIMIT"),
         (page_with_deleted, "soft-deleted"),
         (page_mixed_directions, "not in (created_at DESC, id DESC) order"),
+        (page_row_number, "OFFSET in disguise"),
+        (page_commits, "ended the session's transaction"),
+        (page_own_transaction, "ended the session's transaction"),
+        (page_default_limit, "is the `limit` argument used"),
     ],
     ids=lambda v: getattr(v, "__name__", "")[:30],
 )
@@ -227,6 +255,32 @@ def decode_without_catching(cursor):
     )
     stamp, post_id = signer.loads(cursor)
     return datetime.fromisoformat(stamp), post_id
+
+
+def encode_epoch(created_at, post_id):
+    signer = URLSafeSerializer(SOLVED["CURSOR_KEY"], salt="feed")
+    return signer.dumps([created_at.timestamp(), post_id])
+
+
+def decode_epoch_local_as_utc(cursor):
+    # fromtimestamp() without tz gives the machine's local time; labelling it UTC is right only on a UTC machine.
+    try:
+        stamp, post_id = URLSafeSerializer(SOLVED["CURSOR_KEY"], salt="feed").loads(cursor)
+        return datetime.fromtimestamp(stamp).replace(tzinfo=UTC), int(post_id)
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def decode_epoch_utc(cursor):
+    try:
+        stamp, post_id = URLSafeSerializer(SOLVED["CURSOR_KEY"], salt="feed").loads(cursor)
+        return datetime.fromtimestamp(stamp, tz=UTC), int(post_id)
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+async def test_4_2_epoch_in_utc_passes(tiny: Settings) -> None:
+    await check("4.2", encode_epoch, decode_epoch_utc, settings=tiny)
 
 
 def _b64(raw: bytes) -> str:
@@ -337,6 +391,7 @@ async def test_4_2_hand_made_hmac_passes(tiny: Settings) -> None:
         (encode_optional_signature, decode_optional_signature, "the signature dropped"),
         (encode_naive, decode_without_catching, "came back naive"),
         (SOLVED["encode_cursor"], decode_without_catching, "raised BadSignature"),
+        (encode_epoch, decode_epoch_local_as_utc, "local zone was labelled as another zone"),
     ],
     ids=[
         "unsigned",
@@ -347,6 +402,7 @@ async def test_4_2_hand_made_hmac_passes(tiny: Settings) -> None:
         "optional-signature",
         "naive",
         "bad-signature-leaks",
+        "local-time-as-utc",
     ],  # fmt: skip
 )
 async def test_4_2_wrong_answers_fail(tiny: Settings, encode, decode, fragment: str) -> None:
@@ -424,6 +480,24 @@ async def index_descending(conn) -> None:
     await conn.execute(text("CREATE INDEX ix_comments_newest ON comments (created_at DESC, id DESC)"))
 
 
+async def export_created_at_cursor(session, *, after=None, limit=50):
+    # The cursor compares created_at alone: inside a tie group the rest of the group is skipped.
+    stmt = select(Comment).order_by(*EXPORT).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Comment.created_at > after[0])
+    return await _scalars(session, stmt)
+
+
+async def export_default_limit(session, *, after=None, limit=50):
+    return await SOLVED["comments_page"](session, after=after)
+
+
+async def export_commits(session, *, after=None, limit=50):
+    page = await SOLVED["comments_page"](session, after=after, limit=limit)
+    await session.commit()
+    return page
+
+
 async def export_or_bounded(session, *, after=None, limit=50):
     stmt = select(Comment).order_by(*EXPORT).limit(limit)
     if after is not None:
@@ -438,10 +512,9 @@ async def export_or_bounded(session, *, after=None, limit=50):
     ("add_index", "page"),
     [
         (SOLVED["add_comments_index"], export_or_bounded),
-        (index_created_at_only, SOLVED["comments_page"]),
         (index_descending, export_or_bounded),
     ],
-    ids=["or-bounded", "created-at-index", "descending-index"],
+    ids=["or-bounded", "descending-index"],
 )
 async def test_4_3_other_correct_answers_pass(tiny: Settings, add_index, page) -> None:
     await check("4.3", add_index, page, settings=tiny)
@@ -458,6 +531,14 @@ async def test_4_3_other_correct_answers_pass(tiny: Settings, add_index, page) -
         (SOLVED["add_comments_index"], export_row_number, "OFFSET in disguise"),
         (SOLVED["add_comments_index"], export_offset_subquery, "sends OFFSET"),
         (SOLVED["add_comments_index"], export_limit_in_python, "asks the database for up to 100000 rows"),
+        (index_created_at_only, SOLVED["comments_page"], "does not end the order with id"),
+        (
+            SOLVED["add_comments_index"],
+            export_created_at_cursor,
+            "share created_at with the cursor row were skipped",
+        ),
+        (SOLVED["add_comments_index"], export_default_limit, "up to 50 rows"),
+        (SOLVED["add_comments_index"], export_commits, "ended the session's transaction"),
     ],
     ids=[
         "offset",
@@ -468,6 +549,10 @@ async def test_4_3_other_correct_answers_pass(tiny: Settings, add_index, page) -
         "row-number",
         "offset-subquery",
         "limit-in-python",
+        "created-at-index",
+        "created-at-cursor",
+        "default-limit",
+        "commits",
     ],  # fmt: skip
 )
 async def test_4_3_wrong_answers_fail(tiny: Settings, add_index, page, fragment: str) -> None:
@@ -500,6 +585,25 @@ async def orders_count_for_next(session, user_id, *, after=None, limit=10):
 async def orders_keeps_extra_row(session, user_id, *, after=None, limit=10):
     rows = await _scalars(session, _orders(user_id, after).limit(limit + 1))
     return rows, ((rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None)
+
+
+async def orders_default_limit(session, user_id, *, after=None, limit=10):
+    return await SOLVED["user_orders_page"](session, user_id, after=after)
+
+
+async def orders_own_transaction(session, user_id, *, after=None, limit=10):
+    async with session.begin():
+        return await SOLVED["user_orders_page"](session, user_id, after=after, limit=limit)
+
+
+async def orders_cursor_included(session, user_id, *, after=None, limit=10):
+    # `<=` on the pair: the cursor row itself opens the next page again.
+    stmt = select(Order).where(Order.user_id == user_id)
+    if after is not None:
+        stmt = stmt.where(tuple_(Order.created_at, Order.id) <= tuple_(*after))
+    rows = await _scalars(session, stmt.order_by(*ORDERS).limit(limit + 1))
+    page = rows[:limit]
+    return page, ((page[-1].created_at, page[-1].id) if len(rows) > limit else None)
 
 
 async def orders_window_count(session, user_id, *, after=None, limit=10):
@@ -536,10 +640,97 @@ async def test_4_4_text_sql_passes(tiny: Settings) -> None:
         (orders_window_count, "count(*) over () is a COUNT too"),
         (orders_limit_in_python, "asks the database for up to 1000 rows"),
         (orders_full_page_means_more, "the last page still returned a next cursor"),
-        (orders_count_for_next, "fetch limit + 1 rows in the same SELECT"),
+        (orders_count_for_next, "the page's own SELECT can tell whether a next page exists"),
         (orders_keeps_extra_row, "leave it out of the page"),
+        (orders_default_limit, "up to 11 rows"),
+        (orders_own_transaction, "ended the session's transaction"),
+        (orders_cursor_included, "the cursor row itself, came back"),
     ],
     ids=lambda v: getattr(v, "__name__", "")[:30],
 )
 async def test_4_4_wrong_answers_fail(tiny: Settings, wrong, fragment: str) -> None:
     await fails_with(tiny, "4.4", fragment, wrong)
+
+
+# --- 4.5 (stretch) posts_page_before -----------------------------------------------------------------------------
+
+BEFORE = (Post.created_at, Post.id)
+
+
+def _before(before, *, column=None, op="gt"):
+    left = tuple_(*BEFORE) if column is None else column
+    right = tuple_(*before) if column is None else before[0]
+    return getattr(left, f"__{op}__")(right)
+
+
+async def before_not_reversed(session, *, before, limit=20):
+    stmt = select(Post).where(LIVE, _before(before)).order_by(*BEFORE).limit(limit)
+    return await _scalars(session, stmt)
+
+
+async def before_top_of_timeline(session, *, before, limit=20):
+    # Sorted newest first, the LIMIT keeps the newest posts above the cursor: the top of the timeline.
+    return await _scalars(session, select(Post).where(LIVE, _before(before)).order_by(*FEED).limit(limit))
+
+
+async def before_created_at_gt(session, *, before, limit=20):
+    stmt = select(Post).where(LIVE, _before(before, column=Post.created_at)).order_by(*BEFORE).limit(limit)
+    return list(reversed(await _scalars(session, stmt)))
+
+
+async def before_created_at_ge(session, *, before, limit=20):
+    stmt = (
+        select(Post).where(LIVE, _before(before, column=Post.created_at, op="ge")).order_by(*BEFORE).limit(limit)
+    )
+    return list(reversed(await _scalars(session, stmt)))
+
+
+async def before_default_limit(session, *, before, limit=20):
+    return await SOLVED["posts_page_before"](session, before=before)
+
+
+async def before_with_deleted(session, *, before, limit=20):
+    stmt = select(Post).where(_before(before)).order_by(*BEFORE).limit(limit)
+    return list(reversed(await _scalars(session, stmt)))
+
+
+async def before_row_number(session, *, before, limit=20):
+    numbered = select(Post.id, func.row_number().over(order_by=FEED).label("n")).where(LIVE).subquery()
+    cursor_n = select(numbered.c.n).where(numbered.c.id == before[1]).scalar_subquery()
+    stmt = select(Post).join(numbered, Post.id == numbered.c.id)
+    stmt = stmt.where(numbered.c.n < cursor_n, numbered.c.n >= cursor_n - limit)
+    return await _scalars(session, stmt.order_by(numbered.c.n).limit(limit))
+
+
+async def before_commits(session, *, before, limit=20):
+    page = await SOLVED["posts_page_before"](session, before=before, limit=limit)
+    await session.commit()
+    return page
+
+
+async def before_in_subquery(session, *, before, limit=20):
+    # Correct too: the nearest posts picked in a subquery, sorted newest first by the outer query.
+    nearest = select(Post.id).where(LIVE, _before(before)).order_by(*BEFORE).limit(limit)
+    return await _scalars(session, select(Post).where(Post.id.in_(nearest.scalar_subquery())).order_by(*FEED))
+
+
+async def test_4_5_subquery_passes(tiny: Settings) -> None:
+    await check("4.5", before_in_subquery, settings=tiny)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "fragment"),
+    [
+        (before_not_reversed, "oldest first"),
+        (before_top_of_timeline, "the top of the timeline"),
+        (before_created_at_gt, "share created_at with the cursor post and come before it were left out"),
+        (before_created_at_ge, "is the cursor post or comes after it"),
+        (before_default_limit, "is the `limit` argument used"),
+        (before_with_deleted, "soft-deleted"),
+        (before_row_number, "OFFSET in disguise"),
+        (before_commits, "ended the session's transaction"),
+    ],
+    ids=lambda v: getattr(v, "__name__", "")[:30],
+)
+async def test_4_5_wrong_answers_fail(tiny: Settings, wrong, fragment: str) -> None:
+    await fails_with(tiny, "4.5", fragment, wrong)

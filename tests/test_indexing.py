@@ -9,6 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from course.chapters.ch02_indexing import catalogue as indexing
+from course.chapters.ch02_indexing.loading import load_then_index
+from course.chapters.ch02_indexing.search import compare_match, fts5_query
 from course.db import make_engine
 from course.seed.fresh import fresh_copy
 from course.settings import Settings
@@ -147,3 +149,46 @@ async def test_insert_cost(empty: AsyncEngine) -> None:
 async def test_insert_cost_refuses_more_indexes_than_it_has(empty: AsyncEngine) -> None:
     with pytest.raises(ValueError, match="at most 3"):
         await indexing.insert_cost(empty, rows=10, index_counts=(4,))
+
+
+async def test_show_indexes_marks_descending_columns(seeded: AsyncEngine) -> None:
+    async with seeded.begin() as conn:
+        await conn.execute(text("CREATE INDEX ix_orders_user_newest ON orders (user_id, created_at DESC)"))
+    frame = (await indexing.show_indexes(seeded, "orders")).set_index("name")
+    assert frame.loc["ix_orders_user_newest", "columns"] == "user_id, created_at DESC"
+    assert frame.loc["ix_orders_user_id", "columns"] == "user_id"
+    (newest,) = [ix for ix in await indexing.list_indexes(seeded, "orders") if ix.name == "ix_orders_user_newest"]
+    assert newest.columns == ("user_id", "created_at") and newest.descending == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("box", "query"),
+    [
+        ("garden kitchen", '"garden" "kitchen"'),
+        ("garden-kitchen", '"garden-kitchen"'),
+        ('say "hi', '"say" """hi"'),
+        ("  O'Hara   c++ ", '"O\'Hara" "c++"'),
+        ("", ""),
+    ],
+)
+def test_fts5_query_quotes_every_term(box: str, query: str) -> None:
+    assert fts5_query(box) == query
+
+
+async def test_quoted_search_box_text_never_breaks_match(empty: AsyncEngine) -> None:
+    if empty.dialect.name != "sqlite":
+        pytest.skip("FTS5 is SQLite's")
+    async with empty.begin() as conn:
+        await conn.execute(text("CREATE VIRTUAL TABLE notes USING fts5(body)"))
+        await conn.execute(text("INSERT INTO notes (body) VALUES ('a garden-kitchen for O''Hara'), ('c++ notes')"))
+    frame = (await compare_match(empty, "notes", ["garden-kitchen", "O'Hara", "c++"])).set_index("search box")
+    assert frame["raw MATCH"].str.startswith("error").all()
+    assert list(frame["quoted MATCH"]) == ["1 rows", "1 rows", "1 rows"]
+
+
+async def test_load_then_index_ends_with_the_same_table_gone(empty: AsyncEngine) -> None:
+    frame = await load_then_index(empty, rows=2_000, repeat=1)
+    assert list(frame["rows"]) == [2_000, 2_000] and (frame["seconds"] > 0).all()
+    async with empty.connect() as conn:
+        left = await conn.run_sync(lambda c: c.dialect.has_table(c, indexing.WRITE_TABLE))
+    assert not left

@@ -99,6 +99,7 @@ CHAPTERS: tuple[Chapter, ...] = (
             _ex("2.2", "An index that also sorts", 3, "add_author_feed_index"),
             _ex("2.3", "A partial index for the public feed", 3, "add_feed_index"),
             _ex("2.4", "Foreign keys without an index", 3, "missing_fk_indexes"),
+            _ex("2.5", "Redundant indexes (stretch)", 3, "redundant_indexes"),
         ),
     ),
     Chapter(
@@ -119,10 +120,11 @@ CHAPTERS: tuple[Chapter, ...] = (
         "Pagination",
         35,
         (
-            _ex("4.1", "Keyset pages over the feed", 3, "posts_page"),
+            _ex("4.1", "Keyset pages over the timeline", 3, "posts_page"),
             _ex("4.2", "Cursors that cannot be forged", 3, "encode_cursor", "decode_cursor"),
             _ex("4.3", "A page that costs the same at any depth", 3, "add_comments_index", "comments_page"),
             _ex("4.4", "Is there a next page?", 2, "user_orders_page"),
+            _ex("4.5", "A previous link (stretch)", 3, "posts_page_before"),
         ),
     ),
     Chapter(

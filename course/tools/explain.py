@@ -168,8 +168,8 @@ async def explain(
     """The plan the database chooses for stmt (a SQLAlchemy statement or SQL text with :name parameters).
 
     With analyze=True PostgreSQL runs the statement (EXPLAIN ANALYZE, BUFFERS) inside a savepoint
-    that is rolled back, so explaining an UPDATE changes nothing; SQLite has no ANALYZE and shows
-    the plan only.
+    that is rolled back, so explaining an UPDATE changes nothing; SQLite has no EXPLAIN ANALYZE
+    (its EXPLAIN QUERY PLAN never runs the statement) and shows the plan only.
     """
     statement = text(stmt) if isinstance(stmt, str) else stmt
     async with _connection(target) as conn:

@@ -34,6 +34,8 @@ class IndexInfo:
     where: str | None = None
     # PostgreSQL's INCLUDE columns: stored in the index, not part of its order.
     include: tuple[str, ...] = ()
+    # One flag per key column: True where the index sorts that column DESC.
+    descending: tuple[bool, ...] = ()
 
     @property
     def partial(self) -> bool:
@@ -102,7 +104,11 @@ async def _sqlite_indexes(conn: AsyncConnection, table: str) -> list[IndexInfo]:
             # Indexes SQLite made for a UNIQUE or PRIMARY KEY constraint keep no SQL text: ask for their columns.
             rows = await conn.execute(text("SELECT name FROM pragma_index_info(:n) ORDER BY seqno"), {"n": name})
             columns, where = tuple(rows.scalars()), None
-        found.append(IndexInfo(name, table, columns, bool(unique), origin == "pk", where))
+        flags = await conn.execute(
+            text('SELECT "desc" FROM pragma_index_xinfo(:n) WHERE key = 1 ORDER BY seqno'), {"n": name}
+        )
+        descending = tuple(bool(flag) for flag in flags.scalars())
+        found.append(IndexInfo(name, table, columns, bool(unique), origin == "pk", where, (), descending))
     return sorted(found, key=lambda ix: ix.name)
 
 
@@ -110,7 +116,9 @@ _PG_INDEXES = text(
     """
     SELECT c.relname, ix.indisunique, ix.indisprimary, pg_get_expr(ix.indpred, ix.indrelid),
            ix.indnkeyatts,
-           ARRAY(SELECT pg_get_indexdef(ix.indexrelid, k, true) FROM generate_series(1, ix.indnatts) AS k)
+           ARRAY(SELECT pg_get_indexdef(ix.indexrelid, k, true) FROM generate_series(1, ix.indnatts) AS k),
+           -- indoption bit 0 is DESC (int2vector, numbered from 0).
+           ARRAY(SELECT (ix.indoption[k] & 1) = 1 FROM generate_series(0, ix.indnkeyatts - 1) AS k)
     FROM pg_index AS ix JOIN pg_class AS c ON c.oid = ix.indexrelid
     WHERE ix.indrelid = to_regclass(:t)
     ORDER BY c.relname
@@ -120,9 +128,10 @@ _PG_INDEXES = text(
 
 async def _pg_indexes(conn: AsyncConnection, table: str) -> list[IndexInfo]:
     found = []
-    for name, unique, primary, where, keys, columns in (await conn.execute(_PG_INDEXES, {"t": table})).all():
+    rows = (await conn.execute(_PG_INDEXES, {"t": table})).all()
+    for name, unique, primary, where, keys, columns, descending in rows:
         names = tuple(_unquote(c) for c in columns)
-        found.append(IndexInfo(name, table, names[:keys], unique, primary, where, names[keys:]))
+        found.append(IndexInfo(name, table, names[:keys], unique, primary, where, names[keys:], tuple(descending)))
     return found
 
 
@@ -139,11 +148,20 @@ async def list_indexes(target: AsyncEngine | AsyncConnection, table: str) -> lis
 
 
 async def show_indexes(target: AsyncEngine | AsyncConnection, table: str) -> pd.DataFrame:
-    """list_indexes as a table for a notebook."""
+    """list_indexes as a table for a notebook, DESC key columns marked."""
     import pandas as pd
 
     rows = [
-        asdict(ix) | {"columns": ", ".join(ix.columns), "include": ", ".join(ix.include), "where": ix.where or ""}
+        asdict(ix)
+        | {
+            # The sort direction matters (section 2.3): a DESC key column is shown as such.
+            "columns": ", ".join(
+                f"{column} DESC" if desc else column
+                for column, desc in zip(ix.columns, ix.descending or (False,) * len(ix.columns), strict=False)
+            ),
+            "include": ", ".join(ix.include),
+            "where": ix.where or "",
+        }
         for ix in await list_indexes(target, table)
     ]
     return pd.DataFrame(rows, columns=["name", "columns", "unique", "primary", "where", "include"])

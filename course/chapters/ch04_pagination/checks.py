@@ -9,20 +9,24 @@ from typing import Any, cast
 
 from sqlalchemy import Table, func, select, text
 
-from course.chapters.ch04_pagination.costs import judge_count_cost, judge_deep_page_cost
-from course.chapters.ch04_pagination.cursors import reject_forgeries, reject_garbage
+from course.chapters.ch04_pagination.costs import judge_deep_page_cost
+from course.chapters.ch04_pagination.cursors import machine_zone, reject_forgeries, reject_garbage
+from course.chapters.ch04_pagination.next_page import check_orders_page
 from course.chapters.ch04_pagination.pages import (
     Key,
     capture_statements,
     judge_page,
     key_of,
+    leaves_transaction,
+    no_window,
     one_page_statement,
     rows_of,
-    skips_rows,
 )
+from course.chapters.ch04_pagination.previous import check_previous_page, live_timeline
+from course.chapters.ch04_pagination.ties import add_tied_comments, index_names, judge_index_columns
 from course.chapters.registry import chapter
 from course.checks.base import CheckDB, Registry, call_learner, expect, fail
-from course.domain.models import Comment, Order, Post
+from course.domain.models import Comment, Post
 
 registry = Registry(chapter(4))
 check = registry.check
@@ -48,6 +52,13 @@ async def _add_tied_posts(db: CheckDB) -> None:
         # Soft-deleted posts in both groups, added last so they have the highest ids: the first page would show them.
         groups = [(first_boundary, 2 * FEED_LIMIT + 5, None), (deeper, 7, None), (deeper, 3, deeper)]
         groups.append((first_boundary, 2, first_boundary))
+        # Recent posts written in other zones than UTC (the seed's are all UTC and in the past): the newest page
+        # must order instants, not the text of local times.
+        now = datetime.now(UTC)
+        groups += [
+            (now.astimezone(timezone(timedelta(hours=-7))), 1, None),
+            ((now - timedelta(minutes=90)).astimezone(timezone(timedelta(hours=5, minutes=45))), 1, None),
+        ]
         for stamp, count, deleted in groups:
             for n in range(count):
                 session.add(
@@ -84,7 +95,8 @@ async def _check_posts_page(posts_page: Callable[..., Any], db: CheckDB) -> None
         page = await _feed_page(posts_page, db, after, limit)
         hidden = next((p.id for p in page if p.id in deleted), None)
         expect(
-            hidden is None, f"post {hidden} is soft-deleted (deleted_at is set): the feed shows live posts only"
+            hidden is None,
+            f"post {hidden} is soft-deleted (deleted_at is set): the timeline shows live posts only",
         )
         want = want_all[position : position + limit]
         got = [p.id for p in page]
@@ -94,7 +106,7 @@ async def _check_posts_page(posts_page: Callable[..., Any], db: CheckDB) -> None
         ):
             draft = next(r.id for r in want if r.id in drafts)
             fail(
-                f"post {draft} is missing: it is a draft, but this feed is every post whose deleted_at is NULL, "
+                f"post {draft} is missing: it is a draft, but the timeline is every post whose deleted_at is NULL, "
                 "drafts included. Filter on what the task names, nothing more"
             )
         judge_page(page, want, seen, after, "desc")
@@ -121,7 +133,9 @@ async def _feed_page(posts_page: Callable[..., Any], db: CheckDB, after: Key | N
     async with db.Session() as session:
         with db.count_queries() as q:
             page = await call_learner(posts_page, session, after=after, limit=limit)
-    one_page_statement(q, "posts_page", rows=limit)
+        one_page_statement(q, "posts_page", rows=limit)
+        no_window(q, "posts_page")
+        leaves_transaction(session, "posts_page")
     page = rows_of(page, Post, "posts_page")
     expect(len(page) <= limit, f"posts_page returned {len(page)} posts for limit={limit}")
     return page
@@ -143,37 +157,47 @@ _SAMPLES: list[Key] = [
 
 @registry.exercise("4.2")
 async def _check_cursors(encode: Callable[..., Any], decode: Callable[..., Any], db: CheckDB) -> None:
-    for created_at, cursor_id in _SAMPLES:
-        token = await call_learner(encode, created_at, cursor_id)
-        expect(isinstance(token, str) and token, f"encode_cursor should return a non-empty str, got {token!r}")
-        expect(
-            _URL_SAFE.match(token),
-            f"the cursor {token[:40]!r} is not URL-safe: use base64.urlsafe_b64encode or itsdangerous' URLSafeSerializer",
-        )
-        decoded = await call_learner(decode, token)
-        expect(
-            isinstance(decoded, tuple | list) and len(decoded) == 2,
-            f"decode_cursor should return (created_at, id), got {decoded!r}",
-        )
-        got_at, got_id = decoded
-        expect(isinstance(got_id, int), f"the id came back as {type(got_id).__name__} {got_id!r}, not int")
-        expect(isinstance(got_at, datetime), f"created_at came back as {type(got_at).__name__}, not datetime")
-        expect(
-            got_at.tzinfo is not None,
-            "created_at came back naive: the timezone was lost on the way (isoformat() keeps the offset)",
-        )
-        expect(
-            (got_at, got_id) == (created_at, cursor_id),
-            f"round trip changed the values: ({created_at.isoformat()}, {cursor_id}) came back as "
-            f"({got_at.isoformat()}, {got_id})",
-        )
-        await reject_forgeries(decode, token, created_at, cursor_id)
-    await reject_garbage(decode)
+    # Away from UTC: a local time labelled UTC (fromtimestamp without tz, then replace) comes back hours off.
+    with machine_zone():
+        for created_at, cursor_id in _SAMPLES:
+            token = await call_learner(encode, created_at, cursor_id)
+            expect(isinstance(token, str) and token, f"encode_cursor should return a non-empty str, got {token!r}")
+            expect(
+                _URL_SAFE.match(token),
+                f"the cursor {token[:40]!r} is not URL-safe: use base64.urlsafe_b64encode or itsdangerous' URLSafeSerializer",
+            )
+            decoded = await call_learner(decode, token)
+            expect(
+                isinstance(decoded, tuple | list) and len(decoded) == 2,
+                f"decode_cursor should return (created_at, id), got {decoded!r}",
+            )
+            got_at, got_id = decoded
+            expect(isinstance(got_id, int), f"the id came back as {type(got_id).__name__} {got_id!r}, not int")
+            expect(isinstance(got_at, datetime), f"created_at came back as {type(got_at).__name__}, not datetime")
+            expect(
+                got_at.tzinfo is not None,
+                "created_at came back naive: the timezone was lost on the way (isoformat() keeps the offset)",
+            )
+            shift = got_at - created_at
+            expect(
+                not shift or shift % timedelta(minutes=15),
+                f"created_at came back {abs(shift)} away from the instant it was made from: a time in the machine's "
+                "local zone was labelled as another zone (fromtimestamp() without tz, or replace(tzinfo=...) on a "
+                "local time). Carry the UTC offset inside the cursor",
+            )
+            expect(
+                (got_at, got_id) == (created_at, cursor_id),
+                f"round trip changed the values: ({created_at.isoformat()}, {cursor_id}) came back as "
+                f"({got_at.isoformat()}, {got_id})",
+            )
+            await reject_forgeries(decode, token, created_at, cursor_id)
+        await reject_garbage(decode)
 
 
 # --- 4.3 a page whose cost does not grow with depth --------------------------------------------------------------
 
-EXPORT_LIMIT = 50
+# Not the function's default (50): an answer that ignores `limit` must fail.
+EXPORT_LIMIT = 37
 
 
 @registry.exercise("4.3")
@@ -182,125 +206,56 @@ async def _check_export_page(
 ) -> None:
     table = cast(Table, Comment.__table__)  # a mapped class's __table__ is typed as any FromClause
     indexes_before = set(table.indexes)
+    tie_start, tie_size = await add_tied_comments(db, limit=EXPORT_LIMIT)
+    names_before = await index_names(db)
     async with db.engine.connect() as conn:
         await call_learner(add_index, conn)
         await conn.commit()
     # An Index(...) built on the model's columns attaches itself to the shared metadata: detach it again.
     table.indexes.intersection_update(indexes_before)
+    await judge_index_columns(db, names_before)
     total = (await _fetch(db, select(func.count()).select_from(Comment)))[0][0]
     reference = select(Comment.id, Comment.created_at).order_by(Comment.created_at, Comment.id)
+    # Cursors inside the tie group (a cursor on created_at alone skips or repeats the rest of it) and near the end.
+    inside_tie = tie_start + 10
+    leaving_tie = tie_start + tie_size - EXPORT_LIMIT // 2
     measured = []
-    for position in (0, total // 2, total - 30, total):
+    for position in (0, inside_tie, leaving_tie, total - 30, total):
         # The check's own OFFSET finds the cursor row and the page after it (one query per position, not per page).
         rows = await _fetch(db, reference.offset(max(position - 1, 0)).limit(EXPORT_LIMIT + 1))
         after, want = (None, rows[:EXPORT_LIMIT]) if position == 0 else (key_of(rows[0]), rows[1:])
         async with db.Session() as session:
             with db.count_queries() as q, capture_statements(db.engine) as statements:
                 page = await call_learner(comments_page, session, after=after, limit=EXPORT_LIMIT)
-        one_page_statement(q, "comments_page", rows=EXPORT_LIMIT)
+            one_page_statement(q, "comments_page", rows=EXPORT_LIMIT)
+            leaves_transaction(session, "comments_page")
         page = rows_of(page, Comment, "comments_page")
         judge_page(page, want, set(), after, "asc")
-        if position in (total // 2, total - 30):
+        if position in (inside_tie, total - 30):
             expect(
                 statements,
                 "comments_page must run a select(...) or text(...) statement so its cost can be measured",
             )
-            where = "halfway through the comments" if position == total // 2 else "near the end"
+            where = (
+                "inside a group of comments that share created_at" if position == inside_tie else "near the end"
+            )
             # Only the first page (position 0) has no cursor row, and it is not measured.
             measured.append((where, cast(Key, after), *statements[-1]))
-    # Halfway and near the end: a page that reads every earlier row shows up at least at one of them.
+    # In the middle and near the end: a page that reads every earlier row shows up at least at one of them.
     for where, after, clause, params in measured:
         await judge_deep_page_cost(db, where, after, clause, params, limit=EXPORT_LIMIT)
 
 
-# --- 4.4 has a next page? limit + 1 --------------------------------------------------------------------------------
+# --- 4.4 has a next page?: in next_page.py ---------------------------------------------------------------------
 
-ORDERS_LIMIT = 10
-# Pages of older orders the check gives its user, so a statement that reads them all costs visibly more.
-ORDER_FILLER_PAGES = 30
+registry.exercise("4.4")(check_orders_page)
 
 
-async def _user_with_ties(db: CheckDB) -> int:
-    """A user with many pages of orders, a multiple of the page size, with a tie across a page boundary."""
-    async with db.engine.begin() as conn:
-        # With this index a page reads about limit + 1 orders, so a statement that reads them all shows. Its id
-        # is DESC on purpose: ties must not come out in the right order by accident (see 4.1).
-        await conn.execute(text("CREATE INDEX ix_check_orders_user ON orders (user_id, created_at, id DESC)"))
-    per_user = func.count()
-    busy = select(Order.user_id, per_user).group_by(Order.user_id).having(per_user <= 3 * ORDERS_LIMIT)
-    async with db.Session() as session, session.begin():
-        user_id, count = (await session.execute(busy.order_by(per_user.desc(), Order.user_id).limit(1))).one()
-        newest = select(Order.created_at).where(Order.user_id == user_id).order_by(Order.created_at.desc())
-        stamps = list((await session.execute(newest)).scalars())
-        boundary = stamps[min(8, len(stamps) - 1)]
-        extra = 2 * ORDERS_LIMIT - count % ORDERS_LIMIT
-        for n in range(extra):
-            session.add(Order(user_id=user_id, status="paid", total_cents=100 * n, created_at=boundary))
-        # Older orders, whole pages of them: counting them all would cost many times a page.
-        for n in range(ORDER_FILLER_PAGES * ORDERS_LIMIT):
-            older = stamps[-1] - timedelta(hours=n + 1)
-            session.add(Order(user_id=user_id, status="paid", total_cents=n, created_at=older))
-        # Another user's orders at the same instant must not leak into this user's pages.
-        session.add(Order(user_id=1 if user_id != 1 else 2, status="paid", total_cents=1, created_at=boundary))
-    async with db.engine.begin() as conn:
-        # Fresh statistics, so the planner knows this user is no longer a quiet one and uses the index.
-        await conn.execute(text("ANALYZE orders"))
-    return user_id
+# --- 4.5 (stretch) the previous page: in previous.py ------------------------------------------------------------
 
 
-@registry.exercise("4.4")
-async def _check_orders_page(user_orders_page: Callable[..., Any], db: CheckDB) -> None:
-    user_id = await _user_with_ties(db)
-    want_all = await _expected(
-        db, select(Order.id, Order.created_at).where(Order.user_id == user_id), reverse=True
-    )
-    expect(len(want_all) % ORDERS_LIMIT == 0, "check set-up error: the order count is not a multiple of the limit")
-    seen: set[int] = set()
-    after: Key | None = None
-    position = 0
-    first_page: tuple[Any, Any] | None = None
-    for _ in range(len(want_all) // ORDERS_LIMIT + 2):
-        async with db.Session() as session:
-            with db.count_queries() as q, capture_statements(db.engine) as statements:
-                result = await call_learner(user_orders_page, session, user_id, after=after, limit=ORDERS_LIMIT)
-        expect(
-            isinstance(result, tuple) and len(result) == 2,
-            f"user_orders_page should return (orders, next_after), got {type(result).__name__}",
-        )
-        page, next_after = result
-        expect(
-            q.count <= 1 or any(skips_rows(s, p) for s, p in zip(q.statements, q.params, strict=True)),
-            f"user_orders_page sent {q.count} statements for one page: to learn whether a next page exists, fetch "
-            "limit + 1 rows in the same SELECT instead of asking again (a COUNT or a probe query)",
-        )
-        one_page_statement(q, "user_orders_page", rows=ORDERS_LIMIT + 1)
-        first_page = first_page or (statements[-1] if statements else None)
-        page = rows_of(page, Order, "user_orders_page")
-        expect(
-            len(page) <= ORDERS_LIMIT,
-            f"user_orders_page returned {len(page)} orders for limit={ORDERS_LIMIT}: the extra row only tells "
-            "you that a next page exists; leave it out of the page",
-        )
-        stranger = next((o.id for o in page if o.user_id != user_id), None)
-        expect(stranger is None, f"order {stranger} belongs to another user: filter on user_id")
-        judge_page(page, want_all[position : position + ORDERS_LIMIT], seen, after, "desc")
-        seen.update(o.id for o in page)
-        position += len(page)
-        more = position < len(want_all)
-        if not more:
-            expect(
-                next_after is None,
-                "the last page still returned a next cursor, so the client would fetch an empty page: "
-                "`len(rows) == limit` cannot tell a full last page from one with more after it. Fetch limit + 1",
-            )
-            break
-        expect(next_after is not None, "next_after is None but more orders follow: the client would stop early")
-        expect(
-            tuple(next_after) == key_of(page[-1]),
-            "next_after should be the (created_at, id) of the last order on the page",
-        )
-        after = tuple(next_after)
-    else:
-        fail("the walk never reached a page without a next cursor")
-    if first_page is not None:
-        await judge_count_cost(db, user_id, *first_page, limit=ORDERS_LIMIT)
+@registry.exercise("4.5", timeout=60)
+async def _check_previous_page(posts_page_before: Callable[..., Any], db: CheckDB) -> None:
+    await _add_tied_posts(db)
+    deleted = {i for (i,) in (await _fetch(db, select(Post.id).where(Post.deleted_at.is_not(None))))}
+    await check_previous_page(posts_page_before, db, await live_timeline(db), deleted)

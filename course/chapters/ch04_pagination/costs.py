@@ -62,8 +62,9 @@ async def judge_deep_page_cost(
         "WHERE start at the cursor row instead",
     )
     fail(
-        f"{cost}: the plan walks the index from its first entry and filters, so the cursor does not seek. Write "
-        "the condition on the bare columns as a row comparison, or created_at >= c AND (created_at > c OR id > i)",
+        f"{cost}: the plan walks the index from its first entry and filters, so the cursor does not seek. The "
+        "condition must compare the bare columns in a form that gives the planner one range to seek to (lesson "
+        "section 4.3 compares the plans of three ways to write it)",
     )
 
 
@@ -76,6 +77,6 @@ async def judge_count_cost(db: CheckDB, user_id: int, clause: Any, params: Any, 
     expect(
         ratio <= COST_FACTOR,
         f"the first page costs {ratio:.0f}× what reading limit + 1 orders costs: the statement reads every order "
-        "of the user, as a total does (count(*) over () is a COUNT too). One row more than the page is all "
-        "it takes to know that a next page exists",
+        "of the user, as a total does (count(*) over () is a COUNT too). Knowing that a next page exists "
+        "needs far less than counting what is left",
     )

@@ -8,14 +8,40 @@ import hashlib
 import hmac
 import inspect
 import itertools
+import os
 import string
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from course.checks.base import expect, fail
 from course.checks.learner import is_stub_error
+
+# UTC+05:45 as a POSIX TZ string (no time-zone database needed): a local time labelled UTC is 5 h 45 min off.
+AWAY_FROM_UTC = "CHK-05:45"
+
+
+@contextmanager
+def machine_zone(zone: str = AWAY_FROM_UTC) -> Iterator[None]:
+    """Run with the process's local time zone set to zone, so local-time mistakes show on a UTC machine too."""
+    if not hasattr(time, "tzset"):  # Windows: no tzset; the machine's own zone is used
+        yield
+        return
+    previous = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = previous
+        time.tzset()
+
 
 _GARBAGE = ["", "garbage", "!!!!", "a.b", "eyJhIjogMX0", "W10", "null", "...."]
 

@@ -113,11 +113,35 @@ def one_page_statement(q: Any, name: str, *, rows: int | None = None) -> None:
     )
 
 
+# A window function (ROW_NUMBER() OVER ..., RANK() OVER ...) numbers rows: every row before the cursor is read.
+_WINDOW_RE = re.compile(r"\bOVER\s*\(", re.IGNORECASE)
+
+
+def no_window(q: Any, name: str) -> None:
+    """A keyset page does not number rows: a window function over the listing is an OFFSET in disguise."""
+    expect(
+        not any(_WINDOW_RE.search(s) for s in q.statements),
+        f"{name} numbers the rows with a window function (... OVER (...)): to number them the database reads "
+        "every row before the cursor, so deep pages get slower as with OFFSET (an OFFSET in disguise). Filter on "
+        "the cursor row itself",
+    )
+
+
+def leaves_transaction(session: Any, name: str) -> None:
+    """A read function leaves the transaction to its caller: it must neither commit nor close it."""
+    expect(
+        session.in_transaction(),
+        f"{name} ended the session's transaction (a commit, a rollback, a close, or a `session.begin()` block, "
+        "which commits when it ends): a function that only reads leaves the transaction to its caller, who may "
+        "still have work to do in it",
+    )
+
+
 def rows_of(result: object, kind: type, name: str) -> list[Any]:
     expect(
         isinstance(result, list),
         f"{name} should return a list of {kind.__name__} objects, got {type(result).__name__} "
-        "(`list((await session.execute(stmt)).scalars())` gives one)",
+        "(the ORM objects a select of the entity returns, in a list)",
     )
     wrong = next((r for r in cast(list[Any], result) if not isinstance(r, kind)), None)
     expect(
@@ -133,7 +157,17 @@ def judge_page(got: Sequence[Any], want: Sequence[Any], seen: set[int], after: K
     want_ids = [r.id for r in want]
     if got_ids == want_ids:
         return
+    expect(
+        not got_ids or got_ids != want_ids[: len(got_ids)],
+        f"the page stops after {len(got_ids)} rows, though {len(want_ids)} were asked for and that many follow "
+        "the cursor: is the `limit` argument used (and not its default)?",
+    )
     repeated = next((r for r in got if r.id in seen), None)
+    if repeated is not None and after is not None and repeated.id == after[1]:
+        fail(
+            f"row {repeated.id}, the cursor row itself, came back on the next page: the client already has it. "
+            "The next page starts strictly after the cursor row"
+        )
     if repeated is not None and after is not None and repeated.created_at == after[0]:
         fail(
             f"row {repeated.id} came back on a later page too, and it shares created_at with the cursor row: the "
