@@ -33,6 +33,8 @@ from tests.containers import engine as docker_engine
 from tests.containers import image as pg_image
 from tests.nbsource import ROOT
 
+# One worker runs them all (one engine, one image); the kernel run marks the module's long test (scheduled first).
+pytestmark = pytest.mark.xdist_group("docker-engine")
 REQUIRE = os.environ.get("COURSE_REQUIRE_SYSTEM_PACKAGES", "") not in ("", "0", "false")
 # The shortest lesson; its last cell runs `course doctor`, which must report the container.
 LESSON = ROOT / "notebooks" / "00_start_here.ipynb"
@@ -137,8 +139,11 @@ def test_a_lesson_and_a_check_run_on_the_course_container(
     status = course("postgres", "status")
     assert status.returncode == 0 and f"in container {info.container}" in status.stdout, status.stdout
 
+    seeded = time.perf_counter()
     seed.ensure_seed(on_container, progress=False, announce=False)
+    lessoned = time.perf_counter()
     lesson = _run_lesson()
+    checked = time.perf_counter()
     assert "dialect: postgresql" in lesson and "scale: tiny" in lesson, lesson[-2000:]
     assert f"container    {info.container} ({pg_image.IMAGE}) running" in lesson, lesson[-2000:]
 
@@ -157,7 +162,10 @@ def test_a_lesson_and_a_check_run_on_the_course_container(
     tags = {tag for image in client.images.list() for tag in image.tags}
     assert tags == {pg_image.IMAGE, pg_image.ROOTFS_IMAGE}, tags
     client.close()
-    print(f"container test body: {time.perf_counter() - began:.1f} s")
+    print(
+        f"container test: start {seeded - began:.1f} s, seed {lessoned - seeded:.1f} s, lesson "
+        f"{checked - lessoned:.1f} s, check + stop + restart {time.perf_counter() - checked:.1f} s"
+    )
 
 
 def _one_line_error(settings: Settings) -> str:
