@@ -212,3 +212,18 @@ def test_a_container_the_daemon_refuses_to_start_is_one_line(
     finally:
         container.remove(settings)
     assert "Docker refused to start the PostgreSQL container" in message and "postgres" in message
+
+
+def test_the_provider_and_image_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COURSE_POSTGRES_PROVIDER", "Container")
+    monkeypatch.setenv("COURSE_POSTGRES_IMAGE", "postgres:16")
+    settings = get_settings()
+    assert (settings.postgres_provider, settings.postgres_image) == ("container", "postgres:16")
+    monkeypatch.setenv("COURSE_POSTGRES_PROVIDER", "podman")
+    with pytest.raises(CourseError, match="unknown COURSE_POSTGRES_PROVIDER 'podman'") as caught:
+        get_settings()
+    assert "\n" not in str(caught.value)
+    # Docker tags an image named without a tag as :latest; the container is found again by that reference.
+    assert container.image_reference("postgres") == "postgres:latest"
+    assert container.image_reference("localhost:5000/pg") == "localhost:5000/pg:latest"
+    assert container.image_reference("postgres:17-alpine") == "postgres:17-alpine"
