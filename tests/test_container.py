@@ -119,6 +119,8 @@ def _run_lesson() -> str:
     return _outputs(notebook)
 
 
+# Its set-up builds the rootfs on a machine with no cache (CI: minutes, see tests/containers/build-postgres-rootfs).
+@pytest.mark.timeout(1200)
 @pytest.mark.notebooks
 def test_a_lesson_and_a_check_run_on_the_course_container(
     on_container: Settings, private_docker: docker_engine.Engine, capsys: pytest.CaptureFixture[str]
@@ -199,6 +201,7 @@ def test_an_image_that_cannot_be_had_is_one_line(
     assert f"the PostgreSQL image {missing} cannot be had" in message and "COURSE_POSTGRES_IMAGE" in message
 
 
+@pytest.mark.timeout(1200)
 def test_a_container_the_daemon_refuses_to_start_is_one_line(
     private_docker: docker_engine.Engine, course_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,7 +39,10 @@ def run(settings: Settings) -> int:
         print(f"database     {db.describe(settings.database_url)} (COURSE_DATABASE_URL)")
 
     found = postgres.find_binaries() if settings.postgres_provider != "container" else None
-    print(f"PostgreSQL   {'binaries: ' + found[1] + ' in ' + str(found[0]) if found else 'no local binaries'}")
+    if settings.postgres_provider == "container":
+        print("PostgreSQL   in a Docker container (COURSE_POSTGRES_PROVIDER=container)")
+    else:
+        print(f"PostgreSQL   {'binaries: ' + found[1] + ' in ' + str(found[0]) if found else 'no local binaries'}")
     # The container path is in use when asked for, or (auto) when there are no local binaries.
     container_ok = False
     in_container = settings.postgres_provider == "container" or (
@@ -63,7 +66,7 @@ def run(settings: Settings) -> int:
         )
     if local_postgres and running is None:
         print(
-            "seed         not checked: it lives in the local server  <- run `course postgres start`, then this again"
+            "seed         not checked: it lives in the course's server  <- run `course postgres start`, then this again"
         )
         problems += 1
         return _summary(problems)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from course.errors import CourseError
@@ -98,7 +99,8 @@ def have_image(client: Any, image: str) -> None:
         return
     except ImageNotFound:
         pass
-    log.info("pulling %s (once; later runs reuse it)", image)
+    # A first pull can take a minute: say what is happening (in a notebook, under the cell that started it).
+    print(f"Pulling the PostgreSQL image {image} (once; later runs reuse it) ...", file=sys.stderr, flush=True)
     try:
         client.client.images.pull(image)
     except (APIError, ImageNotFound) as exc:
