@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import nbformat
 import pytest
@@ -40,14 +41,23 @@ REQUIRE = os.environ.get("COURSE_REQUIRE_SYSTEM_PACKAGES", "") not in ("", "0", 
 LESSON = ROOT / "notebooks" / "00_start_here.ipynb"
 
 
+def _cannot(reason: str) -> NoReturn:
+    """Skip with a one-line reason, or fail where the system packages are required (CI)."""
+    if REQUIRE:
+        pytest.fail(f"COURSE_REQUIRE_SYSTEM_PACKAGES=1 but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def private_docker() -> Iterator[docker_engine.Engine]:
     reason = docker_engine.why_not()
     if reason is not None:
-        if REQUIRE:
-            pytest.fail(f"COURSE_REQUIRE_SYSTEM_PACKAGES=1 but {reason}")
-        pytest.skip(reason)
-    engine = docker_engine.start()
+        _cannot(reason)
+    try:
+        engine = docker_engine.start()
+    except RuntimeError as exc:
+        # E.g. inside a container without cgroups or mount rights.
+        _cannot(str(exc))
     try:
         yield engine
     finally:
@@ -58,7 +68,11 @@ def private_docker() -> Iterator[docker_engine.Engine]:
 def course_image(private_docker: docker_engine.Engine) -> str:
     """The test image, built on the private engine from the cached rootfs (built first when not cached)."""
     # The course's own cache (COURSE_CACHE_DIR or ~/.cache/course): the rootfs outlives the run, the engine does not.
-    tarball, built = pg_image.rootfs_tarball(get_settings().cache_dir)
+    try:
+        tarball, built = pg_image.rootfs_tarball(get_settings().cache_dir)
+    except RuntimeError as exc:
+        # E.g. no route to the Debian mirror.
+        _cannot(str(exc))
     began = time.perf_counter()
     client = private_docker.client()
     try:

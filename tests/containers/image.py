@@ -18,11 +18,15 @@ BUILD_TIMEOUT = 900
 def rootfs_tarball(cache_dir: Path) -> tuple[Path, float]:
     """The cached rootfs tarball (built first when missing or stale) and the seconds spent getting it."""
     began = time.perf_counter()
-    result = subprocess.run(
-        [str(BUILD_ROOTFS), str(cache_dir)], capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False
-    )
+    try:
+        result = subprocess.run(
+            [str(BUILD_ROOTFS), str(cache_dir)], capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"building the PostgreSQL rootfs took over {BUILD_TIMEOUT} s") from None
     if result.returncode != 0:
-        raise RuntimeError(f"building the PostgreSQL rootfs failed: {result.stderr.strip()[-500:]}")
+        tail = " / ".join(result.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(f"building the PostgreSQL rootfs failed: {tail[-400:]}")
     return Path(result.stdout.strip().splitlines()[-1]), time.perf_counter() - began
 
 
