@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -34,8 +35,6 @@ from tests.containers import engine as docker_engine
 from tests.containers import image as pg_image
 from tests.nbsource import ROOT
 
-# One worker runs them all (one engine, one image); the kernel run marks the module's long test (scheduled first).
-pytestmark = pytest.mark.xdist_group("docker-engine")
 REQUIRE = os.environ.get("COURSE_REQUIRE_SYSTEM_PACKAGES", "") not in ("", "0", "false")
 # The shortest lesson; its last cell runs `course doctor`, which must report the container.
 LESSON = ROOT / "notebooks" / "00_start_here.ipynb"
@@ -48,6 +47,7 @@ def _cannot(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+# One test uses the engine (starting one costs seconds): it proves the lesson, the check and the errors.
 @pytest.fixture(scope="module")
 def private_docker() -> Iterator[docker_engine.Engine]:
     reason = docker_engine.why_not()
@@ -178,9 +178,12 @@ def test_a_lesson_and_a_check_run_on_the_course_container(
     tags = {tag for image in client.images.list() for tag in image.tags}
     assert tags == {pg_image.IMAGE, pg_image.ROOTFS_IMAGE}, tags
     client.close()
+    errored = time.perf_counter()
+    _errors_are_one_line(on_container)
     print(
         f"container test: start {seeded - began:.1f} s, seed {lessoned - seeded:.1f} s, lesson "
-        f"{checked - lessoned:.1f} s, check + stop + restart {time.perf_counter() - checked:.1f} s"
+        f"{checked - lessoned:.1f} s, check + stop + restart {errored - checked:.1f} s, "
+        f"errors {time.perf_counter() - errored:.1f} s"
     )
 
 
@@ -190,6 +193,21 @@ def _one_line_error(settings: Settings) -> str:
     message = str(caught.value)
     assert "\n" not in message and len(message) < 500, message
     return message
+
+
+def _errors_are_one_line(settings: Settings) -> None:
+    """An image that cannot be had, and a container the engine refuses to start: each a one-line CourseError."""
+    # A registry on a closed loopback port: the pull fails at once, and nothing leaves the machine.
+    missing = "127.0.0.1:9/course-missing:1"
+    message = _one_line_error(replace(settings, postgres_image=missing, cache_dir=settings.cache_dir / "missing"))
+    assert f"the PostgreSQL image {missing} cannot be had" in message and "COURSE_POSTGRES_IMAGE" in message
+    # The bare rootfs has no postgres on its PATH: the engine cannot start the server's command.
+    bare = replace(settings, postgres_image=pg_image.ROOTFS_IMAGE, cache_dir=settings.cache_dir / "bare")
+    try:
+        message = _one_line_error(bare)
+    finally:
+        container.remove(bare)
+    assert "Docker refused to start the PostgreSQL container" in message and "postgres" in message
 
 
 def test_without_docker_the_container_provider_says_so_in_one_line(
@@ -202,33 +220,6 @@ def test_without_docker_the_container_provider_says_so_in_one_line(
         "COURSE_POSTGRES_PROVIDER=container but no Docker engine answers" in message and "start Docker" in message
     )
     assert provider.status(settings) is None and provider.stop(settings) is False
-
-
-def test_an_image_that_cannot_be_had_is_one_line(
-    private_docker: docker_engine.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DOCKER_HOST", private_docker.host)
-    # A registry on a closed loopback port: the pull fails at once, and nothing leaves the machine.
-    missing = "127.0.0.1:9/course-missing:1"
-    settings = get_settings(postgres_provider="container", postgres_image=missing, cache_dir=tmp_path)
-    message = _one_line_error(settings)
-    assert f"the PostgreSQL image {missing} cannot be had" in message and "COURSE_POSTGRES_IMAGE" in message
-
-
-@pytest.mark.timeout(1200)
-def test_a_container_the_daemon_refuses_to_start_is_one_line(
-    private_docker: docker_engine.Engine, course_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DOCKER_HOST", private_docker.host)
-    # The bare rootfs has no postgres on its PATH: the engine cannot start the server's command.
-    settings = get_settings(
-        postgres_provider="container", postgres_image=pg_image.ROOTFS_IMAGE, cache_dir=tmp_path
-    )
-    try:
-        message = _one_line_error(settings)
-    finally:
-        container.remove(settings)
-    assert "Docker refused to start the PostgreSQL container" in message and "postgres" in message
 
 
 def test_the_provider_and_image_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,3 +235,11 @@ def test_the_provider_and_image_settings(monkeypatch: pytest.MonkeyPatch) -> Non
     assert container.image_reference("postgres") == "postgres:latest"
     assert container.image_reference("localhost:5000/pg") == "localhost:5000/pg:latest"
     assert container.image_reference("postgres:17-alpine") == "postgres:17-alpine"
+
+
+def test_lesson_6_does_not_restart_a_container() -> None:
+    # Restarted, a container's published port changes: lesson 6's pool would point at nothing.
+    from course.chapters.ch06_pooling.server import restart_reason
+
+    reason = restart_reason(get_settings(backend="postgres", postgres_provider="container"))
+    assert reason is not None and "not a local server" in reason
