@@ -237,6 +237,14 @@ def test_the_provider_and_image_settings(monkeypatch: pytest.MonkeyPatch) -> Non
     assert container.image_reference("postgres:17-alpine") == "postgres:17-alpine"
 
 
+def test_the_local_provider_never_falls_back_to_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(provider, "find_binaries", lambda: None)
+    settings = get_settings(backend="postgres", postgres_provider="local", cache_dir=tmp_path)
+    message = _one_line_error(settings)
+    assert "COURSE_POSTGRES_PROVIDER=local but no PostgreSQL server binaries" in message
+    assert provider.status(settings) is None and provider.stop(settings) is False
+
+
 def test_lesson_6_does_not_restart_a_container() -> None:
     # Restarted, a container's published port changes: lesson 6's pool would point at nothing.
     from course.chapters.ch06_pooling.server import restart_reason

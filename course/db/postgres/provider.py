@@ -152,7 +152,7 @@ def start(settings: Settings | None = None) -> ServerInfo:
 
 
 def status(settings: Settings | None = None) -> ServerInfo | None:
-    """The running server, read from its pid file without starting or connecting; None when it is down."""
+    """The running server, from its pid file or from Docker, without starting or connecting; None when it is down."""
     settings = settings or get_settings()
     found = _local(settings) if settings.postgres_provider != "container" else None
     if found is not None:
