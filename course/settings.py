@@ -10,6 +10,8 @@ from course.errors import CourseError
 
 SCALES = ("tiny", "small", "large")
 BACKENDS = ("sqlite", "postgres")
+# Where the course's own PostgreSQL comes from: "auto" tries local binaries, then a Docker container.
+POSTGRES_PROVIDERS = ("auto", "local", "container")
 
 
 def project_root() -> Path:
@@ -43,12 +45,19 @@ class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     cache_dir: Path = field(default_factory=_default_cache_dir)
     require_postgres: bool = False
+    postgres_provider: str = "auto"
+    # The image of the container path; learners' Docker pulls the official one the first time.
+    postgres_image: str = "postgres:17-alpine"
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
             raise CourseError(f"unknown scale {self.scale!r}: choose one of {', '.join(SCALES)}")
         if self.backend not in BACKENDS:
             raise CourseError(f"unknown backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+        if self.postgres_provider not in POSTGRES_PROVIDERS:
+            raise CourseError(
+                f"unknown COURSE_POSTGRES_PROVIDER {self.postgres_provider!r}: choose one of {', '.join(POSTGRES_PROVIDERS)}"
+            )
 
 
 def _backend_from_url(url: str) -> str:
@@ -75,9 +84,12 @@ def get_settings(**overrides: object) -> Settings:
         "backend": str(backend or "sqlite").lower(),
         "scale": (str(overrides.pop("scale", None) or env.get("COURSE_SCALE") or "small")).lower(),
         "require_postgres": env.get("COURSE_REQUIRE_POSTGRES", "") not in ("", "0", "false"),
+        "postgres_provider": (env.get("COURSE_POSTGRES_PROVIDER") or "auto").lower(),
     }
     if env.get("COURSE_DATA_DIR"):
         values["data_dir"] = Path(env["COURSE_DATA_DIR"])
+    if env.get("COURSE_POSTGRES_IMAGE"):
+        values["postgres_image"] = env["COURSE_POSTGRES_IMAGE"]
     if env.get("COURSE_CACHE_DIR"):
         values["cache_dir"] = Path(env["COURSE_CACHE_DIR"])
     values.update(overrides)

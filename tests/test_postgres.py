@@ -217,7 +217,6 @@ def test_root_falls_back_to_nobody_without_user_namespaces(monkeypatch: pytest.M
 
 def _fail_testcontainers(monkeypatch: pytest.MonkeyPatch, module: types.ModuleType | None) -> None:
     monkeypatch.setattr(postgres, "find_binaries", lambda: None)
-    monkeypatch.setattr(postgres, "_container_info", None)
     for name in ("testcontainers.community.postgres", "testcontainers.postgres"):
         monkeypatch.setitem(sys.modules, name, module)
 
@@ -241,14 +240,12 @@ def test_without_binaries_or_testcontainers_the_message_says_what_to_do(
 def test_without_binaries_or_docker_the_message_says_what_to_do(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    class NoDocker:
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            raise ConnectionError("Error while fetching server API version")
-
-    fake = types.ModuleType("fake_testcontainers_postgres")
-    fake.PostgresContainer = NoDocker  # type: ignore[attr-defined]
-    _fail_testcontainers(monkeypatch, fake)
+    # A Docker socket where no engine listens: testcontainers is there, Docker is not.
+    monkeypatch.setattr(postgres, "find_binaries", lambda: None)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
     with pytest.raises(CourseError) as caught:
         postgres.start(Settings(cache_dir=tmp_path))
     _assert_how_to_get_one(str(caught.value))
+    assert "start Docker" in str(caught.value)
     assert postgres.status(Settings(cache_dir=tmp_path)) is None
+    assert postgres.stop(Settings(cache_dir=tmp_path)) is False

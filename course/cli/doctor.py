@@ -38,21 +38,35 @@ def run(settings: Settings) -> int:
     if settings.database_url:
         print(f"database     {db.describe(settings.database_url)} (COURSE_DATABASE_URL)")
 
-    found = postgres.find_binaries()
-    print(f"PostgreSQL   {'binaries: ' + found[1] + ' in ' + str(found[0]) if found else 'no local binaries'}")
-    # The doctor only looks: status() reads the server's pid file; nothing here starts a server or seeds.
+    found = postgres.find_binaries() if settings.postgres_provider != "container" else None
+    if settings.postgres_provider == "container":
+        print("PostgreSQL   in a Docker container (COURSE_POSTGRES_PROVIDER=container)")
+    else:
+        print(f"PostgreSQL   {'binaries: ' + found[1] + ' in ' + str(found[0]) if found else 'no local binaries'}")
+    # The container path is in use when asked for, or (auto) when there are no local binaries.
+    container_ok = False
+    in_container = settings.postgres_provider == "container" or (
+        settings.postgres_provider == "auto" and not found
+    )
+    if in_container:
+        container_ok, line = postgres.container.describe(settings)
+        print(f"container    {line}")
+    # The doctor only looks: status() reads the server's pid file or asks Docker; nothing here starts a server.
     running = postgres.status(settings)
-    print(f"             {'running at ' + db.describe(running.url) if running else 'local server not running'}")
+    down = "container not running" if in_container else "local server not running"
+    print(f"             {'running at ' + db.describe(running.url) if running else down}")
     if running is not None and running.data_dir is not None and postgres.local.needs_securing(running.data_dir):
         problems += 1
         print("             lets every local user in without a password  <- run `course postgres start` to fix it")
     local_postgres = settings.backend == "postgres" and not settings.database_url
-    if local_postgres and not found:
+    if local_postgres and not found and not container_ok:
         problems += 1
-        print("             <- install the extra: pip install -e '.[postgres]', or set COURSE_DATABASE_URL")
+        print(
+            "             <- install the extra: pip install -e '.[postgres]', start Docker, or set COURSE_DATABASE_URL"
+        )
     if local_postgres and running is None:
         print(
-            "seed         not checked: it lives in the local server  <- run `course postgres start`, then this again"
+            "seed         not checked: it lives in the course's server  <- run `course postgres start`, then this again"
         )
         problems += 1
         return _summary(problems)

@@ -1,4 +1,4 @@
-"""`course postgres start|stop|status|url`: the course's local PostgreSQL server."""
+"""`course postgres start|stop|status|url`: the course's own PostgreSQL (local server or Docker container)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,8 @@ def cmd_postgres(args: argparse.Namespace) -> int:
         if running is None:
             print("not running (start it with `course postgres start`)")
             return 1
-        print(
-            f"PostgreSQL {running.version} ({running.provider}) running at {db.describe(running.url)}, "
-            f"data in {running.data_dir}"
-        )
+        where = f"in container {running.container}" if running.container else f"data in {running.data_dir}"
+        print(f"PostgreSQL {running.version} ({running.provider}) running at {db.describe(running.url)}, {where}")
     else:
         url = postgres.server_url(settings, start_server=True)
         # The password stays hidden unless a script asks for it with --password.
@@ -34,7 +32,7 @@ def cmd_postgres(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("postgres", help="the course's local PostgreSQL server")
+    p = sub.add_parser("postgres", help="the course's own PostgreSQL (local binaries or a Docker container)")
     p.add_argument("action", choices=("start", "stop", "status", "url"))
     p.add_argument("--password", action="store_true", help="url: show the password instead of ***")
     p.set_defaults(handler=cmd_postgres)

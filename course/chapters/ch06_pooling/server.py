@@ -16,7 +16,8 @@ def restart_reason(settings: Settings) -> str | None:
         return "this needs PostgreSQL (the course is on SQLite: set COURSE_BACKEND=postgres)"
     if settings.database_url:
         return "COURSE_DATABASE_URL points at a server the course does not own, so it is not restarted"
-    if provider.find_binaries() is None:
+    # A container gets a new host port when it restarts (Docker publishes a random one), which no pool survives.
+    if settings.postgres_provider == "container" or provider.find_binaries() is None:
         return "the course's PostgreSQL is not a local server here, so it is not restarted"
     return None
 

