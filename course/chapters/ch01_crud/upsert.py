@@ -113,7 +113,7 @@ async def check_upsert(upsert_products: Callable[..., Any], db: CheckDB) -> None
             "Count what the statement did, row by row, from what it returns",
         )
         # Again with the same skus: nothing is new now.
-        again = [{**r, "price_cents": r["price_cents"] + 10} for r in rows]
+        again = [{**r, "price_cents": int(r["price_cents"]) + 10} for r in rows]
         result, q = await _call(session, db, upsert_products, again)
         expect(
             _as_pair(result) == (0, len(again)),
