@@ -65,7 +65,7 @@ async def check_upsert(upsert_products: Callable[..., Any], db: CheckDB) -> None
         )
         before = await _snapshot(session)
         a, b, c, d = existing
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"sku": a.sku, "name": "Renamed " + a.name, "price_cents": 0},  # a price of 0 is a price
             {"sku": b.sku, "name": b.name, "price_cents": b.price_cents + 1},
             {"sku": c.sku, "name": "Renamed " + c.name, "price_cents": c.price_cents},
@@ -113,7 +113,7 @@ async def check_upsert(upsert_products: Callable[..., Any], db: CheckDB) -> None
             "Count what the statement did, row by row, from what it returns",
         )
         # Again with the same skus: nothing is new now.
-        again = [{**r, "price_cents": int(r["price_cents"]) + 10} for r in rows]
+        again = [{**r, "price_cents": r["price_cents"] + 10} for r in rows]
         result, q = await _call(session, db, upsert_products, again)
         expect(
             _as_pair(result) == (0, len(again)),
