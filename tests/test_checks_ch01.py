@@ -74,6 +74,19 @@ async def create_then_roll_back(session, *, email, name, password):
     return user
 
 
+async def create_as_admin(session, *, email, name, password):
+    # Red team: a sign-up that hands out roles.
+    user = User(email=email, name=name, password_hash=SOLVED["hash_password"](password), role="admin")
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def create_lowercased(session, *, email, name, password):
+    # Red team: "normalising" the address the caller gave.
+    return await SOLVED["create_user"](session, email=email.lower(), name=name, password=password)
+
+
 async def create_and_refresh(session, *, email, name, password):
     user = await SOLVED["create_user"](session, email=email, name=name, password=password)
     await session.refresh(user)
@@ -89,6 +102,8 @@ async def create_with_insert_returning(session, *, email, name, password):
     ("wrong", "fragment"),
     [
         (create_plain, "plain text"),
+        (create_as_admin, "keeps the model's default"),
+        (create_lowercased, "not exactly what was given"),
         (create_and_commit, "committed the transaction"),
         (create_unsalted, "not an argon2 hash"),
         (create_without_flush, "no id yet"),
@@ -177,6 +192,8 @@ async def get_in_own_transaction(session, email):
         (get_and_commit, "committed the transaction"),
         (get_in_own_transaction, "transaction of its own"),
         (get_including_deleted, "soft-deleted user was returned"),
+        # Red team: case-insensitive lookups read "exactly" differently.
+        (get_lowercased, "exactly as stored"),
         (get_by_fstring, "pasted into the SQL text"),
         (get_with_scalar_one, "NoResultFound"),
         (get_with_ilike, "wildcards"),
@@ -190,7 +207,7 @@ async def test_get_by_email_rejects(tiny: Settings, wrong: Any, fragment: str) -
     await fails_with(tiny, "1.2", fragment, wrong)
 
 
-@pytest.mark.parametrize("answer", [get_lowercased, get_filter_by])
+@pytest.mark.parametrize("answer", [get_filter_by])
 async def test_get_by_email_accepts(tiny: Settings, answer: Any) -> None:
     await check("1.2", answer, settings=tiny)
 
@@ -275,6 +292,20 @@ async def list_null_filters(session, *, status=None, role=None, limit=20, offset
     return list(await session.scalars(stmt.order_by(User.id).limit(limit).offset(offset)))
 
 
+async def list_descending(session, *, status=None, role=None, limit=20, offset=0):
+    # Red team: "newest first" habits.
+    return list(
+        await session.scalars(_filtered(status, role).order_by(User.id.desc()).limit(limit).offset(offset))
+    )
+
+
+async def list_offset_as_page_number(session, *, status=None, role=None, limit=20, offset=0):
+    # Red team: offset read as a page number.
+    return list(
+        await session.scalars(_filtered(status, role).order_by(User.id).limit(limit).offset(offset * limit))
+    )
+
+
 async def list_and_commit(session, *, status=None, role=None, limit=20, offset=0):
     users = await SOLVED["list_users"](session, status=status, role=role, limit=limit, offset=offset)
     await session.commit()
@@ -290,6 +321,8 @@ async def list_and_commit(session, *, status=None, role=None, limit=20, offset=0
         (list_with_own_defaults, "not the expected users"),
         (list_null_filters, "not the expected users"),
         (list_and_commit, "committed the transaction"),
+        (list_descending, "not this page"),
+        (list_offset_as_page_number, "not this page"),
         (list_ignoring_role, "is every filter applied"),
         (list_with_deleted, "soft-deleted"),
         (list_in_python, "is limit applied"),

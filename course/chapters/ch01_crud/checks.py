@@ -56,6 +56,11 @@ async def _check_create_user(create_user: Callable[..., Any], db: CheckDB) -> No
             user.email == email and user.name == "New Learner",
             "the user's email or name is not exactly what was given (keep them as they are)",
         )
+        expect(
+            (user.role, user.status, user.deleted_at) == ("member", "active", None),
+            f"the new user has role={user.role!r}, status={user.status!r}, deleted_at={user.deleted_at!r}: only "
+            "email, name and the password's hash are given; every other column keeps the model's default",
+        )
         expect(user.password_hash != password, "the password is stored as plain text: store a hash instead")
         expect(password not in user.password_hash, "the stored hash contains the password itself")
         expect(
@@ -114,6 +119,10 @@ async def _check_get_by_email(get_user_by_email: Callable[..., Any], db: CheckDB
             (
                 alive.email.replace(".", "_", 1),
                 "`_` and `%` are wildcards in LIKE patterns; an email lookup compares the exact address",
+            ),
+            (
+                alive.email.upper(),
+                "an email lookup compares the address exactly as stored, and this one is stored in lower case",
             ),
         ):
             near = await call_in_callers_transaction(session, get_user_by_email, probe)
