@@ -272,12 +272,6 @@ async def list_without_order(session, *, status=None, role=None, limit=20, offse
     return list(await session.scalars(_filtered(status, role).limit(limit).offset(offset)))
 
 
-async def list_by_created_at(session, *, status=None, role=None, limit=20, offset=0):
-    return list(
-        await session.scalars(_filtered(status, role).order_by(User.created_at).limit(limit).offset(offset))
-    )
-
-
 async def list_ignoring_offset(session, *, status=None, role=None, limit=20, offset=0):
     return list(await session.scalars(_filtered(status, role).order_by(User.id).limit(limit)))
 
@@ -316,7 +310,6 @@ async def list_and_commit(session, *, status=None, role=None, limit=20, offset=0
     ("wrong", "fragment"),
     [
         (list_without_order, "has no ORDER BY"),
-        (list_by_created_at, "not this page"),
         (list_ignoring_offset, "not this page"),
         (list_with_own_defaults, "not the expected users"),
         (list_null_filters, "not the expected users"),
@@ -458,11 +451,6 @@ async def update_always_bumps(session, user_id, changes):
     return user
 
 
-async def update_in_own_transaction(session, user_id, changes):
-    async with session.begin():
-        return await SOLVED["update_user"](session, user_id, changes)
-
-
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
@@ -470,7 +458,6 @@ async def update_in_own_transaction(session, user_id, changes):
         (update_local_labelled_utc, "hours from the current time"),
         (update_deleted_too, "soft-deleted user was updated"),
         (update_always_bumps, "an update with no fields changed the row"),
-        (update_in_own_transaction, "transaction of its own"),
         (update_every_field, "apply only the fields that were set"),
         (update_without_timestamp, "updated_at was not moved forward"),
         (update_and_commit, "committed the transaction"),
@@ -735,21 +722,6 @@ async def upsert_pg_xmax_or_sqlite(session, rows):
     return (sum(flags), len(flags) - sum(flags))
 
 
-async def upsert_with_merge(session, rows):
-    inserted = updated = 0
-    for row in rows:
-        product = await session.scalar(select(Product).where(Product.sku == row["sku"]))
-        if product is None:
-            session.add(Product(**row))
-            inserted += 1
-        else:
-            product.name, product.price_cents = row["name"], row["price_cents"]
-            product.updated_at = datetime.now(UTC)
-            updated += 1
-    await session.flush()
-    return (inserted, updated)
-
-
 async def upsert_select_first(session, rows):
     if not rows:
         return (0, 0)
@@ -816,7 +788,6 @@ async def upsert_empty_sends_anyway(session, rows):
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
-        (upsert_with_merge, "statements for 10 rows"),
         (upsert_select_first, "statements for 10 rows"),
         (upsert_do_nothing, "an existing product kept its old name or price"),
         (upsert_overwrites_created_at, "changed its created_at"),
