@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from course.chapters.ch01_crud.checks import check
-from course.domain.models import User
+from course.domain.models import Product, User
 from course.settings import Settings
 from tests import teeth
 
@@ -73,6 +74,19 @@ async def create_then_roll_back(session, *, email, name, password):
     return user
 
 
+async def create_as_admin(session, *, email, name, password):
+    # Red team: a sign-up that hands out roles.
+    user = User(email=email, name=name, password_hash=SOLVED["hash_password"](password), role="admin")
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def create_lowercased(session, *, email, name, password):
+    # Red team: "normalising" the address the caller gave.
+    return await SOLVED["create_user"](session, email=email.lower(), name=name, password=password)
+
+
 async def create_and_refresh(session, *, email, name, password):
     user = await SOLVED["create_user"](session, email=email, name=name, password=password)
     await session.refresh(user)
@@ -88,6 +102,8 @@ async def create_with_insert_returning(session, *, email, name, password):
     ("wrong", "fragment"),
     [
         (create_plain, "plain text"),
+        (create_as_admin, "keeps the model's default"),
+        (create_lowercased, "not exactly what was given"),
         (create_and_commit, "committed the transaction"),
         (create_unsalted, "not an argon2 hash"),
         (create_without_flush, "no id yet"),
@@ -158,10 +174,26 @@ async def get_filter_by(session, email):
     return (await session.scalars(select(User).filter_by(email=email, deleted_at=None))).first()
 
 
+async def get_and_commit(session, email):
+    # A read that "cleans up" after itself: it ends the caller's transaction.
+    user = await SOLVED["get_user_by_email"](session, email)
+    await session.commit()
+    return user
+
+
+async def get_in_own_transaction(session, email):
+    async with session.begin():
+        return await SOLVED["get_user_by_email"](session, email)
+
+
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
+        (get_and_commit, "committed the transaction"),
+        (get_in_own_transaction, "transaction of its own"),
         (get_including_deleted, "soft-deleted user was returned"),
+        # Red team: case-insensitive lookups read "exactly" differently.
+        (get_lowercased, "exactly as stored"),
         (get_by_fstring, "pasted into the SQL text"),
         (get_with_scalar_one, "NoResultFound"),
         (get_with_ilike, "wildcards"),
@@ -175,7 +207,7 @@ async def test_get_by_email_rejects(tiny: Settings, wrong: Any, fragment: str) -
     await fails_with(tiny, "1.2", fragment, wrong)
 
 
-@pytest.mark.parametrize("answer", [get_lowercased, get_filter_by])
+@pytest.mark.parametrize("answer", [get_filter_by])
 async def test_get_by_email_accepts(tiny: Settings, answer: Any) -> None:
     await check("1.2", answer, settings=tiny)
 
@@ -227,9 +259,63 @@ async def list_filter_by(session, *, status=None, role=None, limit=20, offset=0)
     return (await session.scalars(stmt)).all()
 
 
+def _filtered(status, role):
+    stmt = select(User).where(User.deleted_at.is_(None))
+    if status is not None:
+        stmt = stmt.where(User.status == status)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    return stmt
+
+
+async def list_without_order(session, *, status=None, role=None, limit=20, offset=0):
+    return list(await session.scalars(_filtered(status, role).limit(limit).offset(offset)))
+
+
+async def list_ignoring_offset(session, *, status=None, role=None, limit=20, offset=0):
+    return list(await session.scalars(_filtered(status, role).order_by(User.id).limit(limit)))
+
+
+async def list_with_own_defaults(session, *, status=None, role=None, limit=10, offset=0):
+    return await SOLVED["list_users"](session, status=status, role=role, limit=limit, offset=offset)
+
+
+async def list_null_filters(session, *, status=None, role=None, limit=20, offset=0):
+    # `None` compared as a value: WHERE status IS NULL finds nobody.
+    stmt = select(User).where(User.deleted_at.is_(None), User.status == status, User.role == role)
+    return list(await session.scalars(stmt.order_by(User.id).limit(limit).offset(offset)))
+
+
+async def list_descending(session, *, status=None, role=None, limit=20, offset=0):
+    # Red team: "newest first" habits.
+    return list(
+        await session.scalars(_filtered(status, role).order_by(User.id.desc()).limit(limit).offset(offset))
+    )
+
+
+async def list_offset_as_page_number(session, *, status=None, role=None, limit=20, offset=0):
+    # Red team: offset read as a page number.
+    return list(
+        await session.scalars(_filtered(status, role).order_by(User.id).limit(limit).offset(offset * limit))
+    )
+
+
+async def list_and_commit(session, *, status=None, role=None, limit=20, offset=0):
+    users = await SOLVED["list_users"](session, status=status, role=role, limit=limit, offset=offset)
+    await session.commit()
+    return users
+
+
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
+        (list_without_order, "has no ORDER BY"),
+        (list_ignoring_offset, "not this page"),
+        (list_with_own_defaults, "not the expected users"),
+        (list_null_filters, "not the expected users"),
+        (list_and_commit, "committed the transaction"),
+        (list_descending, "not this page"),
+        (list_offset_as_page_number, "not this page"),
         (list_ignoring_role, "is every filter applied"),
         (list_with_deleted, "soft-deleted"),
         (list_in_python, "is limit applied"),
@@ -308,16 +394,71 @@ async def update_unflushed(session, user_id, changes):
 
 
 async def update_with_core(session, user_id, changes):
-    stmt = update(User).where(User.id == user_id).values(**changes.model_dump(exclude_unset=True))
+    live = select(User).where(User.id == user_id, User.deleted_at.is_(None))
+    sent = changes.model_dump(exclude_unset=True)
+    if not sent:
+        return await session.scalar(live)
+    # A Core UPDATE is always sent, so the model's onupdate moves updated_at even for unchanged values.
+    stmt = update(User).where(User.id == user_id, User.deleted_at.is_(None)).values(**sent)
     if (await session.execute(stmt)).rowcount == 0:
         return None
-    return await session.get(User, user_id)
+    session.expire_all()
+    return await session.scalar(live)
+
+
+async def update_exclude_none(session, user_id, changes):
+    # UserUpdate refuses null for every field, so exclude_none keeps exactly what exclude_unset keeps here.
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    sent = changes.model_dump(exclude_none=True)
+    for field, value in sent.items():
+        setattr(user, field, value)
+    if sent:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_local_labelled_utc(session, user_id, changes):
+    user = await SOLVED["update_user"](session, user_id, changes)
+    if user is not None and changes.model_fields_set:
+        user.updated_at = datetime.now().replace(tzinfo=UTC)  # noqa: DTZ005 - the mistake under test
+        await session.flush()
+    return user
+
+
+async def update_deleted_too(session, user_id, changes):
+    user = await session.get(User, user_id)
+    if user is None:
+        return None
+    for field, value in changes.model_dump(exclude_unset=True).items():
+        setattr(user, field, value)
+    if changes.model_fields_set:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_always_bumps(session, user_id, changes):
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    for field, value in changes.model_dump(exclude_unset=True).items():
+        setattr(user, field, value)
+    user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
 
 
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
-        (update_every_field, "model_dump(exclude_unset=True)"),
+        (update_unflushed, "set updated_at yourself"),
+        (update_local_labelled_utc, "hours from the current time"),
+        (update_deleted_too, "soft-deleted user was updated"),
+        (update_always_bumps, "an update with no fields changed the row"),
+        (update_every_field, "apply only the fields that were set"),
         (update_without_timestamp, "updated_at was not moved forward"),
         (update_and_commit, "committed the transaction"),
         (update_known_fields, "change of email was not saved"),
@@ -329,7 +470,7 @@ async def test_update_user_rejects(tiny: Settings, wrong: Any, fragment: str) ->
     await fails_with(tiny, "1.4", fragment, wrong)
 
 
-@pytest.mark.parametrize("answer", [update_unflushed, update_with_core])
+@pytest.mark.parametrize("answer", [update_with_core, update_exclude_none])
 async def test_update_user_accepts(tiny: Settings, answer: Any) -> None:
     await check("1.4", answer, settings=tiny)
 
@@ -390,12 +531,34 @@ async def delete_and_commit_connection(session, user_id):
 async def delete_in_local_time(session, user_id):
     # Aware local time names the same instant as UTC: the column stores it as UTC.
     user = await session.get(User, user_id)
-    user.deleted_at = datetime.now().astimezone()
-    await session.flush()
+    if user is not None and user.deleted_at is None:
+        user.deleted_at = datetime.now().astimezone()
+        await session.flush()
 
 
 async def delete_with_database_clock(session, user_id):
-    await session.execute(update(User).where(User.id == user_id).values(deleted_at=func.now()))
+    live = (User.id == user_id) & User.deleted_at.is_(None)
+    await session.execute(update(User).where(live).values(deleted_at=func.now()))
+
+
+async def delete_local_labelled_utc(session, user_id):
+    user = await session.get(User, user_id)
+    if user is not None and user.deleted_at is None:
+        user.deleted_at = datetime.now().replace(tzinfo=UTC)  # noqa: DTZ005 - the mistake under test
+        await session.flush()
+
+
+async def delete_again(session, user_id):
+    user = await session.get(User, user_id)
+    if user is not None:
+        user.deleted_at = datetime.now(UTC)
+        await session.flush()
+
+
+async def restore_missing_raises(session, user_id):
+    user = await session.get_one(User, user_id)
+    user.deleted_at = None
+    await session.flush()
 
 
 @pytest.mark.parametrize(
@@ -411,6 +574,9 @@ async def delete_with_database_clock(session, user_id):
         ((naive_delete_unflushed, "restore_user"), "naive datetime"),
         ((delete_later, "restore_user"), "the current time"),
         ((delete_and_commit_connection, "restore_user"), "committed the transaction"),
+        ((delete_local_labelled_utc, "restore_user"), "hours from the current time"),
+        ((delete_again, "restore_user"), "already deleted moved deleted_at"),
+        (("soft_delete_user", restore_missing_raises), "NoResultFound"),
     ],
 )
 async def test_soft_delete_rejects(tiny: Settings, wrong: tuple[Any, Any], fragment: str) -> None:
@@ -479,9 +645,16 @@ async def search_lowered(session, term):
     return list(await session.scalars(select(User).where(User.deleted_at.is_(None), lowered)))
 
 
+async def search_and_commit(session, term):
+    users = await SOLVED["search_users"](session, term)
+    await session.commit()
+    return users
+
+
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
+        (search_and_commit, "committed the transaction"),
         (search_fstring, "user input"),
         (search_unescaped, "LIKE wildcards"),
         # SQLite's LIKE ignores ASCII case; the check makes it as strict as PostgreSQL's.
@@ -500,6 +673,139 @@ async def test_search_rejects(tiny: Settings, wrong: Any, fragment: str) -> None
 @pytest.mark.parametrize("answer", [search_escaping_everything, search_lowered])
 async def test_search_accepts(tiny: Settings, answer: Any) -> None:
     await check("1.6", answer, settings=tiny)
+
+
+# --- 1.7 upsert (stretch) -----------------------------------------------------------------------------------
+
+
+async def _dialect_insert(session):
+    name = (await session.connection()).dialect.name
+    return postgresql.insert if name == "postgresql" else sqlite.insert
+
+
+async def _upsert(session, rows, *, set_extra=None, bump=True, count=None):
+    """An ON CONFLICT upsert; the keyword arguments make the plausible mistakes."""
+    if not rows:
+        return (0, 0)
+    now = datetime.now(UTC)
+    make_insert = await _dialect_insert(session)
+    stmt = make_insert(Product).values([{**r, "created_at": now, "updated_at": now} for r in rows])
+    set_ = {"name": stmt.excluded.name, "price_cents": stmt.excluded.price_cents}
+    if bump:
+        set_["updated_at"] = stmt.excluded.updated_at
+    set_.update((set_extra or (lambda s: {}))(stmt))
+    stmt = stmt.on_conflict_do_update(index_elements=[Product.sku], set_=set_)
+    returned = (await session.execute(stmt.returning(Product.created_at, Product.updated_at))).all()
+    if count is not None:
+        return count(rows, returned)
+    inserted = sum(1 for created, updated in returned if created == updated)
+    return (inserted, len(returned) - inserted)
+
+
+async def upsert_created_equals_updated(session, rows):
+    # Correct another way: a new row has created_at == updated_at; an updated one keeps its older created_at.
+    return await _upsert(session, rows)
+
+
+async def upsert_pg_xmax_or_sqlite(session, rows):
+    # Correct on PostgreSQL the idiomatic way: xmax = 0 marks a row this statement inserted.
+    if not rows:
+        return (0, 0)
+    if (await session.connection()).dialect.name != "postgresql":
+        return await _upsert(session, rows)
+    stmt = postgresql.insert(Product).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Product.sku],
+        set_={"name": stmt.excluded.name, "price_cents": stmt.excluded.price_cents, "updated_at": func.now()},
+    )
+    flags = (await session.execute(stmt.returning(text("xmax = 0")))).scalars().all()
+    return (sum(flags), len(flags) - sum(flags))
+
+
+async def upsert_select_first(session, rows):
+    if not rows:
+        return (0, 0)
+    known = set(await session.scalars(select(Product.sku).where(Product.sku.in_([r["sku"] for r in rows]))))
+    result = await _upsert(session, rows)
+    return (len(rows) - len(known & {r["sku"] for r in rows}), len(known)) if result else result
+
+
+async def upsert_do_nothing(session, rows):
+    if not rows:
+        return (0, 0)
+    make_insert = await _dialect_insert(session)
+    now = datetime.now(UTC)
+    stmt = make_insert(Product).values([{**r, "created_at": now, "updated_at": now} for r in rows])
+    inserted = (await session.execute(stmt.on_conflict_do_nothing().returning(Product.id))).all()
+    return (len(inserted), len(rows) - len(inserted))
+
+
+async def upsert_overwrites_created_at(session, rows):
+    return await _upsert(session, rows, set_extra=lambda stmt: {"created_at": stmt.excluded.created_at})
+
+
+async def upsert_without_updated_at(session, rows):
+    return await _upsert(session, rows, bump=False, count=lambda rows, returned: (len(rows) - 3, 3))
+
+
+async def upsert_counts_rows_sent(session, rows):
+    return await _upsert(session, rows, count=lambda rows, returned: (len(rows), 0))
+
+
+async def upsert_and_commit(session, rows):
+    result = await _upsert(session, rows)
+    await session.commit()
+    return result
+
+
+async def upsert_local_labelled_utc(session, rows):
+    if not rows:
+        return (0, 0)
+    local = datetime.now().replace(tzinfo=UTC)  # noqa: DTZ005 - the mistake under test
+    make_insert = await _dialect_insert(session)
+    stmt = make_insert(Product).values([{**r, "created_at": local, "updated_at": local} for r in rows])
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Product.sku],
+        set_={"name": stmt.excluded.name, "price_cents": stmt.excluded.price_cents, "updated_at": local},
+    )
+    created = (await session.execute(stmt.returning(Product.created_at))).scalars().all()
+    inserted = sum(1 for value in created if value == local)
+    return (inserted, len(created) - inserted)
+
+
+async def upsert_upper_cased(session, rows):
+    return await _upsert(session, [{**r, "sku": r["sku"].upper()} for r in rows])
+
+
+async def upsert_empty_sends_anyway(session, rows):
+    if not rows:
+        # An INSERT of nothing: a round trip for no row.
+        await session.execute(select(func.count()).select_from(Product))
+        return (0, 0)
+    return await _upsert(session, rows)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "fragment"),
+    [
+        (upsert_select_first, "statements for 10 rows"),
+        (upsert_do_nothing, "an existing product kept its old name or price"),
+        (upsert_overwrites_created_at, "changed its created_at"),
+        (upsert_without_updated_at, "updated_at did not move"),
+        (upsert_counts_rows_sent, "returned (inserted, updated) = (10, 0)"),
+        (upsert_and_commit, "committed the transaction"),
+        (upsert_local_labelled_utc, "hours from the current time"),
+        (upsert_upper_cased, "are not in products afterwards"),
+        (upsert_empty_sends_anyway, "an empty list sent 1 statement"),
+    ],
+)
+async def test_upsert_rejects(tiny: Settings, wrong: Any, fragment: str) -> None:
+    await fails_with(tiny, "1.7", fragment, wrong)
+
+
+@pytest.mark.parametrize("answer", [upsert_created_equals_updated, upsert_pg_xmax_or_sqlite])
+async def test_upsert_accepts(tiny: Settings, answer: Any) -> None:
+    await check("1.7", answer, settings=tiny)
 
 
 async def test_learner_exception_is_reported_with_its_line(tiny: Settings) -> None:
@@ -534,6 +840,6 @@ async def test_drop_table_inside_a_check_leaves_the_seed_intact(tiny: Settings) 
 
     await asyncio.to_thread(seed.ensure_seed, tiny, progress=False, announce=False)
     before = await seed.content_checksum(seed.seed_url(tiny))
-    await fails_with(tiny, "1.2", "no user returned", vandal)
+    await fails_with(tiny, "1.2", "committed the transaction", vandal)
     assert await seed.content_checksum(seed.seed_url(tiny)) == before
     await check("1.2", SOLVED["get_user_by_email"], settings=tiny)

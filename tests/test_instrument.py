@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from course.db import make_engine, make_sessionmaker
 from course.domain.models import Base, Post, User
-from course.tools.instrument import Timing, compare, count_queries, timeit_async, timeit_sync
+from course.tools.instrument import Timing, compare, compiled_sql, count_queries, timeit_async, timeit_sync
 
 
 async def _seeded(url: str) -> AsyncEngine:
@@ -186,3 +186,15 @@ async def test_compare_against_a_named_baseline() -> None:
     assert frame.loc["fast", "ratio"] < 0.5
     with pytest.raises(ValueError, match="baseline 'nope' is not one of the cases"):
         await compare({"slow": slow}, baseline="nope")
+
+
+async def test_compiled_sql_is_what_the_engine_sends(engine: AsyncEngine) -> None:
+    stmt = select(User.id).where(User.name == "User 1").order_by(User.id).limit(3)
+    shown = compiled_sql(stmt, engine)
+    # SQLite's dialect: qmark placeholders, and an OFFSET after every LIMIT; the generic str() has neither.
+    assert "?" in shown and "OFFSET ?" in shown and ":param" not in shown and "\n" not in shown
+    assert "OFFSET" not in str(stmt)
+    async with make_sessionmaker(engine)() as session:
+        with count_queries(session) as q:
+            await session.execute(stmt)
+        assert compiled_sql(stmt, session) == " ".join(q.statements[0].split())

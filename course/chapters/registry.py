@@ -87,6 +87,7 @@ CHAPTERS: tuple[Chapter, ...] = (
             _ex("1.4", "Partial update", 3, "update_user"),
             _ex("1.5", "Soft delete and restore", 3, "soft_delete_user", "restore_user"),
             _ex("1.6", "A search that is safe against injection", 3, "search_users"),
+            _ex("1.7", "Insert or update products in one statement", 3, "upsert_products"),
         ),
     ),
     Chapter(

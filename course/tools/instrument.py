@@ -1,4 +1,4 @@
-"""Measuring tools for lessons and checks: a counter of the SQL statements an engine sends, and timers."""
+"""Measuring tools for lessons and checks: the SQL a statement becomes, a counter of what an engine sends, timers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql import ClauseElement
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +40,17 @@ def _sync_engine(target: Target) -> Engine:
     if isinstance(target, Engine):
         return target
     raise TypeError(f"count_queries needs an engine, connection or session, not {type(target).__name__}")
+
+
+def compiled_sql(statement: ClauseElement, target: Target, *, one_line: bool = True) -> str:
+    """The SQL text statement becomes on target's backend, with the placeholders that backend's driver receives.
+
+    `str(statement)` renders a generic dialect that is sent nowhere (`:param_1`, no SQLite `OFFSET`, no
+    PostgreSQL casts); lessons print this instead, so what they show is what the database gets. Values stay
+    parameters: they travel apart from the text, and rendering them inline would teach the wrong habit.
+    """
+    text = str(statement.compile(dialect=_sync_engine(target).dialect))
+    return " ".join(text.split()) if one_line else text
 
 
 @dataclass

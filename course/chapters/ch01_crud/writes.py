@@ -1,0 +1,195 @@
+"""Checks of chapter 1's writes: the partial update (1.4) and soft delete with restore (1.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text, update
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from course.chapters.ch01_crud.common import call_in_callers_transaction, deleted_count, live_suspended, pick_users
+from course.checks.base import CheckDB, LearnerCodeError, expect, fail
+from course.checks.sessions import flush_learner_changes
+from course.domain.models import User
+from course.domain.schemas import UserUpdate
+
+# A time no update of this check's can produce: a value still equal to it afterwards was not moved.
+_LONG_AGO = datetime(2001, 1, 1, tzinfo=UTC)
+_COLUMNS = text("SELECT name, email, role, status, updated_at, deleted_at FROM users WHERE id = :id")
+
+
+async def _row(session: AsyncSession, user_id: int) -> Any:
+    session.expire_all()
+    return (await session.execute(_COLUMNS, {"id": user_id})).one()
+
+
+async def _stored_time(session: AsyncSession, user_id: int, column: str) -> datetime | None:
+    """A timestamp column as the database holds it, through the model's UTC type."""
+    session.expire_all()
+    user = await session.get_one(User, user_id)
+    value: datetime | None = getattr(user, column)
+    return value
+
+
+def expect_now(value: datetime | None, start: datetime, what: str) -> None:
+    """value is the current time: after start, not in the future (a local time labelled UTC is hours off)."""
+    expect(value is not None, f"{what} is empty")
+    assert value is not None
+    now = datetime.now(UTC)
+    if not start <= value <= now + timedelta(seconds=2):
+        hours = (value - now).total_seconds() / 3600
+        fail(
+            f"{what} is {hours:+.1f} hours from the current time. The check runs your code with the local clock "
+            "9.5 hours ahead of UTC: a local time labelled UTC, or a made-up time, shows up like this. Take the "
+            "current time in UTC (timezone-aware)"
+        )
+
+
+async def _apply(update_user: Callable[..., Any], session: AsyncSession, user_id: int, changes: UserUpdate) -> Any:
+    """Call update_user and flush what it changed; NULLs in fields nobody sent get their own hint."""
+    try:
+        user = await call_in_callers_transaction(session, update_user, user_id, changes)
+        await session.flush()
+    except (LearnerCodeError, StatementError) as exc:
+        if "null" in str(getattr(exc, "original", exc)).lower():
+            fail(
+                "fields the client did not send were set to NULL: apply only the fields that were set in `changes`, "
+                "not every field of the model"
+            )
+        if isinstance(exc, StatementError):
+            fail(f"your changes could not be saved: {str(exc.orig).splitlines()[0]}")
+        raise
+    return user
+
+
+async def _age(session: AsyncSession, user_id: int) -> None:
+    """Put updated_at far in the past, so the next call visibly moves it, or visibly does not."""
+    await session.execute(update(User).where(User.id == user_id).values(updated_at=_LONG_AGO))
+    session.expire_all()
+
+
+async def check_update_user(update_user: Callable[..., Any], db: CheckDB) -> None:
+    alive, gone = await pick_users(db)
+    async with db.Session() as session, session.begin():
+        await _age(session, alive.id)
+        start = datetime.now(UTC) - timedelta(seconds=1)
+        user = await _apply(update_user, session, alive.id, UserUpdate(name="Renamed Person"))
+        expect(isinstance(user, User), f"update_user should return the User, got {type(user).__name__}")
+        row = await _row(session, alive.id)
+        expect(row.name == "Renamed Person", "the name was not changed in the database")
+        expect(
+            (row.email, row.role, row.status) == (alive.email, alive.role, alive.status),
+            "fields the client did not send were changed: apply only the fields that were set in `changes`",
+        )
+        expect(
+            await _stored_time(session, alive.id, "updated_at") != _LONG_AGO,
+            "updated_at was not moved forward by the update",
+        )
+        expect_now(await _stored_time(session, alive.id, "updated_at"), start, "updated_at")
+        two = await _apply(update_user, session, alive.id, UserUpdate(role="moderator", status="suspended"))
+        expect(
+            (two.role, two.status, two.name) == ("moderator", "suspended", "Renamed Person"),
+            "a second partial update lost a field",
+        )
+        # Every field of UserUpdate can be sent, email included: the function must not know a fixed list.
+        await _apply(update_user, session, alive.id, UserUpdate(email="Renamed.Person@example.com"))
+        row = await _row(session, alive.id)
+        expect(
+            (row.email, row.name, row.status) == ("Renamed.Person@example.com", "Renamed Person", "suspended"),
+            "a change of email was not saved as sent (or it undid earlier changes): apply whichever fields the "
+            "client sent, as they are",
+        )
+        # The text: a sent field moves updated_at even when its value is the one already stored.
+        await _age(session, alive.id)
+        await _apply(update_user, session, alive.id, UserUpdate(name="Renamed Person"))
+        expect(
+            await _stored_time(session, alive.id, "updated_at") != _LONG_AGO,
+            "a PATCH that sent a field (with the value it already had) left updated_at alone: the exercise says a "
+            "sent field moves it. The ORM sends no UPDATE when no value changed, so set updated_at yourself",
+        )
+        # ...and an empty one changes nothing at all.
+        await _age(session, alive.id)
+        before = await _row(session, alive.id)
+        same = await _apply(update_user, session, alive.id, UserUpdate())
+        expect(getattr(same, "id", None) == alive.id, "an empty update should still return the user")
+        expect(
+            await _row(session, alive.id) == before,
+            "an update with no fields changed the row (updated_at included): with nothing sent, change nothing",
+        )
+        missing = await call_in_callers_transaction(session, update_user, 10**9, UserUpdate(name="Ghost"))
+        expect(missing is None, "updating a user that does not exist should return None")
+        was = await _row(session, gone.id)
+        result = await _apply(update_user, session, gone.id, UserUpdate(name="Back From The Dead"))
+        expect(
+            result is None and await _row(session, gone.id) == was,
+            "a soft-deleted user was updated (or returned): for the application that user is gone, so "
+            "update_user returns None and changes nothing",
+        )
+
+
+async def check_soft_delete(
+    soft_delete_user: Callable[..., Any], restore_user: Callable[..., Any], db: CheckDB
+) -> None:
+    alive, gone = await pick_users(db)
+    suspended = await live_suspended(db)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    async with db.Session() as session, session.begin():
+        deleted_before = await deleted_count(session)
+        try:
+            await call_in_callers_transaction(session, soft_delete_user, alive.id)
+        except LearnerCodeError as exc:
+            statement = str(getattr(exc.original, "statement", "")).lstrip().upper()
+            if isinstance(exc.original, IntegrityError) and statement.startswith("DELETE"):
+                fail(
+                    "the row was deleted from the table (the database refused: orders and accounts point to "
+                    "it): a soft delete keeps the row and only marks it"
+                )
+            raise
+        await flush_learner_changes(session)
+        row = (await session.execute(text("SELECT status FROM users WHERE id = :id"), {"id": alive.id})).first()
+        expect(
+            row is not None, "the row was deleted from the table: a soft delete keeps the row and only marks it"
+        )
+        session.expire_all()
+        user = await session.get_one(User, alive.id)
+        expect(user.deleted_at is not None, "deleted_at is still empty after the soft delete")
+        expect_now(user.deleted_at, before, "deleted_at")
+        expect(user.status == alive.status, "the soft delete changed status: deleted_at alone marks a deletion")
+        marked = await deleted_count(session) - deleted_before
+        expect(
+            marked == 1, f"deleting one user marked {marked} users as deleted: change only the row with that id"
+        )
+        await call_in_callers_transaction(session, restore_user, alive.id)
+        await flush_learner_changes(session)
+        session.expire_all()
+        user = await session.get_one(User, alive.id)
+        expect(user.deleted_at is None, "restore_user left deleted_at set: a restored user has no deletion time")
+        expect(
+            await deleted_count(session) == deleted_before,
+            "restoring one user brought back other deleted users too: change only the row with that id",
+        )
+        # Deleting and restoring a suspended user must give back a suspended user, not an active one.
+        await call_in_callers_transaction(session, soft_delete_user, suspended.id)
+        await call_in_callers_transaction(session, restore_user, suspended.id)
+        await flush_learner_changes(session)
+        session.expire_all()
+        back = await session.get_one(User, suspended.id)
+        expect(
+            back.status == "suspended",
+            f"a suspended user came back from delete and restore with status {back.status!r}: "
+            "restoring undoes the deletion only, and leaves every other column as it was",
+        )
+        # The text: an already deleted user keeps the time of its deletion; a missing id is no error.
+        first_deleted = await _stored_time(session, gone.id, "deleted_at")
+        await call_in_callers_transaction(session, soft_delete_user, gone.id)
+        await flush_learner_changes(session)
+        expect(
+            await _stored_time(session, gone.id, "deleted_at") == first_deleted,
+            "deleting a user who was already deleted moved deleted_at: it should keep the time of the first "
+            "deletion, which audits and undo rely on",
+        )
+        for fn in (soft_delete_user, restore_user):
+            await call_in_callers_transaction(session, fn, 10**9)
