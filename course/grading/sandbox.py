@@ -1,0 +1,154 @@
+"""A throw-away bubblewrap sandbox per submission: its own user, PID, mount, network and IPC namespaces, the course
+read-only, a private home and temp folder, a clean environment and resource limits.
+
+What the sandbox sees: the system's program folders, the Python installation and the virtual environment, the
+course package (not solutions/, not other submissions, not the grader's output), the seed file read-only, and the
+run's own work folder read-write. No network at all: with the network namespace unshared only a private loopback
+exists. Limits (setrlimit before bwrap starts, inherited by everything inside): address space, processes, CPU
+seconds, file size (so output written to files is capped too) and open files. When the sandbox's first process
+ends, the kernel kills every process of its PID namespace: nothing a submission starts outlives it.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from course.settings import Settings, project_root
+
+# The uid/gid the submission runs as inside its user namespace (an unprivileged user, whoever starts the grader).
+SANDBOX_UID = 1000
+TZ = "Asia/Kathmandu"  # +05:45: a local time labelled UTC shows up in the checks
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-process resource limits inside the sandbox."""
+
+    memory_bytes: int = 3 * 2**30
+    processes: int = 256
+    cpu_seconds: int = 600
+    file_bytes: int = 512 * 2**20
+    open_files: int = 1024
+
+    def preexec(self) -> Callable[[], None]:
+        def apply() -> None:
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.processes, self.processes))
+            resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_bytes, self.file_bytes))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        return apply
+
+
+def bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+@cache
+def unavailable() -> str | None:
+    """Why no sandbox can be made here (one line), or None when bubblewrap works."""
+    if not sys.platform.startswith("linux"):
+        return f"no sandbox on {sys.platform}: grading in a sandbox needs Linux with bubblewrap"
+    exe = bwrap()
+    if exe is None:
+        return "bubblewrap (bwrap) is not installed: install the `bubblewrap` package to grade in a sandbox"
+    probe = [exe, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "--uid", str(SANDBOX_UID), "true"]
+    try:
+        done = subprocess.run(probe, capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap could not start: {exc}"
+    if done.returncode != 0:
+        reason = " ".join(done.stderr.decode(errors="replace").split())[:200] or f"exit {done.returncode}"
+        return f"bubblewrap cannot make a sandbox here (user namespaces off?): {reason}"
+    return None
+
+
+def _read_only_paths(settings: Settings) -> list[Path]:
+    root = project_root()
+    paths = [Path(p) for p in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc")]
+    paths += [Path(sys.base_prefix), Path(sys.prefix), Path(sys.prefix).resolve()]
+    # The course package and what marks the project root; never solutions/, exercises/ or anything else there.
+    paths += [root / "course", root / "pyproject.toml"]
+    seed = settings.data_dir / f"course_{settings.scale}.sqlite3"
+    if settings.backend == "sqlite" and not settings.database_url:
+        paths.append(seed)
+    return paths
+
+
+def command(argv: list[str], *, work: Path, settings: Settings, env: Mapping[str, str] | None = None) -> list[str]:
+    """The bwrap command line that runs argv in a new sandbox whose only writable folder is work."""
+    exe = bwrap()
+    if exe is None:
+        raise RuntimeError("bubblewrap is not installed")
+    home = work / "home"
+    home.mkdir(exist_ok=True)
+    args = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--uid", str(SANDBOX_UID)]
+    args += [
+        "--gid",
+        str(SANDBOX_UID),
+        "--hostname",
+        "sandbox",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+    ]
+    seen: set[str] = set()
+    for path in _read_only_paths(settings):
+        if str(path) in seen or not path.exists():
+            continue
+        seen.add(str(path))
+        args += ["--ro-bind", str(path), str(path)]
+    # Secrets a user may read on this machine stay out of view.
+    for secret in ("/etc/shadow", "/etc/gshadow", "/etc/sudoers"):
+        if Path(secret).exists():
+            args += ["--ro-bind", "/dev/null", secret]
+    args += ["--bind", str(work), str(work), "--chdir", str(work), "--clearenv"]
+    base = {
+        "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "TMPDIR": "/tmp",
+        "TZ": TZ,
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "COURSE_SCALE": settings.scale,
+        "COURSE_BACKEND": settings.backend,
+        "COURSE_DATA_DIR": str(settings.data_dir),
+        "COURSE_CACHE_DIR": str(home / ".cache"),
+        "VIRTUAL_ENV": sys.prefix,
+    }
+    for name, value in {**base, **(env or {})}.items():
+        args += ["--setenv", name, value]
+    return [*args, "--", *argv]
+
+
+def popen(
+    argv: list[str],
+    *,
+    work: Path,
+    settings: Settings,
+    limits: Limits,
+    env: Mapping[str, str] | None = None,
+    **kwargs: object,
+) -> subprocess.Popen[bytes]:
+    """Start argv in a new sandbox (its own session, so the grader can kill the whole sandbox at once)."""
+    cmd = command(argv, work=work, settings=settings, env=env)
+    # The grader's own environment (tokens, passwords) never reaches bwrap: --clearenv is the second guard.
+    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    return subprocess.Popen(  # type: ignore[call-overload]
+        cmd, env=clean, preexec_fn=limits.preexec(), start_new_session=True, **kwargs
+    )
