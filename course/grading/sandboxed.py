@@ -16,12 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from course.chapters.registry import Chapter
 from course.db import copies
-from course.grading import check_process, cleanup, definitions, sandbox
+from course.grading import check_process, cleanup, definitions, runner, sandbox
 from course.grading.nbval_hooks import CELLS_ENV, OUTPUT_CAP, clip
 from course.grading.notebook_format import load_notebook
 from course.grading.verdicts import Cell, ExerciseResult, cell_problems, kernel_stopped, read_jsonl
@@ -107,7 +108,8 @@ def _run_kernel(
         except OSError as exc:
             raise SandboxBroken(f"the sandbox could not start: {exc}") from None
         try:
-            process.wait(timeout=overall)
+            with _tracked(process):
+                process.wait(timeout=overall)
         except subprocess.TimeoutExpired:
             error = f"the notebook did not finish within {overall:.0f} s and was stopped"
         finally:
@@ -150,7 +152,8 @@ def _run_checks(
             with contextlib.suppress(BrokenPipeError):
                 process.stdin.write(json.dumps(config).encode() + b"\n" + key.hex().encode() + b"\n")
                 process.stdin.close()
-            output = _read_capped(process.stdout, time.monotonic() + overall)
+            with _tracked(process):
+                output = _read_capped(process.stdout, time.monotonic() + overall)
         finally:
             _kill(process)
     found: dict[str, tuple[str, str]] = {}
@@ -217,6 +220,20 @@ def _last_line(log: Path) -> str:
     except OSError:
         return "no output"
     return clip(lines[-1], 300) if lines else "no output"
+
+
+@contextlib.contextmanager
+def _tracked(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    # Known to runner.stop_all, so Ctrl-C of `course grade` stops the sandboxes too.
+    with runner._LOCK:
+        runner._RUNNING.add(process)
+    try:
+        if runner._STOPPING.is_set():
+            raise KeyboardInterrupt
+        yield
+    finally:
+        with runner._LOCK:
+            runner._RUNNING.discard(process)
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
