@@ -11,6 +11,7 @@ ends, the kernel kills every process of its PID namespace: nothing a submission 
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import shutil
@@ -25,6 +26,8 @@ from course.settings import Settings, project_root
 
 # The uid/gid the submission runs as inside its user namespace (an unprivileged user, whoever starts the grader).
 SANDBOX_UID = 1000
+# Run as root, the grader gives each sandbox a uid of its own from here on (no such user exists on the machine).
+FIRST_UID = 200_000
 TZ = "Asia/Kathmandu"  # +05:45: a local time labelled UTC shows up in the checks
 
 
@@ -62,7 +65,12 @@ def unavailable() -> str | None:
     exe = bwrap()
     if exe is None:
         return "bubblewrap (bwrap) is not installed: install the `bubblewrap` package to grade in a sandbox"
-    probe = [exe, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "--uid", str(SANDBOX_UID), "true"]
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return (
+            "setpriv (util-linux) is not installed: as root the sandbox needs it to drop to an unprivileged user"
+        )
+    uid = _new_uid()
+    probe = [*_namespaces(uid), "--ro-bind", "/", "/", "--", *_drop(uid), "true"]
     try:
         done = subprocess.run(probe, capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -71,6 +79,43 @@ def unavailable() -> str | None:
         reason = " ".join(done.stderr.decode(errors="replace").split())[:200] or f"exit {done.returncode}"
         return f"bubblewrap cannot make a sandbox here (user namespaces off?): {reason}"
     return None
+
+
+_next_uid = itertools.count()
+
+
+def _new_uid() -> int | None:
+    """As root: a uid of this sandbox's own (so the process limit counts its processes only); else None."""
+    if os.geteuid() != 0:
+        return None
+    return FIRST_UID + (os.getpid() * 1000 + next(_next_uid)) % 1_000_000
+
+
+def _namespaces(uid: int | None) -> list[str]:
+    exe = bwrap() or "bwrap"
+    common = ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    if uid is None:
+        # An ordinary user: bubblewrap makes a user namespace and maps the user to an unprivileged id inside.
+        return [exe, "--unshare-all", *common, "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+    # Root: every namespace but the user's; setpriv then drops to a uid of the sandbox's own, with no capabilities.
+    return [
+        exe,
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        *common,
+    ]
+
+
+def _drop(uid: int | None) -> list[str]:
+    if uid is None:
+        return []
+    return [
+        "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+        "--no-new-privs", "--",
+    ]  # fmt: skip
 
 
 def _read_only_paths(settings: Settings) -> list[Path]:
@@ -85,32 +130,31 @@ def _read_only_paths(settings: Settings) -> list[Path]:
     return paths
 
 
-def command(argv: list[str], *, work: Path, settings: Settings, env: Mapping[str, str] | None = None) -> list[str]:
+def command(
+    argv: list[str],
+    *,
+    work: Path,
+    settings: Settings,
+    env: Mapping[str, str] | None = None,
+    uid: int | None = None,
+) -> list[str]:
     """The bwrap command line that runs argv in a new sandbox whose only writable folder is work."""
-    exe = bwrap()
-    if exe is None:
+    if bwrap() is None:
         raise RuntimeError("bubblewrap is not installed")
     home = work / "home"
     home.mkdir(exist_ok=True)
-    args = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--uid", str(SANDBOX_UID)]
-    args += [
-        "--gid",
-        str(SANDBOX_UID),
-        "--hostname",
-        "sandbox",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-    ]
-    seen: set[str] = set()
-    for path in _read_only_paths(settings):
-        if str(path) in seen or not path.exists():
-            continue
-        seen.add(str(path))
-        args += ["--ro-bind", str(path), str(path)]
+    args = [*_namespaces(uid), "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    binds = list(dict.fromkeys(str(p) for p in _read_only_paths(settings) if p.exists()))
+    # Folders on the way to each bind are made here, readable by all (bwrap's own would be private to root).
+    made: set[str] = {"/", "/tmp"}
+    for target in [*binds, str(work)]:
+        for parent in reversed(Path(target).parents):
+            if str(parent) in made or any(str(parent).startswith(b + "/") or str(parent) == b for b in binds):
+                continue
+            made.add(str(parent))
+            args += ["--dir", str(parent)]
+    for path in binds:
+        args += ["--ro-bind", path, path]
     # Secrets a user may read on this machine stay out of view.
     for secret in ("/etc/shadow", "/etc/gshadow", "/etc/sudoers"):
         if Path(secret).exists():
@@ -133,7 +177,7 @@ def command(argv: list[str], *, work: Path, settings: Settings, env: Mapping[str
     }
     for name, value in {**base, **(env or {})}.items():
         args += ["--setenv", name, value]
-    return [*args, "--", *argv]
+    return [*args, "--", *_drop(uid), *argv]
 
 
 def popen(
@@ -146,7 +190,14 @@ def popen(
     **kwargs: object,
 ) -> subprocess.Popen[bytes]:
     """Start argv in a new sandbox (its own session, so the grader can kill the whole sandbox at once)."""
-    cmd = command(argv, work=work, settings=settings, env=env)
+    uid = _new_uid()
+    if uid is not None:
+        # The sandbox's own user owns its work folder, and nothing else on the machine.
+        for folder, _, files in os.walk(work):
+            os.chown(folder, uid, uid)
+            for name in files:
+                os.chown(os.path.join(folder, name), uid, uid)
+    cmd = command(argv, work=work, settings=settings, env=env, uid=uid)
     # The grader's own environment (tokens, passwords) never reaches bwrap: --clearenv is the second guard.
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     return subprocess.Popen(  # type: ignore[call-overload]
