@@ -9,8 +9,10 @@ it makes the verdict `tampered` with the list of what was seen, for the instruct
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
+import traceback
 from collections.abc import Iterable
 from types import FrameType
 from typing import Any
@@ -38,8 +40,14 @@ _ALWAYS = {
     "sys.setprofile": "installed a profile function",
     "sys.addaudithook": "installed an audit hook",
 }
+# Standard modules whose purpose is to hand frames to their caller.
+_FRAME_MODULES = {inspect.__file__, traceback.__file__}
 # Attributes that hand out frames of code further up the stack.
 _FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"}
+
+
+class Tampering(RuntimeError):
+    """Raised into learner code that reached for the grader (what it did is also recorded)."""
 
 
 class Watch:
@@ -63,13 +71,20 @@ class Watch:
         if what not in self.seen and len(self.seen) < 20:
             self.seen.append(what)
 
+    def deny(self, what: str) -> None:
+        """Note it, and stop it: the frame, the object list or the file is never handed to learner code."""
+        self.note(what)
+        raise Tampering(f"course grade: not allowed during a check: {what}")
+
     def _hook(self, event: str, args: tuple[Any, ...]) -> None:
         if not self.armed or getattr(self._busy, "on", False):
             return
         self._busy.on = True
         try:
             self._judge(event, args)
-        except Exception as exc:  # noqa: BLE001 - a hook that raises would break the learner's code, not the attack
+        except Tampering:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken hook must not stop honest code
             self.note(f"the audit hook failed on {event}: {type(exc).__name__}")
         finally:
             self._busy.on = False
@@ -78,24 +93,23 @@ class Watch:
         if event in ("os.kill", "os.killpg"):
             # Signal 0 only asks whether a process exists (the course's own clean-up does that).
             if len(args) > 1 and args[1] != 0:
-                self.note(f"sent signal {args[1]} to process {args[0]} ({event})")
+                self.deny(f"sent signal {args[1]} to process {args[0]} ({event})")
         elif event in _ALWAYS:
-            self.note(f"{_ALWAYS[event]} ({event})")
+            self.deny(f"{_ALWAYS[event]} ({event})")
         elif event.startswith("ctypes."):
-            self.note(f"used ctypes ({event})")
+            self.deny(f"used ctypes ({event})")
         elif event == "import":
             name = str(args[0])
             if any(name == m or name.startswith(m + ".") for m in FORBIDDEN_IMPORTS):
-                self.note(f"imported {name}")
+                self.deny(f"imported {name}")
         elif event == "open":
             self._judge_open(args[0])
         elif event == "sys._getframe":
-            frame = args[0]
-            if isinstance(frame, FrameType) and frame.f_code.co_filename in self.learner_files:
-                self.note("took a frame with sys._getframe (inspect.currentframe, inspect.stack)")
+            if self._hands_frames_to_learner(sys._getframe(2)):
+                self.deny("took a frame with sys._getframe (inspect.currentframe, inspect.stack)")
         elif event == "object.__getattr__":
-            if args[1] in _FRAME_ATTRIBUTES and self._learner_on_stack():
-                self.note(f"took a frame through .{args[1]}")
+            if args[1] in _FRAME_ATTRIBUTES and self._hands_frames_to_learner(sys._getframe(2)):
+                self.deny(f"took a frame through .{args[1]}")
         elif event in ("exec", "compile") and self._learner_on_stack():
             # Code the learner compiles runs under another file name: it counts as the learner's from now on.
             code = args[0]
@@ -106,7 +120,7 @@ class Watch:
             target = getattr(getattr(args[0], "__self__", None), "_target", None) or args[0]
             code = getattr(target, "__code__", None)
             if code is not None and code.co_filename in self.learner_files:
-                self.note("started a thread")
+                self.deny("started a thread")
 
     def _judge_open(self, path: object) -> None:
         if isinstance(path, bytes):
@@ -114,11 +128,22 @@ class Watch:
         if not isinstance(path, str):
             return
         if path.startswith("/proc/") and (path.endswith("/mem") or "/environ" in path):
-            self.note(f"opened {path}")
+            self.deny(f"opened {path}")
         elif self._channel is not None and path in (f"/proc/self/fd/{self._channel}", f"/dev/fd/{self._channel}"):
-            self.note("opened the verdict channel")
+            self.deny("opened the verdict channel")
         elif any(path == p or path.startswith(p.rstrip("/") + "/") for p in self._forbidden):
-            self.note(f"opened {path}")
+            self.deny(f"opened {path}")
+
+    def _hands_frames_to_learner(self, caller: FrameType) -> bool:
+        """True when the code asking for a frame is the learner's, or inspect/traceback called by learner code.
+
+        Libraries that look at their caller's frame for their own use (namedtuple, enum, logging) are left alone:
+        they never hand the frame on.
+        """
+        filename = caller.f_code.co_filename
+        if filename in self.learner_files:
+            return True
+        return filename in _FRAME_MODULES and self._learner_on_stack()
 
     def _learner_on_stack(self) -> bool:
         frame: FrameType | None = sys._getframe(2)

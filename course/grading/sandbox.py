@@ -124,10 +124,16 @@ def _read_only_paths(settings: Settings) -> list[Path]:
     paths += [Path(sys.base_prefix), Path(sys.prefix), Path(sys.prefix).resolve()]
     # The course package and what marks the project root; never solutions/, exercises/ or anything else there.
     paths += [root / "course", root / "pyproject.toml"]
-    seed = settings.data_dir / f"course_{settings.scale}.sqlite3"
-    if settings.backend == "sqlite" and not settings.database_url:
+    seed = _seed_file(settings)
+    if seed is not None:
         paths.append(seed)
     return paths
+
+
+def _seed_file(settings: Settings) -> Path | None:
+    if settings.backend != "sqlite" or settings.database_url:
+        return None
+    return settings.data_dir / f"course_{settings.scale}.sqlite3"
 
 
 def command(
@@ -153,6 +159,10 @@ def command(
                 continue
             made.add(str(parent))
             args += ["--dir", str(parent)]
+    seed = _seed_file(settings)
+    if seed is not None and seed.exists():
+        # SQLite reads a WAL database only where it may make its -shm file: a private folder around the seed.
+        args += ["--perms", "1777", "--tmpfs", str(seed.parent)]
     for path in binds:
         args += ["--ro-bind", path, path]
     # Secrets a user may read on this machine stay out of view.

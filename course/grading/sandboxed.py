@@ -157,6 +157,7 @@ def _run_checks(
         finally:
             _kill(process)
     found: dict[str, tuple[str, str]] = {}
+    forged: set[str] = set()
     ends: dict[str, dict[str, Any]] = {}
     for line in output.decode("utf-8", errors="replace").splitlines():
         body = check_process.verify(key, nonce, line)
@@ -164,12 +165,21 @@ def _run_checks(
             continue
         exercise = str(body.get("exercise"))
         if "status" in body and body["status"] in STATUSES:
-            found.setdefault(exercise, (body["status"], str(body.get("message", ""))))
+            if exercise in found and body["status"] != "tampered":
+                # A check child writes one verdict: a second one for the same exercise was forged with the key.
+                found[exercise] = ("tampered", "more than one signed verdict for this exercise: one was forged")
+                forged.add(exercise)
+            elif body["status"] == "tampered" or exercise not in found:
+                found[exercise] = (body["status"], str(body.get("message", "")))
         elif "ended" in body:
             ends[exercise] = body
     for spec, seconds in zip(chapter.exercises, timeouts, strict=True):
         if spec.id not in found and spec.id in ends:
             found[spec.id] = _no_verdict(ends[spec.id], seconds)
+    if any(status == "tampered" for status, _ in found.values()):
+        # A check that tampered may have taken the check process down with it: what did not run is not checked.
+        for spec in chapter.exercises:
+            found.setdefault(spec.id, ("tampered", "not checked: an earlier check of this submission tampered"))
     if not found:
         raise SandboxBroken(f"the check process gave no verdict: {_last_line(work / 'stderr.log')}")
     return found
