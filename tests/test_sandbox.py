@@ -228,3 +228,38 @@ def test_definitions_keep_what_is_defined_and_drop_what_cells_do() -> None:
     assert namespace["LIMIT"] == 10 and namespace["NAMES"] == ("a", "b") and namespace["pi"] > 3
     assert namespace["f"]() == 2 and "A" in namespace
     assert "x" not in namespace and "print" not in source and "while" not in source and "broken" not in source
+
+
+def test_a_sandbox_that_cannot_start_is_an_error_tried_twice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from course.chapters.registry import chapter
+    from course.grading import sandboxed
+
+    starts = []
+
+    def broken(*args: object, **kwargs: object) -> None:
+        starts.append(1)
+        raise OSError("bwrap: setting up uid map: Permission denied")
+
+    monkeypatch.setattr(sandbox, "popen", broken)
+    notebook = tmp_path / "ann" / "01_crud.ipynb"
+    notebook.parent.mkdir()
+    notebook.write_text((ROOT / "exercises" / "01_crud.ipynb").read_text())
+    rows = classroom.grade_submission(Submission(notebook, "ann", chapter(1)), timeout=5, sandboxed=True)
+    assert len(starts) == 2  # tried once more before it stands
+    assert {r.status for r in rows} == {"error"} and len(rows) == 6
+    assert rows[0].message.startswith("the sandbox could not start: bwrap: setting up uid map")
+    assert sandboxed.STATUSES == classroom.STATUSES
+
+
+def test_grade_and_check_take_the_sandbox_flags() -> None:
+    import argparse
+
+    from course.cli import exercises
+
+    parser = argparse.ArgumentParser()
+    exercises.add_parser(parser.add_subparsers())
+    assert parser.parse_args(["grade", "subs", "--out", "o", "--no-sandbox"]).no_sandbox is True
+    assert parser.parse_args(["grade", "subs", "--out", "o"]).no_sandbox is False
+    assert parser.parse_args(["check", "nb.ipynb", "--sandbox"]).sandbox is True

@@ -25,6 +25,8 @@ from typing import Any
 VERDICT_PREFIX = "COURSE-VERDICT "
 # On top of the exercise's own time limit: interpreter start, the copy of the seed, the engine's start-up.
 CHILD_ALLOWANCE = 15.0
+# How long loading the learner's definitions (imports included) may take.
+LOAD_SECONDS = 20
 
 
 def sign(key: bytes, body: dict[str, Any]) -> str:
@@ -107,7 +109,13 @@ def _child(config: dict[str, Any], exercise: dict[str, Any], key: bytes, channel
     watch.arm()
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     try:
-        exec(compile(config["definitions"], LEARNER_FILE, "exec"), namespace)  # noqa: S102 - the learner's definitions, in the sandbox
+        # Definitions load at once; a class body that loops for ever is stopped, not waited for.
+        signal.signal(signal.SIGALRM, _too_slow)
+        signal.alarm(LOAD_SECONDS)
+        try:
+            exec(compile(config["definitions"], LEARNER_FILE, "exec"), namespace)  # noqa: S102 - the learner's definitions, in the sandbox
+        finally:
+            signal.alarm(0)
         missing = next((n for n in exercise["names"] if not callable(namespace.get(n))), None)
         if get_settings().backend not in spec.backends:
             status, message = "skipped", "this exercise runs on the other database"
@@ -119,14 +127,25 @@ def _child(config: dict[str, Any], exercise: dict[str, Any], key: bytes, channel
             status, message = "passed", "passed"
     except ExerciseFailed as exc:
         message = exc.reason
-    except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt from the learner: a verdict too
-        message = f"the check stopped on {type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+    except _LoadTimeout:
+        message = f"loading your definitions took over {LOAD_SECONDS} s: a class body or default value that loops?"
+    except BaseException as exc:  # noqa: BLE001 - the check could not run (the learner's errors are ExerciseFailed)
+        status = "error"
+        message = f"the check could not run: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
     changed = _changed(before)
     seen = watch.seen + changed
     if seen:
         status, message = "tampered", "; ".join(seen)
     body = {"nonce": config["nonce"], "exercise": exercise["id"], "status": status, "message": message}
     os.write(channel, sign(key, body).encode())
+
+
+class _LoadTimeout(BaseException):
+    pass
+
+
+def _too_slow(_signum: int, _frame: object) -> None:
+    raise _LoadTimeout
 
 
 def _wait(pid: int, deadline: float) -> tuple[str, int | None]:
