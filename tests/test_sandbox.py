@@ -158,6 +158,7 @@ def test_what_the_grader_reached_for_is_named(graded: dict[str, Any]) -> None:
     assert "FileNotFoundError" in snoop["1.2"].message  # another learner's notebook is not there
     assert snoop["1.3"].status in ("failed", "tampered")  # solutions/ is not there either
     assert "KeyError" in snoop["1.4"].message  # the instructor's environment is not passed on
+    assert snoop["1.5"].status == "tampered" and "signal handler" in snoop["1.5"].message
     assert snoop["1.6"].status == "tampered" and "/proc/1/environ" in snoop["1.6"].message
 
 

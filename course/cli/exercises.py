@@ -153,7 +153,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "(04_pagination.ipynb, alice_04_pagination.ipynb). The learner is the sub-folder of a SUBMISSIONS "
             "folder the notebook sits in (subs/alice/04_pagination.ipynb -> alice); for a notebook directly in "
             "a given folder or given by path, the parent folder when the file keeps its chapter name "
-            "(alice/04_pagination.ipynb -> alice), else the file name without .ipynb (alice_04.ipynb -> alice_04)."
+            "(alice/04_pagination.ipynb -> alice), else the file name without .ipynb (alice_04.ipynb -> alice_04). "
+            "Each submission runs in a sandbox of its own (bubblewrap: no network, no other files, limits) and its "
+            "exercises are checked on its definitions alone; status is passed, failed, skipped, error (the grading "
+            "broke, tried twice) or tampered (the code reached for the grader; the message says how). Rows are "
+            "appended as each submission finishes; a re-run with the same --out skips submissions already graded "
+            "(DIR/graded.csv holds their content hashes)."
         ),
     )
     p.add_argument(

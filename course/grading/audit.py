@@ -9,6 +9,7 @@ it makes the verdict `tampered` with the list of what was seen, for the instruct
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import sys
 import threading
@@ -18,6 +19,8 @@ from types import FrameType
 from typing import Any
 
 from course.grading.definitions import LEARNER_FILE
+
+base_tasks = importlib.import_module("asyncio.base_tasks")
 
 # Modules a learner has no business importing during a check.
 FORBIDDEN_IMPORTS = ("course.grading", "course.checks.grader")
@@ -40,8 +43,8 @@ _ALWAYS = {
     "sys.setprofile": "installed a profile function",
     "sys.addaudithook": "installed an audit hook",
 }
-# Standard modules whose purpose is to hand frames to their caller.
-_FRAME_MODULES = {inspect.__file__, traceback.__file__}
+# Standard modules whose purpose is to hand frames to their caller (a task's stack comes from asyncio's).
+_FRAME_MODULES = {inspect.__file__, traceback.__file__, base_tasks.__file__}
 # Attributes that hand out frames of code further up the stack.
 _FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"}
 
@@ -63,6 +66,22 @@ class Watch:
 
     def install(self) -> None:
         sys.addaudithook(self._hook)
+        self._guard_signal_handlers()
+
+    def _guard_signal_handlers(self) -> None:
+        """A Python signal handler is given the frame that was running: learner code may not install one.
+
+        signal.signal calls _signal.signal, which is replaced here; the original sits in a default value, which
+        Python audits when read (`__defaults__`).
+        """
+        import _signal
+
+        def guarded(signalnum: int, handler: Any, _install: Any = _signal.signal, _watch: Watch = self) -> Any:
+            if _watch.armed and _watch._learner_on_stack():
+                _watch.deny("installed a signal handler (it would be handed the running frame)")
+            return _install(signalnum, handler)
+
+        _signal.signal = guarded
 
     def arm(self) -> None:
         self.armed = True

@@ -13,7 +13,8 @@ the runner kills the kernel, drops the tagged databases and deletes the folder.
 
 What this does not stop: learner code runs in the same kernel as the checks, so a determined cheater can read the
 key from the course package's memory, or patch the checks themselves, and fool the run. This is a learning tool,
-not an exam proctor: grading that must resist cheating needs checks that the learner's code cannot reach.
+not an exam proctor: grading that must resist cheating needs checks that the learner's code cannot reach, which
+is what `course grade` and `course check --sandbox` do (course/grading/sandboxed.py).
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import psutil
+
 from course.settings import Settings, project_root
 
 # The uid/gid the submission runs as inside its user namespace (an unprivileged user, whoever starts the grader).
@@ -42,9 +44,16 @@ class Limits:
     open_files: int = 1024
 
     def preexec(self) -> Callable[[], None]:
+        processes = self.processes
+        if os.geteuid() != 0:
+            # Not root: the sandbox keeps this user's uid, whose other processes count towards the limit too.
+            processes += sum(
+                1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == os.getuid()
+            )
+
         def apply() -> None:
             resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
-            resource.setrlimit(resource.RLIMIT_NPROC, (self.processes, self.processes))
+            resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
             resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds))
             resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_bytes, self.file_bytes))
             resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))

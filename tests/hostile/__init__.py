@@ -111,6 +111,21 @@ import os, signal, subprocess
 subprocess.run(["true"])
 os.kill(os.getppid(), signal.SIGKILL)
 """
+SIGNAL_FRAMES = """
+import signal, time
+stolen = []
+
+def handler(signum, frame):
+    while frame is not None:
+        if isinstance(frame.f_locals.get("key"), bytes):
+            stolen.append(frame.f_locals["key"])
+        frame = frame.f_back
+
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.01)
+time.sleep(0.05)
+assert stolen
+"""
 BLIND_FORGERY = """
 import os
 for fd in range(1, 30):
@@ -178,9 +193,9 @@ for path, mode in targets:
         _wrapped("get_user_by_email", "open(OTHER).read()"),
         _wrapped("list_users", "open(SOLUTIONS).read()", kwargs=True),
         _wrapped("update_user", "import os\nassert os.environ['INSTRUCTOR_TOKEN']"),
-        _wrapped("soft_delete_user", "import os\nos.listdir(OUT)"),
+        _wrapped("soft_delete_user", SIGNAL_FRAMES),
         _wrapped("search_users", "open('/proc/1/environ').read()"),
-        "import shutil\ntry:\n    shutil.copy(OTHER, 'stolen.ipynb')\nexcept OSError as exc:\n    print(exc)\n",
+        "import os, shutil\ntry:\n    shutil.copy(OTHER, 'stolen.ipynb')\n    os.listdir(OUT)\nexcept OSError as exc:\n    print(exc)\n",
     ])  # fmt: skip
     # Memory bomb, fork bomb, huge output, detached processes, and a cell that awaits forever: the definitions
     # (all correct) keep their points, since the checks load them and not what the cells did.
