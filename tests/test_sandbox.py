@@ -152,7 +152,8 @@ def test_what_the_grader_reached_for_is_named(graded: dict[str, Any]) -> None:
     assert forger["1.4"].status == "tampered" and "tb_frame" in forger["1.4"].message
     assert forger["1.5"].status == "tampered" and "process" in forger["1.5"].message
     # SystemExit raised by a learner function is a verdict, not a dead check.
-    assert forger["1.6"].status in ("failed", "tampered")
+    assert forger["1.6"].status == "failed" and "your code raised SystemExit" in forger["1.6"].message
+    assert "code cell" in forger["1.6"].message  # the learner's own cell and line
     snoop = {r.exercise: r for r in _by_learner(graded["report"].rows)["snoop"]}
     assert snoop["1.1"].status == "failed" and "before it gave a verdict" in snoop["1.1"].message
     assert "FileNotFoundError" in snoop["1.2"].message  # another learner's notebook is not there
@@ -223,9 +224,14 @@ def test_definitions_keep_what_is_defined_and_drop_what_cells_do() -> None:
     nb = {
         "cells": [{"cell_type": "code", "source": c} for c in cells] + [{"cell_type": "markdown", "source": "x"}]
     }
-    source = definitions.extract(nb)
+    chunks = definitions.extract(nb)
+    assert [name for name, _ in chunks] == ["<code cell 1>", "<code cell 2>", "<code cell 3>", "<code cell 5>"]
     namespace: dict[str, Any] = {}
-    exec(compile(source, definitions.LEARNER_FILE, "exec"), namespace)  # noqa: S102 - the test's own source
+    for name, chunk in chunks:
+        exec(compile(chunk, name, "exec"), namespace)  # noqa: S102 - the test's own source
+    # Line numbers are the cell's own: the learner's error points at the line they wrote.
+    assert chunks[1][1].splitlines()[3] == "    return await s.get(1)"
+    source = "\n".join(chunk for _, chunk in chunks)
     assert namespace["LIMIT"] == 10 and namespace["NAMES"] == ("a", "b") and namespace["pi"] > 3
     assert namespace["f"]() == 2 and "A" in namespace
     assert "x" not in namespace and "print" not in source and "while" not in source and "broken" not in source

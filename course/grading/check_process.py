@@ -98,7 +98,6 @@ def _child(config: dict[str, Any], exercise: dict[str, Any], key: bytes, channel
     import asyncio
 
     from course.checks.base import ExerciseFailed
-    from course.grading.definitions import LEARNER_FILE
     from course.settings import get_settings
 
     registry = config["registry"]
@@ -113,7 +112,8 @@ def _child(config: dict[str, Any], exercise: dict[str, Any], key: bytes, channel
         signal.signal(signal.SIGALRM, _too_slow)
         signal.alarm(LOAD_SECONDS)
         try:
-            exec(compile(config["definitions"], LEARNER_FILE, "exec"), namespace)  # noqa: S102 - the learner's definitions, in the sandbox
+            for filename, source in config["definitions"]:
+                exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - the learner's definitions, sandboxed
         finally:
             signal.alarm(0)
         missing = next((n for n in exercise["names"] if not callable(namespace.get(n))), None)
@@ -174,6 +174,7 @@ def main() -> None:
     registry = importlib.import_module(config["module"]).registry
     config["registry"] = registry
     watch = Watch(forbidden_paths=config.get("forbidden", ()), channel_fd=channel)
+    watch.learner_files |= {name for name, _ in config["definitions"]}
     watch.install()
     for exercise in config["exercises"]:
         timeout = registry.exercises[exercise["id"]].timeout if exercise["id"] in registry.exercises else 30.0

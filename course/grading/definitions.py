@@ -41,26 +41,39 @@ def _python_only(source: str) -> str:
     return "\n".join(lines)
 
 
-def extract(nb: dict[str, Any]) -> str:
-    """The source of every definition in the notebook's code cells, in order (a later one replaces an earlier one).
+def cell_file(number: int) -> str:
+    """The file name a code cell's definitions are compiled under (number: 1-based, as `course check` counts)."""
+    return f"<code cell {number}>"
 
-    A cell that is not valid Python is left out whole, as the kernel would have failed it.
+
+def extract(nb: dict[str, Any]) -> list[tuple[str, str]]:
+    """(file name, source) per code cell: its definitions only, every other line blank so line numbers still match.
+
+    A cell that is not valid Python is left out whole, as the kernel would have failed it. Run in order, a later
+    definition replaces an earlier one, as in the notebook.
     """
-    kept: list[ast.stmt] = []
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
+    found: list[tuple[str, str]] = []
+    code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    for number, cell in enumerate(code, start=1):
         source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+        source = _python_only("".join(source) if isinstance(source, list) else str(source))
         try:
-            tree = compile(
-                _python_only(source),
-                LEARNER_FILE,
-                "exec",
-                flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
-            )
+            tree = compile(source, LEARNER_FILE, "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         except (SyntaxError, ValueError):
             continue
-        kept += [node for node in tree.body if _kept(node)]
-    module = ast.Module(body=kept, type_ignores=[])
-    return ast.unparse(ast.fix_missing_locations(module))
+        lines = source.splitlines()
+        keep = [False] * len(lines)
+        for node in tree.body:
+            if _kept(node):
+                first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+                for i in range(first - 1, (node.end_lineno or node.lineno)):
+                    keep[i] = True
+        if any(keep):
+            found.append(
+                (cell_file(number), "\n".join(line if k else "" for line, k in zip(lines, keep, strict=True)))
+            )
+    return found
+
+
+def learner_files(chunks: list[tuple[str, str]]) -> set[str]:
+    return {LEARNER_FILE, *(name for name, _ in chunks)}

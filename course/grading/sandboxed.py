@@ -121,7 +121,7 @@ def _run_kernel(
 
 
 def _run_checks(
-    source: str, chapter: Chapter, work: Path, settings: Settings, limits: sandbox.Limits
+    source: list[tuple[str, str]], chapter: Chapter, work: Path, settings: Settings, limits: sandbox.Limits
 ) -> dict[str, tuple[str, str]]:
     """(status, message) per exercise id, from the check process's signed verdict lines."""
     work.mkdir()
