@@ -30,6 +30,8 @@ from course.settings import Settings, project_root
 SANDBOX_UID = 1000
 # Run as root, the grader gives each sandbox a uid of its own from here on (no such user exists on the machine).
 FIRST_UID = 200_000
+# The sandbox's /tmp (copies of the seed go there): in memory, at most this big.
+TMP_BYTES = 2 * 2**30
 TZ = "Asia/Kathmandu"  # +05:45: a local time labelled UTC shows up in the checks
 
 
@@ -79,7 +81,19 @@ def unavailable() -> str | None:
             "setpriv (util-linux) is not installed: as root the sandbox needs it to drop to an unprivileged user"
         )
     uid = _new_uid()
-    probe = [*_namespaces(uid), "--ro-bind", "/", "/", "--", *_drop(uid), "true"]
+    probe = [
+        *_namespaces(uid),
+        "--ro-bind",
+        "/",
+        "/",
+        "--size",
+        "1048576",
+        "--tmpfs",
+        "/tmp",
+        "--",
+        *_drop(uid),
+        "true",
+    ]
     try:
         done = subprocess.run(probe, capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -158,7 +172,9 @@ def command(
         raise RuntimeError("bubblewrap is not installed")
     home = work / "home"
     home.mkdir(exist_ok=True)
-    args = [*_namespaces(uid), "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    # The private temp folder lives in memory: its size is capped, so no submission fills the machine's memory.
+    tmp = ["--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs"]
+    args = [*_namespaces(uid), "--proc", "/proc", "--dev", "/dev", *tmp, "/tmp"]
     binds = list(dict.fromkeys(str(p) for p in _read_only_paths(settings) if p.exists()))
     # Folders on the way to each bind are made here, readable by all (bwrap's own would be private to root).
     made: set[str] = {"/", "/tmp"}
@@ -171,7 +187,7 @@ def command(
     seed = _seed_file(settings)
     if seed is not None and seed.exists():
         # SQLite reads a WAL database only where it may make its -shm file: a private folder around the seed.
-        args += ["--perms", "1777", "--tmpfs", str(seed.parent)]
+        args += [*tmp, str(seed.parent)]
     for path in binds:
         args += ["--ro-bind", path, path]
     # Secrets a user may read on this machine stay out of view.
