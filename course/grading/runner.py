@@ -275,6 +275,8 @@ def format_result(result: NotebookResult, *, width: int | None = None) -> str:
         points = "–" if e.status == "skipped" else f"{e.points}/{e.max_points}"
         row = f"  {e.id:<{id_w}}  {clip(e.title, title_w):<{title_w}}  {mark}  {points:>6}"
         message = "" if e.passed else e.message.removeprefix(f"❌ Exercise {e.id}: ")
+        if e.status == "tampered":
+            message = f"tampered: {message}"
         if result.error and e.message == result.error:
             message = "the run stopped before its check (see above)"
         wrapped = _wrapped(message, width, indent, indent) if message else []
