@@ -215,7 +215,8 @@ def test_no_sandbox_means_a_one_line_refusal(monkeypatch: pytest.MonkeyPatch, tm
 
 def test_definitions_keep_what_is_defined_and_drop_what_cells_do() -> None:
     cells = [
-        "import os\nfrom math import pi\nLIMIT = 10\nNAMES: tuple = ('a', 'b')\nprint('hi')\nx = os.getcwd()",
+        "import os\nfrom math import pi\nLIMIT = 10\nNAMES: tuple = ('a', 'b')\nprint('hi')\nx = os.getcwd()\n"
+        "rows = await fetch()\nos.environ['A'] = '1'",
         "%time 1\n!ls\nasync def f(s):\n    return await s.get(1)\nawait f(None)",
         "class A:\n    pass\nwhile True:\n    pass",
         "def broken(:\n    pass",
@@ -234,7 +235,9 @@ def test_definitions_keep_what_is_defined_and_drop_what_cells_do() -> None:
     source = "\n".join(chunk for _, chunk in chunks)
     assert namespace["LIMIT"] == 10 and namespace["NAMES"] == ("a", "b") and namespace["pi"] > 3
     assert namespace["f"]() == 2 and "A" in namespace
-    assert "x" not in namespace and "print" not in source and "while" not in source and "broken" not in source
+    assert namespace["x"] == os.getcwd()  # module-level values the functions use are kept...
+    assert "rows" not in namespace and "environ[" not in source  # ...but not what a cell does
+    assert "print" not in source and "while" not in source and "broken" not in source
 
 
 def test_a_sandbox_that_cannot_start_is_an_error_tried_twice(

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+import types
 from typing import Any
 
 VERDICT_PREFIX = "COURSE-VERDICT "
@@ -106,7 +107,10 @@ def _child(config: dict[str, Any], exercise: dict[str, Any], key: bytes, channel
     before = _snapshot()
     # From here on learner code may run: the hooks watch, and the key stays in this frame only.
     watch.arm()
-    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    # A real module: SQLAlchemy resolves a model's annotations (Mapped[int]) in its class's module.
+    module = types.ModuleType("__learner__")
+    sys.modules[module.__name__] = module
+    namespace: dict[str, Any] = module.__dict__
     try:
         # Definitions load at once; a class body that loops for ever is stopped, not waited for.
         signal.signal(signal.SIGALRM, _too_slow)

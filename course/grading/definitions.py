@@ -1,7 +1,9 @@
-"""The learner's definitions from a notebook's code cells: functions, classes, imports and constant assignments only.
+"""The learner's definitions from a notebook's code cells: functions, classes, imports and assignments to names.
 
 A check process loads these, never the notebook's other top-level statements, so what a cell *did* (a loop that
-never ends, an `await` that never returns, a file it wrote) cannot reach the check; only what the learner defined.
+never ends, an `await` that never returns, a file it wrote, a print) cannot reach the check; only what the learner
+defined. Assignments that await are cells' work and are left out; the others run (a module-level key or table the
+functions use), within the check process's time limit for loading.
 """
 
 from __future__ import annotations
@@ -14,21 +16,25 @@ LEARNER_FILE = "<learner-notebook>"
 _KEPT = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
 
 
-def _is_constant(node: ast.expr) -> bool:
-    try:
-        ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return True
+def _names_only(target: ast.expr) -> bool:
+    if isinstance(target, ast.Name):
+        return True
+    return isinstance(target, ast.Tuple | ast.List) and all(_names_only(t) for t in target.elts)
+
+
+def _waits(node: ast.AST) -> bool:
+    # An assignment that awaits is a cell's work (a query, a sleep), not a definition.
+    return any(isinstance(n, ast.Await | ast.Yield | ast.YieldFrom) for n in ast.walk(node))
 
 
 def _kept(node: ast.stmt) -> bool:
     if isinstance(node, _KEPT):
         return True
+    # Module-level values the functions use (`CURSOR_KEY = secrets.token_hex(32)`, `RETRYABLE = {...}`).
     if isinstance(node, ast.Assign):
-        return all(isinstance(t, ast.Name) for t in node.targets) and _is_constant(node.value)
+        return all(_names_only(t) for t in node.targets) and not _waits(node.value)
     if isinstance(node, ast.AnnAssign):
-        return isinstance(node.target, ast.Name) and node.value is not None and _is_constant(node.value)
+        return isinstance(node.target, ast.Name) and node.value is not None and not _waits(node.value)
     return False
 
 
