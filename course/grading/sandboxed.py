@@ -12,6 +12,7 @@ import secrets
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -25,11 +26,13 @@ from course.db import copies
 from course.grading import check_process, cleanup, definitions, runner, sandbox
 from course.grading.nbval_hooks import CELLS_ENV, OUTPUT_CAP, clip
 from course.grading.notebook_format import load_notebook
-from course.grading.verdicts import Cell, ExerciseResult, cell_problems, kernel_stopped, read_jsonl
+from course.grading.verdicts import Cell, ExerciseResult, cell_problems, kernel_stopped
 from course.settings import Settings, get_settings, project_root
 
 # What the grader reads of the verdict channel at most: verdicts are short, a flood is cut off.
 CHANNEL_CAP = 1_000_000
+# ... and of the kernel's cell log, a file the sandbox can write (or replace by a link to anything).
+LOG_CAP = 5_000_000
 STARTUP_ALLOWANCE = 60.0
 STATUSES = ("passed", "failed", "error", "skipped", "tampered")
 
@@ -114,7 +117,7 @@ def _run_kernel(
             error = f"the notebook did not finish within {overall:.0f} s and was stopped"
         finally:
             _kill(process)
-    for outcome in read_jsonl(work / "cells.jsonl"):
+    for outcome in _jsonl(_read_own_file(work / "cells.jsonl", LOG_CAP)):
         if isinstance(outcome.get("cell"), int) and 0 <= outcome["cell"] < len(cells) and "ok" in outcome:
             cells[outcome["cell"]].outcome = outcome
     return cells, error or kernel_stopped(cells, timeout)
@@ -223,13 +226,37 @@ def _read_capped(stream: Any, deadline: float) -> bytes:
 
 
 def _last_line(log: Path) -> str:
-    try:
-        with log.open("rb") as handle:
-            handle.seek(max(0, log.stat().st_size - 4000))
-            lines = [line for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return "no output"
+    lines = [
+        line for line in _read_own_file(log, 4000, tail=True).decode(errors="replace").splitlines() if line.strip()
+    ]
     return clip(lines[-1], 300) if lines else "no output"
+
+
+def _read_own_file(path: Path, cap: int, *, tail: bool = False) -> bytes:
+    """At most cap bytes of a file the sandbox could write to: never through a link it put there, never a device."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return b""
+        if tail:
+            handle.seek(max(0, info.st_size - cap))
+        return handle.read(cap)
+
+
+def _jsonl(data: bytes) -> list[dict[str, Any]]:
+    rows = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 @contextlib.contextmanager
