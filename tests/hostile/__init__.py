@@ -203,7 +203,8 @@ for path, mode in targets:
         _wrapped("search_users", "open('/proc/1/environ').read()"),
         "import os, shutil\ntry:\n    shutil.copy(OTHER, 'stolen.ipynb')\n    os.listdir(OUT)\nexcept OSError as exc:\n    print(exc)\n",
     ])  # fmt: skip
-    # Memory bomb, fork bomb, huge output, detached processes, and a cell that awaits forever: the definitions
+    # Memory bomb, fork bomb, huge output, detached processes, a cell that awaits forever, killing every process
+    # in sight: the definitions
     # (all correct) keep their points, since the checks load them and not what the cells did.
     _write(sub["hog"], [*solved, """
 try:
@@ -226,7 +227,9 @@ try:
 except OSError as exc:
     print("forks stopped after", children, exc)
 """, "print('x' * 30_000_000)", "from IPython.display import display\ndisplay({'text/plain': 'y' * 30_000_000}, raw=True)",
-        "import asyncio\n\nawait asyncio.Event().wait()"])  # fmt: skip
+        "import asyncio\n\nawait asyncio.Event().wait()",
+        # Last: kill every process it can reach (other learners' kernels, the grader, if it could see them).
+        "import os, signal\n\nos.kill(-1, signal.SIGKILL)"])  # fmt: skip
     return {
         "ann": Expected(16, frozenset(everything)),
         "bob": Expected(7),
