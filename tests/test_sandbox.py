@@ -115,6 +115,7 @@ def _by_learner(rows: list[GradeRow]) -> dict[str, list[GradeRow]]:
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("sandbox_class")
 def test_honest_learners_keep_exact_grades_and_attackers_get_nothing(graded: dict[str, Any]) -> None:
     table = _by_learner(graded["report"].rows)
     expected: dict[str, Expected] = graded["expected"]
@@ -144,6 +145,7 @@ def test_honest_learners_keep_exact_grades_and_attackers_get_nothing(graded: dic
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("sandbox_class")
 def test_what_the_grader_reached_for_is_named(graded: dict[str, Any]) -> None:
     forger = {r.exercise: r for r in _by_learner(graded["report"].rows)["forger"]}
     assert forger["1.1"].status == "tampered" and "frame" in forger["1.1"].message
@@ -165,6 +167,7 @@ def test_what_the_grader_reached_for_is_named(graded: dict[str, Any]) -> None:
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("sandbox_class")
 def test_seed_and_course_code_are_unchanged(graded: dict[str, Any]) -> None:
     assert graded["after"]["checksum"] == graded["before"]["checksum"]
     assert graded["after"]["file"] == graded["before"]["file"]
@@ -173,6 +176,7 @@ def test_seed_and_course_code_are_unchanged(graded: dict[str, Any]) -> None:
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("sandbox_class")
 def test_nothing_is_left_behind(graded: dict[str, Any]) -> None:
     assert _leftovers() == []
     mine = list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"{copies.RUNNER_PREFIX}{os.getpid()}-*"))
@@ -182,6 +186,7 @@ def test_nothing_is_left_behind(graded: dict[str, Any]) -> None:
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("sandbox_class")
 def test_a_rerun_resumes_and_grades_nothing_twice(graded: dict[str, Any]) -> None:
     started = time.perf_counter()
     again = classroom.grade([graded["subs"]], out=graded["out"], jobs=2, timeout=3)
