@@ -1,8 +1,8 @@
 """`course grade` in sandboxes: one class of honest learners and hostile submissions (tests/hostile), graded once.
 
-Each attack family of issue 13 is one learner; the class is graded in one run (module fixture), and every test
-below judges a different promise about that run: exact grades for the honest, 0 or `tampered` for attackers, the
-seed and the course code unchanged, nothing left behind.
+Each attack family of issue 13 is one learner; the class is graded in one run (one test, so one xdist worker), and
+each helper below judges a different promise about that run: exact grades for the honest, 0 or `tampered` for
+attackers, what each attacker reached for, the seed and the course code unchanged, nothing left behind, a resume.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _leftovers() -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def graded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     _need_sandbox()
     root = tmp_path_factory.mktemp("class")
@@ -114,9 +114,7 @@ def _by_learner(rows: list[GradeRow]) -> dict[str, list[GradeRow]]:
     return table
 
 
-@pytest.mark.notebooks
-@pytest.mark.xdist_group("sandbox_class")
-def test_honest_learners_keep_exact_grades_and_attackers_get_nothing(graded: dict[str, Any]) -> None:
+def _honest_learners_keep_exact_grades_and_attackers_get_nothing(graded: dict[str, Any]) -> None:
     table = _by_learner(graded["report"].rows)
     expected: dict[str, Expected] = graded["expected"]
     assert set(table) == set(expected)
@@ -144,9 +142,7 @@ def test_honest_learners_keep_exact_grades_and_attackers_get_nothing(graded: dic
     assert {"tampered"} <= {r["status"] for r in on_disk}
 
 
-@pytest.mark.notebooks
-@pytest.mark.xdist_group("sandbox_class")
-def test_what_the_grader_reached_for_is_named(graded: dict[str, Any]) -> None:
+def _what_the_grader_reached_for_is_named(graded: dict[str, Any]) -> None:
     forger = {r.exercise: r for r in _by_learner(graded["report"].rows)["forger"]}
     assert forger["1.1"].status == "tampered" and "frame" in forger["1.1"].message
     assert forger["1.2"].status == "tampered" and "garbage collector" in forger["1.2"].message
@@ -166,18 +162,14 @@ def test_what_the_grader_reached_for_is_named(graded: dict[str, Any]) -> None:
     assert snoop["1.6"].status == "tampered" and "/proc/1/environ" in snoop["1.6"].message
 
 
-@pytest.mark.notebooks
-@pytest.mark.xdist_group("sandbox_class")
-def test_seed_and_course_code_are_unchanged(graded: dict[str, Any]) -> None:
+def _seed_and_course_code_are_unchanged(graded: dict[str, Any]) -> None:
     assert graded["after"]["checksum"] == graded["before"]["checksum"]
     assert graded["after"]["file"] == graded["before"]["file"]
     assert graded["after"]["tree"] == graded["before"]["tree"]
     assert not (graded["subs"] / "snoop" / "stolen.ipynb").exists()
 
 
-@pytest.mark.notebooks
-@pytest.mark.xdist_group("sandbox_class")
-def test_nothing_is_left_behind(graded: dict[str, Any]) -> None:
+def _nothing_is_left_behind(graded: dict[str, Any]) -> None:
     assert _leftovers() == []
     mine = list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"{copies.RUNNER_PREFIX}{os.getpid()}-*"))
     assert mine == []
@@ -185,13 +177,21 @@ def test_nothing_is_left_behind(graded: dict[str, Any]) -> None:
     assert graded["after"]["data"] == graded["before"]["data"]
 
 
-@pytest.mark.notebooks
-@pytest.mark.xdist_group("sandbox_class")
-def test_a_rerun_resumes_and_grades_nothing_twice(graded: dict[str, Any]) -> None:
+def _a_rerun_resumes_and_grades_nothing_twice(graded: dict[str, Any]) -> None:
     started = time.perf_counter()
     again = classroom.grade([graded["subs"]], out=graded["out"], jobs=2, timeout=3)
     assert time.perf_counter() - started < 15
     assert sorted(map(repr, again.rows)) == sorted(map(repr, graded["report"].rows))
+
+
+@pytest.mark.notebooks
+def test_a_hostile_class_is_graded_fairly(graded: dict[str, Any]) -> None:
+    """One grading run of the class (the expensive part), then each promise about it in turn."""
+    _honest_learners_keep_exact_grades_and_attackers_get_nothing(graded)
+    _what_the_grader_reached_for_is_named(graded)
+    _seed_and_course_code_are_unchanged(graded)
+    _nothing_is_left_behind(graded)
+    _a_rerun_resumes_and_grades_nothing_twice(graded)
 
 
 def test_grades_are_written_as_each_submission_finishes_and_a_changed_one_is_regraded(tmp_path: Path) -> None:
