@@ -106,7 +106,9 @@ def test_no_copy_outlives_check_grade_dead_kernels_or_ctrl_c(tmp_path: Path, bac
     for learner, notebook in (("ann", hoarding), ("bob", dying), ("cy", stubborn)):
         (subs / learner).mkdir(parents=True)
         (subs / learner / "99_demo.ipynb").write_bytes(notebook.read_bytes())
-    result = course("grade", str(subs), "--out", str(tmp_path / "out"), "--timeout", "3", cwd=tmp_path, env=env)
+    result = course(
+        "grade", str(subs), "--out", str(tmp_path / "out"), "--timeout", "3", "--no-sandbox", cwd=tmp_path, env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert _leftovers(tmp, backend, before=before) == []
 
@@ -116,7 +118,17 @@ def test_no_copy_outlives_check_grade_dead_kernels_or_ctrl_c(tmp_path: Path, bac
     for learner in ("dee", "eve"):
         (class_ / learner).mkdir(parents=True)
         (class_ / learner / "99_demo.ipynb").write_bytes(sleeping.read_bytes())
-    command = ["grade", str(class_), "--out", str(tmp_path / "out2"), "--jobs", "2", "--timeout", "150"]
+    command = [
+        "grade",
+        str(class_),
+        "--out",
+        str(tmp_path / "out2"),
+        "--jobs",
+        "2",
+        "--timeout",
+        "150",
+        "--no-sandbox",
+    ]
     process = subprocess.Popen(
         [sys.executable, str(FIXTURES / "demo_cli.py"), *command],
         cwd=tmp_path,

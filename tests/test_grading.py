@@ -99,7 +99,9 @@ def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
     shutil.copy(SOLUTION, subs / "erin" / "homework.ipynb")  # no chapter in the name
     (subs / "erin" / "notes.txt").write_text("not a notebook, not graded")
     out = tmp_path / "out"
-    result = course("grade", str(subs), "--out", str(out), "--jobs", "2", "--timeout", "30", cwd=tmp_path)
+    result = course(
+        "grade", str(subs), "--out", str(out), "--jobs", "2", "--timeout", "30", "--no-sandbox", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     grades = _csv(out / "grades.csv")
     assert list(grades[0])[:7] == ["learner", "chapter", "exercise", "points", "max_points", "status", "message"]
@@ -176,7 +178,16 @@ def test_another_chapters_notebook_and_awkward_messages(tmp_path: Path) -> None:
     out = tmp_path / "out"
     # --reference is no longer needed: it is accepted (old scripts) and ignored, with a notice.
     result = course(
-        "grade", str(subs), "--out", str(out), "--reference", str(reference), "--timeout", "30", cwd=tmp_path
+        "grade",
+        str(subs),
+        "--out",
+        str(out),
+        "--reference",
+        str(reference),
+        "--timeout",
+        "30",
+        "--no-sandbox",
+        cwd=tmp_path,
     )
     assert "--reference is no longer needed" in result.stderr
     assert result.returncode == 0, result.stdout + result.stderr

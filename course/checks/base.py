@@ -99,7 +99,7 @@ async def call_learner(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
             # Raised by something else (a library feature the database lacks...): an ordinary error.
             raise LearnerCodeError(exc) from exc
         fail(f"not solved yet ({exc}): replace the `raise NotImplementedError` line with your code")
-    except Exception as exc:  # noqa: BLE001 - any learner error is reported, never propagated
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - any learner error is a verdict
         raise LearnerCodeError(exc) from exc
 
 

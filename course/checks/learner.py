@@ -11,7 +11,9 @@ from course.db.copies import current_run_tag
 _STUB_RE = re.compile(r"^Exercise \d+\.\d+$")
 # How IPython names the code of a cell: ipykernel writes /tmp/ipykernel_<pid>/<hash>.py, plain IPython
 # <ipython-input-N-hash>.
-_CELL_FILE_RE = re.compile(r"(ipykernel_\d+[\\/]\d+\.py$)|(^<ipython-input-)")
+# `course grade`'s check process compiles each cell's definitions as <code cell N> (course/grading/definitions.py).
+_CELL_FILE_RE = re.compile(r"(ipykernel_\d+[\\/]\d+\.py$)|(^<ipython-input-)|(^<code cell \d+>$)")
+_GRADED_CELL_RE = re.compile(r"^<(code cell \d+)>$")
 # A learner's exception text is kept whole up to this size (a runaway message must not flood a report).
 MESSAGE_LIMIT = 2000
 
@@ -32,6 +34,9 @@ def _in_cell(filename: str) -> bool:
 
 def _cell_name(filename: str) -> str | None:
     """`In [5]` for the cell whose code is in filename, when IPython can tell (it numbers cells as they run)."""
+    graded = _GRADED_CELL_RE.match(filename)
+    if graded:
+        return graded[1]
     try:
         from IPython import get_ipython
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from course.errors import CourseError
+
+if TYPE_CHECKING:
+    from course.grading.runner import NotebookResult
 
 
 def _stop_on_terminate() -> None:
@@ -42,6 +47,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise CourseError(f"no such notebook: {path}")
         load_notebook(path)
         chapter_of(path)
+    if args.sandbox:
+        from course.grading.classroom import _sandbox_or_refuse
+
+        _sandbox_or_refuse()
     _stop_on_terminate()
     # Build the seed now (with progress) rather than inside the kernel, within a cell's time limit.
     ensure_seed(progress=sys.stderr.isatty() and not args.json, announce=not args.json)
@@ -49,7 +58,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     for path in paths:
         if not args.json:
             print(f"Checking {path} (each cell within {args.timeout:g} s) ...", flush=True)
-        results.append(runner.run_notebook(path, timeout=args.timeout))
+        if args.sandbox:
+            results.append(_check_in_sandbox(path, timeout=args.timeout))
+        else:
+            results.append(runner.run_notebook(path, timeout=args.timeout))
         if not args.json:
             print(runner.format_result(results[-1]), flush=True)
     if args.json:
@@ -59,6 +71,31 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         autograding.write_output(Path(args.classroom), autograding.results(results))
     return 0 if all(r.passed for r in results) else 1
+
+
+def _check_in_sandbox(path: Path, *, timeout: float) -> NotebookResult:
+    """One notebook checked the way `course grade` does: in sandboxes, on the learner's definitions only."""
+    import time
+
+    from course.grading.notebook_format import chapter_of
+    from course.grading.runner import NotebookResult
+    from course.grading.sandboxed import SandboxBroken, run_sandboxed
+
+    started = time.perf_counter()
+    chapter = chapter_of(path)
+    try:
+        exercises, cells, kernel_error = run_sandboxed(path, chapter=chapter, timeout=timeout)
+    except SandboxBroken as exc:
+        return NotebookResult(path=path, chapter=chapter.stem, error=str(exc))
+    # The kernel's run only shows the learner their cells: the verdicts come from the check process.
+    cells = [kernel_error, *cells] if kernel_error else cells
+    return NotebookResult(
+        path=path,
+        chapter=chapter.stem,
+        exercises=exercises,
+        cell_errors=cells,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -73,7 +110,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
         )
     _stop_on_terminate()
     report = grading.grade(
-        [Path(p) for p in args.submissions], out=Path(args.out), jobs=args.jobs, timeout=args.timeout
+        [Path(p) for p in args.submissions],
+        out=Path(args.out),
+        jobs=args.jobs,
+        timeout=args.timeout,
+        sandboxed=not args.no_sandbox,
     )
     print(grading.format_summary(report))
     return 0
@@ -105,6 +146,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help='also append result=<points per exercise> to FILE for GitHub Classroom (pass "$GITHUB_OUTPUT")',
     )
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="check as `course grade` does: in a sandbox, on the notebook's definitions only",
+    )
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser(
@@ -116,7 +162,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "(04_pagination.ipynb, alice_04_pagination.ipynb). The learner is the sub-folder of a SUBMISSIONS "
             "folder the notebook sits in (subs/alice/04_pagination.ipynb -> alice); for a notebook directly in "
             "a given folder or given by path, the parent folder when the file keeps its chapter name "
-            "(alice/04_pagination.ipynb -> alice), else the file name without .ipynb (alice_04.ipynb -> alice_04)."
+            "(alice/04_pagination.ipynb -> alice), else the file name without .ipynb (alice_04.ipynb -> alice_04). "
+            "Each submission runs in a sandbox of its own (bubblewrap: no network, no other files, limits) and its "
+            "exercises are checked on its definitions alone; status is passed, failed, skipped, error (the grading "
+            "broke, tried twice) or tampered (the code reached for the grader; the message says how). Rows are "
+            "appended as each submission finishes; a re-run with the same --out skips submissions already graded "
+            "(DIR/graded.csv holds their content hashes)."
         ),
     )
     p.add_argument(
@@ -127,6 +178,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--jobs", type=int, default=None, metavar="N", help="notebooks run at once (default: CPU count)"
     )
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time limit per cell (default 60)")
+    p.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="grade without a sandbox where none can be made (trusts the submissions: only for your own notebooks)",
+    )
     # Kept so existing scripts still run: the chapters and their exercises come from the course's registry.
     p.add_argument("--reference", metavar="DIR", help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_grade)

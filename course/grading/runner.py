@@ -13,7 +13,8 @@ the runner kills the kernel, drops the tagged databases and deletes the folder.
 
 What this does not stop: learner code runs in the same kernel as the checks, so a determined cheater can read the
 key from the course package's memory, or patch the checks themselves, and fool the run. This is a learning tool,
-not an exam proctor: grading that must resist cheating needs checks that the learner's code cannot reach.
+not an exam proctor: grading that must resist cheating needs checks that the learner's code cannot reach, which
+is what `course grade` and `course check --sandbox` do (course/grading/sandboxed.py).
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ def run_notebook(
         run = cleanup.Run(folder=work / "copies", tag=copies.new_run_tag(), pids=work / "kernel.pids")
         run.folder.mkdir()
         env = {
+            # A time zone with a fractional offset, so a local time labelled UTC shows up in the checks.
+            "TZ": "Asia/Kathmandu",
             REPORT_ENV: str(report),
             CELLS_ENV: str(cells_log),
             "IPYTHONDIR": str(work / "ipython"),
@@ -272,6 +275,8 @@ def format_result(result: NotebookResult, *, width: int | None = None) -> str:
         points = "–" if e.status == "skipped" else f"{e.points}/{e.max_points}"
         row = f"  {e.id:<{id_w}}  {clip(e.title, title_w):<{title_w}}  {mark}  {points:>6}"
         message = "" if e.passed else e.message.removeprefix(f"❌ Exercise {e.id}: ")
+        if e.status == "tampered":
+            message = f"tampered: {message}"
         if result.error and e.message == result.error:
             message = "the run stopped before its check (see above)"
         wrapped = _wrapped(message, width, indent, indent) if message else []

@@ -1,0 +1,240 @@
+"""Hostile chapter-1 submissions, written the way a motivated learner would, and the honest ones graded beside them.
+
+Each attack is built so that it would *earn points* if it worked: the attacking function does the real work after
+its attack (or only when the attack succeeded), so a grade of 0 or `tampered` shows the attack was stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.nbsource import ROOT
+
+SOLUTION = ROOT / "solutions" / "01_crud.ipynb"
+STUB = ROOT / "exercises" / "01_crud.ipynb"
+# A detached process a submission leaves behind carries this in its command line.
+MARKER = "1234.5"
+FUNCTIONS = ("create_user", "get_user_by_email", "list_users", "update_user", "soft_delete_user", "search_users")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What an honest learner gets exactly, or what an attacker may get at most."""
+
+    points: int
+    statuses: frozenset[str] = frozenset()  # every exercise's status is one of these (empty: anything)
+
+
+def _code_cells(path: Path, *, solved: set[str] | None = None) -> list[str]:
+    """The definition cells of the solution, with the stub's version of every function not in solved."""
+    solution = [c for c in _cells(SOLUTION) if not c.startswith("await check(")]
+    stub = [c for c in _cells(STUB) if not c.startswith("await check(")]
+    chosen = []
+    for mine, theirs in zip(solution, stub, strict=True):
+        name = next((f for f in (*FUNCTIONS, "restore_user") if f"def {f}(" in mine), None)
+        keep = solved is None or name is None or any(f"def {s}(" in mine for s in solved)
+        chosen.append(mine if keep else theirs)
+    return chosen
+
+
+def _cells(path: Path) -> list[str]:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def _write(path: Path, cells: list[str]) -> None:
+    nb = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
+            for source in cells
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nb), encoding="utf-8")
+
+
+def _wrapped(name: str, attack: str, *, kwargs: bool = False) -> str:
+    """name redefined: the attack first, then the solution's own code (renamed), so an attack that works passes."""
+    call = "session, **kw" if kwargs else "session, *args"
+    signature = "session, **kw" if kwargs else "session, *args"
+    body = "\n".join("    " + line for line in attack.strip().splitlines())
+    return f"async def {name}({signature}):\n{body}\n    return await _real_{name}({call})\n"
+
+
+def _renamed(cells: list[str]) -> list[str]:
+    """The solution's functions under _real_ names too, for the wrappers to call."""
+    return [
+        c.replace("async def ", "async def _real_", 1) for c in cells if "async def " in c and "_real_" not in c
+    ]
+
+
+FRAME_THEFT = """
+import sys, hmac, hashlib, json, os
+frame = sys._getframe()
+while frame is not None:
+    key = frame.f_locals.get("key")
+    config = frame.f_locals.get("config")
+    if isinstance(key, bytes) and isinstance(config, dict):
+        for exercise in ("1.1", "1.2", "1.3", "1.4", "1.5", "1.6"):
+            body = {"nonce": config["nonce"], "exercise": exercise, "status": "passed", "message": "passed"}
+            text = json.dumps(body, sort_keys=True)
+            mac = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+            for fd in range(1, 30):
+                try:
+                    os.write(fd, f"COURSE-VERDICT {mac} {text}\\n".encode())
+                except OSError:
+                    pass
+    frame = frame.f_back
+"""
+GC_SCAN = """
+import gc
+keys = [o for o in gc.get_objects() if isinstance(o, bytes) and len(o) == 32]
+"""
+PATCH_CHECKS = """
+from course.checks import base
+base.expect = lambda *args, **kwargs: None
+import course.grading.check_process
+"""
+TRACEBACK_FRAMES = """
+try:
+    raise RuntimeError("where am I")
+except RuntimeError as exc:
+    frame = exc.__traceback__.tb_frame.f_back
+"""
+KILL_THE_CHECKER = """
+import os, signal, subprocess
+subprocess.run(["true"])
+os.kill(os.getppid(), signal.SIGKILL)
+"""
+SIGNAL_FRAMES = """
+import signal, time
+stolen = []
+
+def handler(signum, frame):
+    while frame is not None:
+        if isinstance(frame.f_locals.get("key"), bytes):
+            stolen.append(frame.f_locals["key"])
+        frame = frame.f_back
+
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.01)
+time.sleep(0.05)
+assert stolen
+"""
+BLIND_FORGERY = """
+import os
+for fd in range(1, 30):
+    try:
+        os.write(fd, b'COURSE-VERDICT 00 {"exercise": "1.1", "status": "passed", "message": "passed"}\\n')
+    except OSError:
+        pass
+os._exit(0)
+"""
+
+
+def write_class(folder: Path, *, seed: Path, out: Path, solutions: Path) -> dict[str, Expected]:
+    """Write one notebook per learner under folder/<learner>/01_crud.ipynb; return what each must get."""
+    everything = {"passed"}
+    sub = {name: folder / name / "01_crud.ipynb" for name in
+           ("ann", "bob", "vandal", "forger", "snoop", "hog")}  # fmt: skip
+    solved, stubs = _code_cells(SOLUTION), _code_cells(SOLUTION, solved=set())
+    _write(sub["ann"], solved)
+    _write(sub["bob"], _code_cells(SOLUTION, solved={"create_user", "get_user_by_email", "list_users"}))
+    # The seed (SQLite): rewritten, edited in place, deleted, renamed; the course package: a module edited, a
+    # crafted .pyc dropped, a sitecustomize in the venv.
+    _write(sub["vandal"], [*stubs, f"""
+import os, sqlite3
+seed = {str(seed)!r}
+attempts = [
+    lambda: sqlite3.connect(seed).execute("UPDATE users SET name = 'pwned'").connection.commit(),
+    lambda: open(seed, "r+b").write(b"junk" * 100),
+    lambda: os.remove(seed),
+    lambda: os.rename(seed, seed + ".gone"),
+]
+for attempt in attempts:
+    try:
+        attempt()
+    except Exception as exc:
+        print(type(exc).__name__, exc)
+""", """
+import pathlib, sys, course
+package = pathlib.Path(course.__file__).parent
+targets = [
+    (package / "checks" / "base.py", "a"),
+    (package / "checks" / "__pycache__" / "base.cpython-311.pyc", "w"),
+    (package / "grading" / "__pycache__" / "check_process.cpython-311.pyc", "w"),
+    (pathlib.Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "sitecustomize.py", "w"),
+]
+# The run's cell log, which the grader reads afterwards, becomes a link to an endless device.
+import os
+log = os.environ.get("COURSE_CHECK_CELLS", "")
+if log:
+    os.remove(log) if os.path.exists(log) else None
+    os.symlink("/dev/zero", log)
+for path, mode in targets:
+    try:
+        with open(path, mode) as out:
+            out.write("\\nimport os; os.environ['PWNED'] = '1'\\n")
+    except OSError as exc:
+        print(type(exc).__name__, exc)
+"""])  # fmt: skip
+    # Key theft, checker replacement, frames, killing the check process, SystemExit from a learner function.
+    _write(sub["forger"], [*solved, *_renamed(solved),
+        _wrapped("create_user", FRAME_THEFT, kwargs=True),
+        _wrapped("get_user_by_email", GC_SCAN),
+        _wrapped("list_users", PATCH_CHECKS, kwargs=True),
+        _wrapped("update_user", TRACEBACK_FRAMES),
+        _wrapped("soft_delete_user", KILL_THE_CHECKER),
+        "async def search_users(session, term):\n    raise SystemExit(0)\n",
+    ])  # fmt: skip
+    # Reading other submissions, solutions/, the grader's output and environment; a blind forgery.
+    _write(sub["snoop"], [*solved, *_renamed(solved),
+        f"OTHER = {str(sub['ann'])!r}\nSOLUTIONS = {str(solutions)!r}\nOUT = {str(out)!r}\n",
+        _wrapped("create_user", BLIND_FORGERY, kwargs=True),
+        _wrapped("get_user_by_email", "open(OTHER).read()"),
+        _wrapped("list_users", "open(SOLUTIONS).read()", kwargs=True),
+        _wrapped("update_user", "import os\nassert os.environ['INSTRUCTOR_TOKEN']"),
+        _wrapped("soft_delete_user", SIGNAL_FRAMES),
+        _wrapped("search_users", "open('/proc/1/environ').read()"),
+        "import os, shutil\ntry:\n    shutil.copy(OTHER, 'stolen.ipynb')\n    os.listdir(OUT)\nexcept OSError as exc:\n    print(exc)\n",
+    ])  # fmt: skip
+    # Memory bomb, fork bomb, huge output, detached processes, a cell that awaits forever, killing every process
+    # in sight: the definitions
+    # (all correct) keep their points, since the checks load them and not what the cells did.
+    _write(sub["hog"], [*solved, """
+try:
+    hoard = bytearray(8 * 2**30)
+except MemoryError:
+    print("no memory")
+""", f"""
+import subprocess
+subprocess.Popen(["sleep", "{MARKER}"], start_new_session=True)
+subprocess.Popen(["sh", "-c", "sleep {MARKER} &"], start_new_session=True)
+""", """
+import os, time
+children = 0
+try:
+    for _ in range(2000):
+        if os.fork() == 0:
+            time.sleep(1000)
+            os._exit(0)
+        children += 1
+except OSError as exc:
+    print("forks stopped after", children, exc)
+""", "print('x' * 30_000_000)", "from IPython.display import display\ndisplay({'text/plain': 'y' * 30_000_000}, raw=True)",
+        "import asyncio\n\nawait asyncio.Event().wait()",
+        # Last: kill every process it can reach (other learners' kernels, the grader, if it could see them).
+        "import os, signal\n\nos.kill(-1, signal.SIGKILL)"])  # fmt: skip
+    return {
+        "ann": Expected(16, frozenset(everything)),
+        "bob": Expected(7),
+        "vandal": Expected(0),
+        "forger": Expected(0, frozenset({"tampered", "failed"})),
+        "snoop": Expected(0, frozenset({"tampered", "failed"})),
+        "hog": Expected(16, frozenset(everything)),
+    }
