@@ -32,10 +32,12 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
 
+from course.chapters.registry import CHAPTERS
 from tests.nbsource import ROOT
 from tests.needs import missing
 
@@ -88,6 +90,31 @@ def test_environment_yml_and_pyproject_are_one_source() -> None:
     names = {_requirement_name(dep) for dep in project["dependencies"]}
     assert {"asyncpg", "psycopg"} <= names
     assert "postgresql" in pins
+
+
+def _binder_links() -> list[tuple[str, str]]:
+    """(launch URL, urlpath) of every Binder link in the README's Binder section."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Run it on Binder", 1)[1].split("\n## ", 1)[0]
+    links = re.findall(r"\]\((https://mybinder\.org/v2/gh/[^)\s]+)\)", section)
+    return [(link, parse_qs(urlsplit(link).query)["urlpath"][0]) for link in links]
+
+
+def test_readme_has_a_binder_badge_per_chapter() -> None:
+    links = _binder_links()
+    paths = {urlpath for _, urlpath in links}
+    for ch in CHAPTERS:
+        assert f"lab/tree/notebooks/{ch.stem}.ipynb" in paths, f"README: no Binder badge for lesson {ch.stem}"
+        if ch.exercises:
+            assert f"lab/tree/exercises/{ch.stem}.ipynb" in paths, (
+                f"README: no Binder badge for exercises {ch.stem}"
+            )
+    for _, urlpath in links:
+        assert (ROOT / urlpath.removeprefix("lab/tree/")).is_file(), (
+            f"README's Binder badge opens {urlpath}: no such file"
+        )
+    # One repository and branch for every badge (mybinder.org/v2/gh/OWNER/NAME/BRANCH).
+    assert len({urlsplit(link).path for link, _ in links}) == 1
 
 
 @dataclass
