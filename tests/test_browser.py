@@ -50,7 +50,7 @@ CHROMIUM_ARGS = [
 # A notebook run in the page: far above a lesson's < 60 s, far below a hang.
 RUN_TIMEOUT_S = 240
 
-pytestmark = [pytest.mark.notebooks, pytest.mark.slow, pytest.mark.xdist_group("browser")]
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
 
 def _chromium() -> str:
@@ -229,51 +229,49 @@ def _tracebacks(page: Any) -> list[str]:
     return [text for text in shown if "Traceback" in text]
 
 
-def _new_page(browser: Any) -> Any:
-    return browser.new_page(viewport={"width": 1280, "height": 900})
-
-
-def test_learner_notebook_runs_to_green_in_the_browser(lab: Lab, browser: Any, artifacts: Path) -> None:
+def _learner_notebook_to_green(page: Any, lab: Lab, artifacts: Path) -> None:
     notebook = learner_with_answers(ROOT / LEARNER_NOTEBOOK, ROOT / "solutions" / LEARNER_NOTEBOOK.name)
     path = artifacts / LEARNER_NOTEBOOK.name
     nbformat.write(notebook, path)
-    page, start = _new_page(browser), time.perf_counter()
-    screenshot = artifacts / f"{path.stem}.png"
-    try:
-        _open(page, lab, path)
-        _run_all(page)
-        tracebacks = _tracebacks(page)
-        assert not tracebacks, f"a cell failed in the browser:\n{tracebacks[0][-3000:]}"
-        for exercise in chapter(LEARNER_NOTEBOOK.stem).exercises:
-            line = page.get_by_text(f"✅ Exercise {exercise.id} passed", exact=True)
-            line.scroll_into_view_if_needed()
-            assert line.is_visible(), f"no ✅ line for exercise {exercise.id} in the page"
-        assert page.locator(".jp-OutputArea-output", has_text="❌").count() == 0, "a check cell shows ❌"
-    finally:
-        page.screenshot(path=str(screenshot))
-        print(f"{LEARNER_NOTEBOOK} in the browser: {time.perf_counter() - start:.1f} s; screenshot {screenshot}")
-        page.close()
+    _open(page, lab, path)
+    _run_all(page)
+    tracebacks = _tracebacks(page)
+    assert not tracebacks, f"a cell failed in the browser:\n{tracebacks[0][-3000:]}"
+    for exercise in chapter(LEARNER_NOTEBOOK.stem).exercises:
+        line = page.get_by_text(f"✅ Exercise {exercise.id} passed", exact=True)
+        line.scroll_into_view_if_needed()
+        assert line.is_visible(), f"no ✅ line for exercise {exercise.id} in the page"
+    assert page.locator(".jp-OutputArea-output", has_text="❌").count() == 0, "a check cell shows ❌"
 
 
-def test_lesson_plot_shows_as_an_image_in_the_browser(lab: Lab, browser: Any, artifacts: Path) -> None:
+def _lesson_plot_shows(page: Any, lab: Lab, artifacts: Path) -> None:
     path = artifacts / LESSON_WITH_PLOT.name
     shutil.copyfile(ROOT / LESSON_WITH_PLOT, path)
-    page, start = _new_page(browser), time.perf_counter()
-    screenshot = artifacts / f"{path.stem}.png"
-    try:
-        _open(page, lab, path)
-        _run_all(page)
-        tracebacks = _tracebacks(page)
-        assert not tracebacks, f"a cell failed in the browser:\n{tracebacks[0][-3000:]}"
-        plot = page.locator(".jp-OutputArea-output img").first
-        # Centred, so the kept screenshot shows the whole plot.
-        plot.evaluate("img => img.scrollIntoView({block: 'center'})")
-        assert plot.is_visible(), f"{LESSON_WITH_PLOT} showed no plot"
-        box = plot.bounding_box()
-        assert box is not None and box["width"] > 200 and box["height"] > 150, f"the plot is a speck: {box}"
-        # Drawn, not a broken image: the browser decoded the PNG.
-        assert plot.evaluate("img => img.complete && img.naturalWidth > 200")
-    finally:
-        page.screenshot(path=str(screenshot))
-        print(f"{LESSON_WITH_PLOT} in the browser: {time.perf_counter() - start:.1f} s; screenshot {screenshot}")
-        page.close()
+    _open(page, lab, path)
+    _run_all(page)
+    tracebacks = _tracebacks(page)
+    assert not tracebacks, f"a cell failed in the browser:\n{tracebacks[0][-3000:]}"
+    plot = page.locator(".jp-OutputArea-output img").first
+    # Centred, so the kept screenshot shows the whole plot.
+    plot.evaluate("img => img.scrollIntoView({block: 'center'})")
+    assert plot.is_visible(), f"{LESSON_WITH_PLOT} showed no plot"
+    box = plot.bounding_box()
+    assert box is not None and box["width"] > 200 and box["height"] > 150, f"the plot is a speck: {box}"
+    # Drawn, not a broken image: the browser decoded the PNG.
+    assert plot.evaluate("img => img.complete && img.naturalWidth > 200")
+
+
+def test_learner_session_in_the_browser(lab: Lab, browser: Any, artifacts: Path) -> None:
+    """The learner's notebook runs to green (a ✅ line per exercise), then a lesson shows its plot as an image.
+
+    One test, so one JupyterLab and one Chromium serve both (xdist could otherwise start each twice).
+    """
+    for name, step in ((LEARNER_NOTEBOOK, _learner_notebook_to_green), (LESSON_WITH_PLOT, _lesson_plot_shows)):
+        page, start = browser.new_page(viewport={"width": 1280, "height": 900}), time.perf_counter()
+        screenshot = artifacts / f"{name.stem}.png"
+        try:
+            step(page, lab, artifacts)
+        finally:
+            page.screenshot(path=str(screenshot))
+            print(f"{name} in the browser: {time.perf_counter() - start:.1f} s; screenshot {screenshot}")
+            page.close()
