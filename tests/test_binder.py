@@ -287,10 +287,19 @@ def test_binder_builds_and_runs_a_sqlite_and_a_postgresql_lesson(binder: Binder)
     assert "uid=0(" not in binder.sh("whoami", "id"), "Binder runs everything as an unprivileged user"
     binder.sh("postBuild", "./postBuild")
     out = binder.run / "executed"
-    runs = (
-        f"jupyter nbconvert --to notebook --execute --output-dir {out} {SQLITE_LESSON}"
-        f" && COURSE_BACKEND=postgres jupyter nbconvert --to notebook --execute --output-dir {out} {POSTGRES_LESSON}"
-    )
+    # The two lessons run side by side (two kernels, two cores); each one's log is shown if either fails.
+    runs = f"""
+        mkdir -p {out}
+        jupyter nbconvert --to notebook --execute --output-dir {out} {SQLITE_LESSON} > {out}/sqlite.log 2>&1 &
+        sqlite=$!
+        COURSE_BACKEND=postgres jupyter nbconvert --to notebook --execute --output-dir {out} {POSTGRES_LESSON} \\
+            > {out}/postgres.log 2>&1 &
+        postgres=$!
+        wait $sqlite; sqlite_status=$?
+        wait $postgres; postgres_status=$?
+        tail -n 40 {out}/sqlite.log {out}/postgres.log
+        [ $sqlite_status -eq 0 ] && [ $postgres_status -eq 0 ]
+    """
     binder.sh("start + two lessons", "./start", "bash", "-c", runs, timeout=400)
     print("Binder simulation, seconds per step:", {step: round(s, 1) for step, s in binder.timings.items()})
     sqlite = _setup_output(out / Path(SQLITE_LESSON).name)

@@ -50,8 +50,6 @@ CHROMIUM_ARGS = [
 # A notebook run in the page: far above a lesson's < 60 s, far below a hang.
 RUN_TIMEOUT_S = 240
 
-pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
-
 
 def _chromium() -> str:
     for name in ("chromium", "chromium-browser"):
@@ -189,6 +187,20 @@ def learner_with_answers(learner: Path, solutions: Path) -> nbformat.NotebookNod
     return notebook
 
 
+def test_the_learner_copy_gets_every_answer_and_nothing_else() -> None:
+    """What the browser runs is the learner's notebook with exactly the stubbed lines replaced by the answers."""
+    learner = nbformat.read(ROOT / LEARNER_NOTEBOOK, as_version=4)
+    filled = learner_with_answers(ROOT / LEARNER_NOTEBOOK, ROOT / "solutions" / LEARNER_NOTEBOOK.name)
+    changed = [i for i, (a, b) in enumerate(zip(learner.cells, filled.cells, strict=True)) if a.source != b.source]
+    names = {name for exercise in chapter(LEARNER_NOTEBOOK.stem).exercises for name in exercise.names}
+    assert len(changed) >= len(chapter(LEARNER_NOTEBOOK.stem).exercises)
+    for i in changed:
+        assert "raise NotImplementedError(" in learner.cells[i].source
+        assert "NotImplementedError" not in filled.cells[i].source and "SOLUTION" not in filled.cells[i].source
+    defined = " ".join(filled.cells[i].source for i in changed)
+    assert all(f"def {name}(" in defined for name in names), "every function the checks receive is answered"
+
+
 def _open(page: Any, lab: Lab, path: Path) -> None:
     """Open the notebook in JupyterLab and wait until all its cells are shown and its kernel is idle."""
     cells = len(nbformat.read(path, as_version=4).cells)
@@ -261,6 +273,8 @@ def _lesson_plot_shows(page: Any, lab: Lab, artifacts: Path) -> None:
     assert plot.evaluate("img => img.complete && img.naturalWidth > 200")
 
 
+@pytest.mark.notebooks
+@pytest.mark.slow
 def test_learner_session_in_the_browser(lab: Lab, browser: Any, artifacts: Path) -> None:
     """The learner's notebook runs to green (a ✅ line per exercise), then a lesson shows its plot as an image.
 
