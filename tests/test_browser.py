@@ -275,7 +275,7 @@ def _lesson_plot_shows(page: Any, lab: Lab, artifacts: Path) -> None:
 
 @pytest.mark.notebooks
 @pytest.mark.slow
-def test_learner_session_in_the_browser(lab: Lab, browser: Any, artifacts: Path) -> None:
+def test_learner_session_in_the_browser(browser: Any, lab: Lab, artifacts: Path) -> None:
     """The learner's notebook runs to green (a ✅ line per exercise), then a lesson shows its plot as an image.
 
     One test, so one JupyterLab and one Chromium serve both (xdist could otherwise start each twice).
