@@ -117,6 +117,11 @@ def test_readme_has_a_binder_badge_per_chapter() -> None:
     assert len({urlsplit(link).path for link, _ in links}) == 1
 
 
+def _as_user(uid: int, gid: int) -> dict:
+    """subprocess arguments that run a command as that user (none when it is the one running the test)."""
+    return {} if os.getuid() == uid else {"user": uid, "group": gid, "extra_groups": []}
+
+
 @dataclass
 class Binder:
     """An unprivileged user's Binder-like home: the repository copy, the environment, the commands' log."""
@@ -140,7 +145,6 @@ class Binder:
     def sh(self, step: str, *command: str, timeout: float = 300, extra: dict[str, str] | None = None) -> str:
         """Run a command as the user, in the repository copy; fail the test with its output if it fails."""
         start = time.perf_counter()
-        own = os.getuid() == self.uid
         result = subprocess.run(
             list(command),
             cwd=self.repo,
@@ -148,7 +152,7 @@ class Binder:
             capture_output=True,
             text=True,
             timeout=timeout,
-            **({} if own else {"user": self.uid, "group": self.gid, "extra_groups": []}),
+            **_as_user(self.uid, self.gid),
         )
         self.timings[step] = time.perf_counter() - start
         output = result.stdout + result.stderr
@@ -253,7 +257,7 @@ def binder() -> Iterator[Binder]:
                 env=dict(binder.env, COURSE_CACHE_DIR=str(run / "conda" / "var" / "course")),
                 capture_output=True,
                 timeout=60,
-                **({} if os.getuid() == uid else {"user": uid, "group": gid, "extra_groups": []}),
+                **_as_user(uid, gid),
             )
         shutil.rmtree(run, ignore_errors=True)
 
@@ -277,7 +281,7 @@ def test_binder_builds_and_runs_a_sqlite_and_a_postgresql_lesson(binder: Binder)
         env=binder.env,
         capture_output=True,
         text=True,
-        **({} if os.getuid() == binder.uid else {"user": binder.uid, "group": binder.gid, "extra_groups": []}),
+        **_as_user(binder.uid, binder.gid),
     )
     if found.returncode != 0:
         missing(f"no Python {python} (environment.yml's pin) that an unprivileged user can run")
