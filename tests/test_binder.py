@@ -46,6 +46,7 @@ BINDER_USER = "course-binder"
 # The first notebook a Binder link opens, on the default backend; a chapter lesson on PostgreSQL.
 SQLITE_LESSON = "notebooks/00_start_here.ipynb"
 POSTGRES_LESSON = "notebooks/04_pagination.ipynb"
+STALE_RUN_S = 24 * 3600
 NETWORK_SETTINGS = {"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PIP_CERT"}
 # conda packages environment.yml may list besides what pip installs: tools pip cannot give.
 CONDA_ONLY = {"python", "pip", "postgresql"}
@@ -208,6 +209,30 @@ def _copy_repository(destination: Path, uid: int, gid: int) -> None:
         os.chown(path, uid, gid)
 
 
+def _remove_run(run: Path, uid: int, gid: int, env: dict[str, str]) -> None:
+    """Stop the run's PostgreSQL (postBuild and start made it under the run's CONDA_DIR), then remove the run."""
+    course = run / "conda" / "envs" / "notebook" / "bin" / "course"
+    if course.exists():
+        subprocess.run(
+            [str(course), "postgres", "stop"],
+            cwd=run,
+            env=dict(env, COURSE_CACHE_DIR=str(run / "conda" / "var" / "course")),
+            capture_output=True,
+            timeout=60,
+            **_as_user(uid, gid),
+        )
+    shutil.rmtree(run, ignore_errors=True)
+
+
+def _remove_stale_runs(runs: Path, uid: int, gid: int) -> None:
+    # A run killed before its teardown (a hung CI job) leaves its folder and maybe its server; after a day it is
+    # surely nobody's (other checkouts on this machine may be running theirs right now).
+    for run in runs.iterdir() if runs.is_dir() else ():
+        if time.time() - run.stat().st_mtime > STALE_RUN_S:
+            path = f"{run / 'conda' / 'envs' / 'notebook' / 'bin'}{os.pathsep}/usr/local/bin:/usr/bin:/bin"
+            _remove_run(run, uid, gid, {"HOME": str(runs.parent), "PATH": path})
+
+
 @pytest.fixture(scope="module")
 def binder() -> Iterator[Binder]:
     try:
@@ -217,6 +242,7 @@ def binder() -> Iterator[Binder]:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         missing("not a git checkout: the Binder test copies the repository's files as git lists them")
     uid, gid, home = _user()
+    _remove_stale_runs(home / "binder-runs", uid, gid)
     run = home / "binder-runs" / secrets.token_hex(4)
     run.mkdir(parents=True)
     for path in (home / "binder-runs", run):
@@ -250,16 +276,7 @@ def binder() -> Iterator[Binder]:
     try:
         yield binder
     finally:
-        if (binder.prefix / "bin" / "course").exists():
-            subprocess.run(
-                [str(binder.prefix / "bin" / "course"), "postgres", "stop"],
-                cwd=binder.repo,
-                env=dict(binder.env, COURSE_CACHE_DIR=str(run / "conda" / "var" / "course")),
-                capture_output=True,
-                timeout=60,
-                **_as_user(uid, gid),
-            )
-        shutil.rmtree(run, ignore_errors=True)
+        _remove_run(run, uid, gid, binder.env)
 
 
 def _setup_output(path: Path) -> str:
