@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Jupyter refuses to start as root unless told; containers and some classroom machines run as root.
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# Extra JupyterLab options, e.g. `make lab LAB_ARGS="--no-browser --ServerApp.port=8890"` (the browser test uses it).
+LAB_ARGS ?=
 
 .PHONY: lab test install seed build site clean
 
@@ -21,7 +23,7 @@ seed: install
 	$(BIN)/course seed
 
 lab: seed
-	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab $(LAB_FLAGS) $(LAB_ARGS) --ServerApp.root_dir="$(CURDIR)" notebooks/00_start_here.ipynb
 
 # Lint, types, then the suite on every core (pytest-xdist); `make test PYTEST_WORKERS=0` runs it in one process.
 # --dist loadgroup hands out tests one at a time to whichever worker is free (tests marked with one
