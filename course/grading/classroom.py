@@ -130,7 +130,7 @@ def grade(
     timeout: float = DEFAULT_CELL_TIMEOUT,
 ) -> GradeReport:
     """Grade every submission (jobs at a time) and write out/grades.csv and out/summary.csv."""
-    from course.seed import ensure_seed
+    from course.seed.verify import verified_seed
 
     started = time.perf_counter()
     submissions = find_submissions(paths)
@@ -138,8 +138,9 @@ def grade(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CourseError(f"cannot create {out}: {exc.strerror or exc}") from None
-    # One seed for every kernel, built before any of them starts.
-    ensure_seed(progress=False, announce=True)
+    # One seed for every kernel, built before any of them starts, its digest compared with the one recorded at
+    # seeding: a damaged seed is rebuilt before anyone is graded (course/seed/verify.py).
+    verified_seed(full=True, announce=True)
     jobs = max(1, jobs or os.cpu_count() or 1)
     # Threads only wait on the kernels' subprocesses, so the GIL costs nothing here.
     pool = ThreadPoolExecutor(max_workers=jobs)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from course.db.copies import DatabaseCopy, copy_of
-from course.seed.status import ensure_seed
+from course.seed.verify import verified_seed
 from course.settings import Settings, get_settings
 
 
@@ -19,8 +19,9 @@ async def create_copy(settings: Settings | None = None) -> DatabaseCopy:
 
 
 async def _ensure_seed(settings: Settings) -> str:
-    # Seeding is sync code (sqlite3, or its own loop for asyncpg): keep it off this loop.
-    return await asyncio.to_thread(ensure_seed, settings, progress=False)
+    # Seeding is sync code (sqlite3, or its own loop for asyncpg): keep it off this loop. The seed's fingerprint is
+    # compared before every copy (course/seed/verify.py): a damaged seed is rebuilt rather than copied.
+    return await asyncio.to_thread(verified_seed, settings)
 
 
 @asynccontextmanager

@@ -14,6 +14,9 @@ from course.db.postgres import owners
 from course.errors import CourseError
 from course.settings import Settings
 
+# A role made for one copy (course/db/postgres/roles.py) says so in its COMMENT; it is dropped with the copy.
+COPY_ROLE_COMMENT = "course-copy-role"
+
 
 class MissingDatabase(CourseError):
     """The server answered, but the database the URL names does not exist (yet)."""
@@ -138,8 +141,22 @@ async def drop_database(url: str | URL) -> None:
     conn = await connect(parsed.set(database="postgres"))
     try:
         await conn.execute(f"DROP DATABASE IF EXISTS {_quote(parsed.database or '')} WITH (FORCE)")
+        await drop_copy_role(conn, parsed.database or "")
     finally:
         await conn.close()
+
+
+async def drop_copy_role(conn: asyncpg.Connection, name: str) -> None:
+    """Drop the role named like a dropped copy, when it is one the course made for that copy (never any other)."""
+    ours = await conn.fetchval(
+        "SELECT shobj_description(oid, 'pg_authid') = $2 FROM pg_roles WHERE rolname = $1", name, COPY_ROLE_COMMENT
+    )
+    if ours:
+        # Its sessions were ended with the database; a role still in use elsewhere keeps living rather than fail.
+        try:
+            await conn.execute(f"DROP ROLE IF EXISTS {_quote(name)}")
+        except (asyncpg.DependentObjectsStillReferencedError, asyncpg.ObjectInUseError):
+            pass
 
 
 # Every copy whose name starts with the prefix: its owner's comment, how many sessions use it, the server's clock.
@@ -188,6 +205,7 @@ async def drop_abandoned_copies(admin: str | URL, prefix: str) -> list[str]:
             force = " WITH (FORCE)" if why == "owner-gone" else ""
             try:
                 await conn.execute(f"DROP DATABASE IF EXISTS {_quote(row['name'])}{force}")
+                await drop_copy_role(conn, row["name"])
             except (asyncpg.ObjectInUseError, asyncpg.InsufficientPrivilegeError):
                 continue
             dropped.append(row["name"])
