@@ -22,6 +22,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from course.grading.build import build
     from course.settings import project_root
 
+    if not (project_root() / "solutions").is_dir():
+        # A student release (`course release`): exercises/ are what was handed out, there is nothing to build from.
+        print("no solutions/ here (a student release): exercises/ are the learner versions, nothing to build")
+        return 0
     paths = build(project_root(), check=args.check)
     verb = "in sync with" if args.check else "generated from"
     print(f"exercises/ is {verb} solutions/ ({len(paths)} notebook{'s' * (len(paths) != 1)})")
@@ -30,11 +34,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     import json
+    from contextlib import nullcontext
     from pathlib import Path
 
     from course.grading import runner
     from course.grading.notebook_format import chapter_of, load_notebook
     from course.seed import ensure_seed
+    from course.seed.fresh import copy_service
 
     paths = [Path(p) for p in args.notebooks]
     for path in paths:
@@ -46,12 +52,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     # Build the seed now (with progress) rather than inside the kernel, within a cell's time limit.
     ensure_seed(progress=sys.stderr.isatty() and not args.json, announce=not args.json)
     results = []
-    for path in paths:
-        if not args.json:
-            print(f"Checking {path} (each cell within {args.timeout:g} s) ...", flush=True)
-        results.append(runner.run_notebook(path, timeout=args.timeout))
-        if not args.json:
-            print(runner.format_result(results[-1]), flush=True)
+    # Self-study keeps the login it has (it is the learner's own server); --restricted-role grades as a class would.
+    with copy_service() if args.restricted_role else nullcontext():
+        for path in paths:
+            if not args.json:
+                print(f"Checking {path} (each cell within {args.timeout:g} s) ...", flush=True)
+            results.append(runner.run_notebook(path, timeout=args.timeout))
+            if not args.json:
+                print(runner.format_result(results[-1]), flush=True)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=2))
     return 0 if all(r.passed for r in results) else 1
@@ -61,6 +69,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from course.grading import classroom as grading
+    from course.seed.fresh import copy_service
 
     if args.reference:
         print(
@@ -68,9 +77,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _stop_on_terminate()
-    report = grading.grade(
-        [Path(p) for p in args.submissions], out=Path(args.out), jobs=args.jobs, timeout=args.timeout
-    )
+    # On PostgreSQL every copy a kernel uses is made by this process and owned by a role of its own.
+    with copy_service():
+        report = grading.grade(
+            [Path(p) for p in args.submissions], out=Path(args.out), jobs=args.jobs, timeout=args.timeout
+        )
     print(grading.format_summary(report))
     return 0
 
@@ -96,6 +107,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--timeout", type=float, default=60.0, metavar="SECONDS", help="time limit per cell (default 60)"
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    p.add_argument(
+        "--restricted-role",
+        action="store_true",
+        help="on PostgreSQL, give the notebook and its checks copies owned by a role of their own that cannot "
+        "reach the seed or anything else (what `course grade` always does)",
+    )
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser(

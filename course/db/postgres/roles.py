@@ -48,7 +48,9 @@ DO $$
 DECLARE item record;
 BEGIN
   FOR item IN SELECT c.oid::regclass AS name FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-              WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') LOOP
+              WHERE n.nspname = 'public' AND (c.relkind IN ('r', 'p', 'v', 'm', 'f') OR c.relkind = 'S' AND NOT EXISTS
+                (SELECT 1 FROM pg_depend AS d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))) LOOP
+    -- (A sequence that belongs to a column follows its table.)
     EXECUTE format('ALTER TABLE %s OWNER TO {role}', item.name);
   END LOOP;
   FOR item IN SELECT t.oid::regtype AS name FROM pg_type AS t JOIN pg_namespace AS n ON n.oid = t.typnamespace
