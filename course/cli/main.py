@@ -7,11 +7,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from course import __version__
-from course.cli import anomalies, doctor, exercises, postgres, release, seed
+from course.cli import anomalies, doctor, exercises, postgres, release, seed, workshop
 from course.errors import CourseError
 
 Handler = Callable[[argparse.Namespace], int]
-GROUPS = (seed, postgres, doctor, exercises, anomalies, release)
+GROUPS = (seed, postgres, doctor, exercises, anomalies, release, workshop)
 
 
 def build_parser() -> argparse.ArgumentParser:

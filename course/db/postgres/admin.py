@@ -116,6 +116,8 @@ async def copy_database(template_url: str | URL, name: str, *, owner: owners.Own
         await conn.execute(
             f"CREATE DATABASE {_quote(name)} TEMPLATE {_quote(parsed.database or '')}{await _copy_strategy(conn)}"
         )
+        # New databases let every role connect: a copy is for whoever made it (and superusers), nobody else.
+        await conn.execute(f"REVOKE ALL ON DATABASE {_quote(name)} FROM PUBLIC")
         if owner is not None:
             if owner.created is None:
                 owner = replace(owner, created=float(await conn.fetchval("SELECT extract(epoch FROM now())")))
