@@ -77,11 +77,17 @@ def cmd_grade(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _stop_on_terminate()
-    # On PostgreSQL every copy a kernel uses is made by this process and owned by a role of its own.
-    with copy_service():
-        report = grading.grade(
-            [Path(p) for p in args.submissions], out=Path(args.out), jobs=args.jobs, timeout=args.timeout
-        )
+    submissions = [Path(p) for p in args.submissions]
+    if args.urls:
+        from course.grading import workshop
+
+        # A workshop: each learner's kernel works in their own database as their own role.
+        urls = workshop.grading_urls(Path(args.urls))
+        report = grading.grade(submissions, out=Path(args.out), jobs=args.jobs, timeout=args.timeout, urls=urls)
+    else:
+        # On PostgreSQL every copy a kernel uses is made by this process and owned by a role of its own.
+        with copy_service():
+            report = grading.grade(submissions, out=Path(args.out), jobs=args.jobs, timeout=args.timeout)
     print(grading.format_summary(report))
     return 0
 
@@ -135,6 +141,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--jobs", type=int, default=None, metavar="N", help="notebooks run at once (default: CPU count)"
     )
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time limit per cell (default 60)")
+    p.add_argument(
+        "--urls",
+        metavar="CSV",
+        help="a workshop's CSV from `course workshop provision`: each learner's notebook runs as their own role in "
+        "their own database, made again from the verified seed first (COURSE_DATABASE_URL: the seed template)",
+    )
     # Kept so existing scripts still run: the chapters and their exercises come from the course's registry.
     p.add_argument("--reference", metavar="DIR", help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_grade)

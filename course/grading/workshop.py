@@ -182,3 +182,24 @@ def refresh(admin: str, seats: list[Seat], *, scale: str) -> None:
             await roles.hand_over(db.parse_url(admin).set(database=seat.database), seat.role)
 
     aio.run(remake())
+
+
+def grading_urls(seats_file: Path) -> dict[str, str]:
+    """For `course grade --urls`: every seat's database made again from the verified seed; learner -> URL."""
+    from course.db.postgres.admin import admin_url
+    from course.seed.load import seed_url
+
+    settings = get_settings()
+    if settings.backend != "postgres":
+        raise CourseError(
+            "grading a workshop needs COURSE_DATABASE_URL (or COURSE_BACKEND=postgres) on its server"
+        )
+    seats = read_seats(seats_file)
+    admin = admin_url(settings)
+    if db.parse_url(seed_url(settings)).database != db.parse_url(template_url(admin, settings.scale)).database:
+        raise CourseError(
+            f"COURSE_DATABASE_URL must name the workshop's seed, {db.parse_url(template_url(admin, settings.scale)).database}"
+        )
+    refresh(admin, seats, scale=settings.scale)
+    print(f"Made {len(seats)} learner database(s) again from the verified seed before grading.")
+    return {seat.learner.removeprefix(PREFIX): seat.url for seat in seats}
