@@ -91,7 +91,11 @@ def test_course_seed_force_reopens_a_template_that_refuses_connections(
     url = load.seed_url(pg_seed)
     name = db.parse_url(url).database
     admin = db.parse_url(url).set(database="postgres").render_as_string(hide_password=False)
-    asyncio.run(_execute(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false CONNECTION LIMIT 0'))
+    lock_out = f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false CONNECTION LIMIT 0'
+    asyncio.run(_execute(admin, lock_out))
+    assert main(["seed", "--url", url, "--scale", "tiny"]) == 0
+    assert "connections were disallowed, connection limit was 0" in capsys.readouterr().out
+    asyncio.run(_execute(admin, lock_out))
     assert main(["seed", "--url", url, "--scale", "tiny", "--force"]) == 0
     assert "rows in" in capsys.readouterr().out
     assert verify.digest(url) == verify._read_record(pg_seed, url)["digest"]
