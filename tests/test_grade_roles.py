@@ -18,12 +18,13 @@ from tests.fixtures.tooling import SOLUTION, course, variant
 # Run in the learner's notebook after `lesson = await setup()`: everything it may try with the login it was given.
 HOSTILE = """
 import json
+import os
 import asyncpg
 from course import db
 from course.db.postgres import admin as pg_admin
 
 given = db.parse_url(lesson.url)
-attempts = {"user": given.username}
+attempts = {"user": given.username, "env": os.environ.get("COURSE_DATABASE_URL", "")}
 for database, statement in [
     ("postgres", 'ALTER DATABASE "{template}" ALLOW_CONNECTIONS false'),
     ("postgres", 'DROP DATABASE "{template}"'),
@@ -52,13 +53,13 @@ def test_a_graded_kernel_gets_a_role_that_reaches_only_its_copy(pg_admin_url: st
     attack = HOSTILE.replace("{template}", name).replace("{report}", str(report))
     variant(subs / "mal" / SOLUTION.name, lambda nb: nb.cells.insert(2, nbformat.v4.new_code_cell(attack)))
     out = tmp_path / "out"
-    run = course(
-        "grade", str(subs), "--out", str(out), "--jobs", "1", cwd=tmp_path, env={"COURSE_BACKEND": "postgres"},
-        timeout=300,
-    )  # fmt: skip
+    # The instructor names the seed with an admin URL: the kernel must not find it in its environment.
+    env = {"COURSE_DATABASE_URL": template, "COURSE_SCALE": "tiny"}
+    run = course("grade", str(subs), "--out", str(out), "--jobs", "1", cwd=tmp_path, env=env, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     attempts = json.loads(report.read_text())
     assert attempts.pop("user") not in ("postgres", db.parse_url(pg_admin_url).username)
+    assert attempts.pop("env") == ""
     assert len(attempts) == 5 and "done" not in attempts.values(), attempts
     with (out / "summary.csv").open(newline="") as f:
         summary = {row["learner"]: (row["points"], row["max_points"]) for row in csv.DictReader(f)}

@@ -86,8 +86,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
         report = grading.grade(submissions, out=Path(args.out), jobs=args.jobs, timeout=args.timeout, urls=urls)
     else:
         # On PostgreSQL every copy a kernel uses is made by this process and owned by a role of its own.
-        with copy_service():
-            report = grading.grade(submissions, out=Path(args.out), jobs=args.jobs, timeout=args.timeout)
+        with copy_service() as broker:
+            # The kernels need no admin URL then: blank it, so learner code cannot read it from the environment.
+            hidden = {"COURSE_DATABASE_URL": "", "COURSE_BACKEND": "postgres"} if broker else None
+            report = grading.grade(
+                submissions, out=Path(args.out), jobs=args.jobs, timeout=args.timeout, kernel_env=hidden
+            )
     print(grading.format_summary(report))
     return 0
 

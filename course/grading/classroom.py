@@ -91,10 +91,17 @@ def find_submissions(paths: Iterable[Path]) -> list[Submission]:
     return found
 
 
-def grade_submission(sub: Submission, *, timeout: float, urls: Mapping[str, str] | None = None) -> list[GradeRow]:
+def grade_submission(
+    sub: Submission,
+    *,
+    timeout: float,
+    urls: Mapping[str, str] | None = None,
+    kernel_env: Mapping[str, str] | None = None,
+) -> list[GradeRow]:
     """Grade one notebook; whatever goes wrong becomes rows with status `error` and a message.
 
     urls: in a workshop, each learner's COURSE_DATABASE_URL (their own role and database): their kernel uses it.
+    kernel_env: variables every kernel gets on top of this process's (e.g. the admin URL blanked out).
     """
     chapter = sub.chapter
     stem = chapter.stem if chapter else ""
@@ -113,17 +120,13 @@ def grade_submission(sub: Submission, *, timeout: float, urls: Mapping[str, str]
                 f"{stem} notebook, or name the file after the chapter it answers"
             )
             return [row(e.id, 0, e.points, "error", message) for e in chapter.exercises]
-        kernel_env = None
+        env = dict(kernel_env or {})
         if urls is not None:
             if sub.learner not in urls:
                 raise CourseError(f"no workshop seat for learner {sub.learner!r} in the URLs given")
             # Copies come from the learner's own database, made by their own role: no broker, no admin login.
-            kernel_env = {
-                "COURSE_DATABASE_URL": urls[sub.learner],
-                "COURSE_BACKEND": "postgres",
-                "COURSE_COPY_BROKER": "",
-            }
-        result = run_notebook(sub.path, timeout=timeout, chapter=chapter, kernel_env=kernel_env)
+            env.update(COURSE_DATABASE_URL=urls[sub.learner], COURSE_BACKEND="postgres", COURSE_COPY_BROKER="")
+        result = run_notebook(sub.path, timeout=timeout, chapter=chapter, kernel_env=env)
     except CourseError as exc:
         return [row(e.id, 0, e.points, "error", str(exc)) for e in chapter.exercises]
     except Exception as exc:  # noqa: BLE001 - one broken submission must not stop the grading of the others
@@ -142,6 +145,7 @@ def grade(
     jobs: int | None = None,
     timeout: float = DEFAULT_CELL_TIMEOUT,
     urls: Mapping[str, str] | None = None,
+    kernel_env: Mapping[str, str] | None = None,
 ) -> GradeReport:
     """Grade every submission (jobs at a time) and write out/grades.csv and out/summary.csv."""
     from course.seed.verify import verified_seed
@@ -159,7 +163,9 @@ def grade(
     # Threads only wait on the kernels' subprocesses, so the GIL costs nothing here.
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        graded = pool.map(lambda s: grade_submission(s, timeout=timeout, urls=urls), submissions)
+        graded = pool.map(
+            lambda s: grade_submission(s, timeout=timeout, urls=urls, kernel_env=kernel_env), submissions
+        )
         rows = [r for rows in graded for r in rows]
     except BaseException:
         # Ctrl-C: start nothing new and stop the kernels that are running, rather than wait for them; each run's
