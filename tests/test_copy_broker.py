@@ -88,5 +88,11 @@ async def test_a_kernel_cannot_drop_another_kernels_copy_or_hoard_copies(
             for _ in range(broker.MAX_LIVE):
                 held.append(await fresh.create_copy(service))
         await asyncio.gather(*(copy.drop() for copy in held))
+        # Inventing run tags does not get around the cap: the broker holds only so many copies in all.
+        monkeypatch.setattr(broker, "MAX_LIVE_TOTAL", 2)
+        b = await broker.request_copy(where, tag="r00000001")
+        with pytest.raises(CourseError, match="already holds"):
+            await broker.request_copy(where, tag="r00000002")
+        await broker.request_drop(where, b[1])
     finally:
         await a.drop()

@@ -113,9 +113,18 @@ async def copy_database(template_url: str | URL, name: str, *, owner: owners.Own
     parsed = db.parse_url(template_url)
     conn = await connect(parsed.set(database="postgres"))
     try:
-        await conn.execute(
+        create = (
             f"CREATE DATABASE {_quote(name)} TEMPLATE {_quote(parsed.database or '')}{await _copy_strategy(conn)}"
         )
+        # The server waits 5 s for other sessions on the template to leave; a grader verifying the seed (a digest
+        # takes seconds) may hold it a little longer than that, so try twice more before giving up.
+        for attempt in range(3):
+            try:
+                await conn.execute(create)
+                break
+            except asyncpg.ObjectInUseError:
+                if attempt == 2:
+                    raise
         # New databases let every role connect: a copy is for whoever made it (and superusers), nobody else.
         await conn.execute(f"REVOKE ALL ON DATABASE {_quote(name)} FROM PUBLIC")
         if owner is not None:

@@ -29,8 +29,10 @@ from course.db.postgres import owners, roles
 from course.errors import CourseError
 
 BROKER_ENV = "COURSE_COPY_BROKER"
-# Copies alive at once per run tag: a chapter's lesson plus its checks use a handful.
+# Copies alive at once per run tag: a chapter's lesson plus its checks use a handful. The tag is the kernel's word,
+# so a cap for the whole broker too: a kernel inventing tags cannot fill the disk either.
 MAX_LIVE = 12
+MAX_LIVE_TOTAL = 200
 _REPLY_LIMIT = 64 * 1024
 
 
@@ -87,6 +89,8 @@ class CopyBroker:
         with self._lock:
             if sum(t == tag for _, t in self._live.values()) >= MAX_LIVE:
                 raise CourseError(f"this run already holds {MAX_LIVE} database copies: drop some (lesson.close())")
+            if len(self._live) >= MAX_LIVE_TOTAL:
+                raise CourseError(f"the grader already holds {MAX_LIVE_TOTAL} database copies: try again later")
             key = secrets.token_hex(16)
             name = self._name_for(tag)
             self._live[key] = (name, tag)
