@@ -111,6 +111,8 @@ async def lock_template(url: str | URL) -> None:
     conn = await pg_admin.connect(parsed.set(database="postgres"))
     try:
         await conn.execute(f"REVOKE ALL ON DATABASE {quote(parsed.database or '')} FROM PUBLIC")
+    except asyncpg.InsufficientPrivilegeError:
+        pass  # a seed in a database this login does not own: its owner decides who may connect
     finally:
         await conn.close()
 
