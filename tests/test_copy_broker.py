@@ -76,7 +76,7 @@ async def test_a_brokered_copy_logs_in_as_its_own_role_with_no_power_beyond_it(s
 async def test_a_kernel_cannot_drop_another_kernels_copy_or_hoard_copies(
     service: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(broker, "MAX_LIVE", 3)
+    monkeypatch.setattr(broker, "MAX_LIVE", 2)
     a = await fresh.create_copy(service)
     try:
         where = broker.address()
