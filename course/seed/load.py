@@ -124,6 +124,9 @@ def seed_sqlite(url: str, scale: str, *, progress: bool = False) -> SeedReport:
     try:
         counts = load_sqlite(tmp, build_tables(scale, "sqlite"), progress=progress)
         _write_sqlite_meta(tmp, {**expected_meta(scale), "complete": "yes"})
+        # A -wal file left by the old seed would be replayed into the new one: it goes first.
+        for stale in ("-wal", "-shm"):
+            path.with_name(path.name + stale).unlink(missing_ok=True)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

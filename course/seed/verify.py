@@ -91,16 +91,14 @@ def fingerprint(url: str) -> str:
     """A few milliseconds' worth of evidence that nobody wrote to the seed (see the module docstring)."""
     if _is_sqlite(url):
         path = db.sqlite_path(url)
-        parts = []
-        # A -wal file beside the seed means someone opened it in WAL mode and wrote through it.
-        for candidate in (path, path.with_name(path.name + "-wal")):
-            try:
-                st = candidate.stat()
-            except FileNotFoundError:
-                parts.append("-")
-                continue
-            parts.append(f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
-        return "|".join(parts)
+        st = path.stat()
+        # Once a seed is in WAL mode (any course engine opened it), every reader touches its -wal file: only that
+        # file's size tells a write, which a checkpoint later moves into the seed file itself.
+        try:
+            wal = str(path.with_name(path.name + "-wal").stat().st_size)
+        except FileNotFoundError:
+            wal = "-"
+        return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}|{wal}"
     return aio.run(_postgres_fingerprint(url))
 
 
@@ -114,13 +112,31 @@ async def _postgres_fingerprint(url: str) -> str:
     return json.dumps(dict(row) if row else None, sort_keys=True, default=str)
 
 
+def _content_header(header: bytes) -> bytes:
+    """The SQLite file header without what merely opening the seed may change (not its content).
+
+    Bytes 18-19 say rollback or WAL journal (a course engine switches the seed to WAL when it opens it), 24-27 and
+    92-99 count changes and name the library version that made the last one.
+    """
+    masked = bytearray(header)
+    for start, end in ((18, 20), (24, 28), (92, 100)):
+        masked[start:end] = bytes(end - start)
+    return bytes(masked)
+
+
 def digest(url: str) -> str:
     """The exact digest of the seed's content and schema (see the module docstring)."""
     if _is_sqlite(url):
         sha = hashlib.sha256()
-        with open(db.sqlite_path(url), "rb") as seed_file:
-            while chunk := seed_file.read(1 << 20):
-                sha.update(chunk)
+        path = db.sqlite_path(url)
+        # Writes not yet checkpointed live in the -wal file: they are part of what a reader sees.
+        for part in (path, path.with_name(path.name + "-wal")):
+            if part.exists():
+                with open(part, "rb") as seed_file:
+                    if part == path:
+                        sha.update(_content_header(seed_file.read(100)))
+                    while chunk := seed_file.read(1 << 20):
+                        sha.update(chunk)
         return sha.hexdigest()
     return aio.run(_postgres_digest(url))
 
