@@ -29,6 +29,8 @@ from course.db.postgres import roles
 from course.domain.models import Base
 from course.settings import Settings, get_settings
 
+# Bumped whenever digest() or fingerprint() measure differently, so old records are not taken for damage.
+METHOD = 2
 # The schema's definitions, one line each, sorted: a dropped index or an added trigger changes the digest.
 _SCHEMA_SQL = """
 SELECT coalesce(string_agg(line, E'\\n' ORDER BY line), '') FROM (
@@ -71,13 +73,15 @@ def _read_record(settings: Settings, url: str) -> dict[str, str]:
         data = json.loads(_record_path(settings, url).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) and data.get("url") == db.describe(url) else {}
+    if not isinstance(data, dict) or data.get("url") != db.describe(url) or data.get("method") != METHOD:
+        return {}  # another seed's, or measured another way: measured afresh
+    return data
 
 
 def _write_record(settings: Settings, url: str, **values: str) -> None:
     path = _record_path(settings, url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {**_read_record(settings, url), **values, "url": db.describe(url)}
+    record = {**_read_record(settings, url), **values, "url": db.describe(url), "method": METHOD}
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
