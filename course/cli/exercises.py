@@ -27,6 +27,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from course.grading.build import build
     from course.settings import project_root
 
+    if not (project_root() / "solutions").is_dir():
+        # A student release (`course release`): exercises/ are what was handed out, there is nothing to build from.
+        print("no solutions/ here (a student release): exercises/ are the learner versions, nothing to build")
+        return 0
     paths = build(project_root(), check=args.check)
     verb = "in sync with" if args.check else "generated from"
     print(f"exercises/ is {verb} solutions/ ({len(paths)} notebook{'s' * (len(paths) != 1)})")
@@ -35,11 +39,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     import json
+    from contextlib import nullcontext
     from pathlib import Path
 
     from course.grading import runner
     from course.grading.notebook_format import chapter_of, load_notebook
     from course.seed import ensure_seed
+    from course.seed.fresh import copy_service
 
     paths = [Path(p) for p in args.notebooks]
     for path in paths:
@@ -55,15 +61,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     # Build the seed now (with progress) rather than inside the kernel, within a cell's time limit.
     ensure_seed(progress=sys.stderr.isatty() and not args.json, announce=not args.json)
     results = []
-    for path in paths:
-        if not args.json:
-            print(f"Checking {path} (each cell within {args.timeout:g} s) ...", flush=True)
-        if args.sandbox:
-            results.append(_check_in_sandbox(path, timeout=args.timeout))
-        else:
-            results.append(runner.run_notebook(path, timeout=args.timeout))
-        if not args.json:
-            print(runner.format_result(results[-1]), flush=True)
+    # Self-study keeps the login it has (it is the learner's own server); --restricted-role grades as a class would.
+    with copy_service() if args.restricted_role else nullcontext():
+        for path in paths:
+            if not args.json:
+                print(f"Checking {path} (each cell within {args.timeout:g} s) ...", flush=True)
+            if args.sandbox:
+                results.append(_check_in_sandbox(path, timeout=args.timeout))
+            else:
+                results.append(runner.run_notebook(path, timeout=args.timeout))
+            if not args.json:
+                print(runner.format_result(results[-1]), flush=True)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=2))
     if args.classroom:
@@ -102,6 +110,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from course.grading import classroom as grading
+    from course.seed.fresh import copy_service
 
     if args.reference:
         print(
@@ -109,13 +118,29 @@ def cmd_grade(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _stop_on_terminate()
-    report = grading.grade(
-        [Path(p) for p in args.submissions],
-        out=Path(args.out),
-        jobs=args.jobs,
-        timeout=args.timeout,
-        sandboxed=not args.no_sandbox,
-    )
+    submissions = [Path(p) for p in args.submissions]
+    sandboxed = not args.no_sandbox
+    if args.urls:
+        from course.grading import workshop
+
+        # A workshop: each learner's kernel works in their own database as their own role.
+        urls = workshop.grading_urls(Path(args.urls))
+        report = grading.grade(
+            submissions, out=Path(args.out), jobs=args.jobs, timeout=args.timeout, sandboxed=sandboxed, urls=urls
+        )
+    else:
+        # On PostgreSQL every copy a kernel uses is made by this process and owned by a role of its own.
+        with copy_service() as broker:
+            # The kernels need no admin URL then: blank it, so learner code cannot read it from the environment.
+            hidden = {"COURSE_DATABASE_URL": "", "COURSE_BACKEND": "postgres"} if broker else None
+            report = grading.grade(
+                submissions,
+                out=Path(args.out),
+                jobs=args.jobs,
+                timeout=args.timeout,
+                sandboxed=sandboxed,
+                kernel_env=hidden,
+            )
     print(grading.format_summary(report))
     return 0
 
@@ -151,6 +176,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="check as `course grade` does: in a sandbox, on the notebook's definitions only",
     )
+    p.add_argument(
+        "--restricted-role",
+        action="store_true",
+        help="on PostgreSQL, give the notebook and its checks copies owned by a role of their own that cannot "
+        "reach the seed or anything else (what `course grade` always does)",
+    )
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser(
@@ -182,6 +213,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--no-sandbox",
         action="store_true",
         help="grade without a sandbox where none can be made (trusts the submissions: only for your own notebooks)",
+    )
+    p.add_argument(
+        "--urls",
+        metavar="CSV",
+        help="a workshop's CSV from `course workshop provision`: each learner's notebook runs as their own role in "
+        "their own database, made again from the verified seed first (COURSE_DATABASE_URL: the seed template)",
     )
     # Kept so existing scripts still run: the chapters and their exercises come from the course's registry.
     p.add_argument("--reference", metavar="DIR", help=argparse.SUPPRESS)

@@ -7,11 +7,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from course import __version__
-from course.cli import anomalies, doctor, exercises, link, postgres, seed, site, start
+from course.cli import anomalies, doctor, exercises, link, postgres, release, seed, site, start, workshop
 from course.errors import CourseError
 
 Handler = Callable[[argparse.Namespace], int]
-GROUPS = (seed, postgres, doctor, exercises, start, anomalies, link, site)
+GROUPS = (seed, postgres, doctor, exercises, start, anomalies, release, workshop, link, site)
 
 
 def build_parser() -> argparse.ArgumentParser:

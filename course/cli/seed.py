@@ -14,6 +14,13 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     target = args.url or seed.seed_url(settings)
+    if db.parse_url(target).get_backend_name() == "postgresql":
+        from course.db import aio
+        from course.db.postgres import roles
+
+        # A template someone set to refuse connections (or gave away) is opened again before anything reads it.
+        if fixed := aio.run(roles.reopen(target)):
+            print(f"{db.describe(target)} had been tampered with ({', '.join(fixed)}): restored.")
     if not args.force:
         current = seed.status(settings, url=target)
         if current.ok:

@@ -23,7 +23,8 @@ from sqlalchemy.engine import URL
 from course import db
 from course.db import aio
 from course.db.postgres import admin as pg_admin
-from course.db.postgres import owners
+from course.db.postgres import broker, owners
+from course.errors import CourseError
 
 COPY_PREFIX = "course_run_"
 FOLDER_PREFIX = "course-run-"
@@ -45,6 +46,8 @@ class DatabaseCopy:
     backend: str
     folder: Path | None = None
     dropped: bool = False
+    # Set when a copy broker made it (course/db/postgres/broker.py): only the broker may drop it.
+    broker_key: str | None = None
 
     async def drop(self) -> None:
         if self.dropped:
@@ -52,6 +55,8 @@ class DatabaseCopy:
         self.dropped = True
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+        elif self.broker_key is not None and (where := broker.address()):
+            await broker.request_drop(where, self.broker_key)
         else:
             await pg_admin.drop_database(self.url)
 
@@ -72,6 +77,21 @@ async def copy_of(seed_url: str) -> DatabaseCopy:
     await pg_admin.drop_abandoned_copies(admin, COPY_PREFIX)
     url = await pg_admin.copy_database(seed_url, with_run_tag(postgres_copy_name()), owner=owners.this_process())
     return DatabaseCopy(url=url, backend="postgres")
+
+
+async def brokered_copy() -> DatabaseCopy:
+    """A copy from the grader's copy broker: its URL logs in as the copy's own role, with no power beyond it."""
+    where = broker.address()
+    if where is None:
+        raise CourseError(f"no copy broker: {broker.BROKER_ENV} is not set")
+    url, key = await broker.request_copy(where, tag=current_run_tag())
+    return DatabaseCopy(url=url, backend="postgres", broker_key=key)
+
+
+def copy_name(tag: str | None) -> str:
+    """A copy's name, for the run tagged `tag` (the broker names the copies it makes for kernels this way)."""
+    name = postgres_copy_name()
+    return f"{name}_{tag}" if tag and _TAG_RE.match(tag) else name
 
 
 def postgres_copy_name() -> str:

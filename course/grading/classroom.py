@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,16 +77,34 @@ def find_submissions(paths: Iterable[Path]) -> list[Submission]:
     return found
 
 
-def grade_submission(sub: Submission, *, timeout: float, sandboxed: bool = False) -> list[GradeRow]:
-    """Grade one notebook; an infrastructure failure (status `error`) is tried once more before it stands."""
-    rows = _grade_once(sub, timeout=timeout, sandboxed=sandboxed)
+def grade_submission(
+    sub: Submission,
+    *,
+    timeout: float,
+    sandboxed: bool = False,
+    urls: Mapping[str, str] | None = None,
+    kernel_env: Mapping[str, str] | None = None,
+) -> list[GradeRow]:
+    """Grade one notebook; an infrastructure failure (status `error`) is tried once more before it stands.
+
+    urls: in a workshop, each learner's COURSE_DATABASE_URL (their own role and database): their kernel uses it.
+    kernel_env: variables every kernel gets on top of this process's (e.g. the admin URL blanked out).
+    """
+    rows = _grade_once(sub, timeout=timeout, sandboxed=sandboxed, urls=urls, kernel_env=kernel_env)
     if any(r.status == "error" for r in rows) and sub.chapter is not None:
-        again = _grade_once(sub, timeout=timeout, sandboxed=sandboxed)
+        again = _grade_once(sub, timeout=timeout, sandboxed=sandboxed, urls=urls, kernel_env=kernel_env)
         rows = again if sum(r.status == "error" for r in again) < sum(r.status == "error" for r in rows) else rows
     return rows
 
 
-def _grade_once(sub: Submission, *, timeout: float, sandboxed: bool) -> list[GradeRow]:
+def _grade_once(
+    sub: Submission,
+    *,
+    timeout: float,
+    sandboxed: bool,
+    urls: Mapping[str, str] | None,
+    kernel_env: Mapping[str, str] | None,
+) -> list[GradeRow]:
     """Grade one notebook; whatever goes wrong becomes rows with status `error` and a message."""
     chapter = sub.chapter
     stem = chapter.stem if chapter else ""
@@ -108,7 +126,13 @@ def _grade_once(sub: Submission, *, timeout: float, sandboxed: bool) -> list[Gra
         if sandboxed:
             results, _, _ = sandboxed_run(sub.path, chapter=chapter, timeout=timeout)
             return [row(e.id, e.points, e.max_points, e.status, e.message) for e in results]
-        result = run_notebook(sub.path, timeout=timeout, chapter=chapter)
+        env = dict(kernel_env or {})
+        if urls is not None:
+            if sub.learner not in urls:
+                raise CourseError(f"no workshop seat for learner {sub.learner!r} in the URLs given")
+            # Copies come from the learner's own database, made by their own role: no broker, no admin login.
+            env.update(COURSE_DATABASE_URL=urls[sub.learner], COURSE_BACKEND="postgres", COURSE_COPY_BROKER="")
+        result = run_notebook(sub.path, timeout=timeout, chapter=chapter, kernel_env=env)
     except SandboxBroken as exc:
         return [row(e.id, 0, e.points, "error", str(exc)) for e in chapter.exercises]
     except CourseError as exc:
@@ -129,14 +153,16 @@ def grade(
     jobs: int | None = None,
     timeout: float = DEFAULT_CELL_TIMEOUT,
     sandboxed: bool = True,
+    urls: Mapping[str, str] | None = None,
+    kernel_env: Mapping[str, str] | None = None,
 ) -> GradeReport:
     """Grade every submission (jobs at a time) into out/grades.csv as each finishes, then write out/summary.csv.
 
     A re-run with the same out resumes: submissions already graded with the same content are not run again.
     sandboxed: run each submission in a sandbox (course/grading/sandbox.py); refused in one line where none can
-    be made, unless False (`--no-sandbox`).
+    be made, unless False (`--no-sandbox`). urls, kernel_env: see grade_submission (PostgreSQL, no sandbox yet).
     """
-    from course.seed import ensure_seed
+    from course.seed.verify import verified_seed
 
     started = time.perf_counter()
     if sandboxed:
@@ -146,15 +172,21 @@ def grade(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CourseError(f"cannot create {out}: {exc.strerror or exc}") from None
-    # One seed for every kernel, built before any of them starts.
-    ensure_seed(progress=False, announce=True)
+    # One seed for every kernel, built before any of them starts, its digest compared with the one recorded at
+    # seeding: a damaged seed is rebuilt before anyone is graded (course/seed/verify.py).
+    verified_seed(full=True, announce=True)
     book = _Gradebook(out)
     todo = [s for s in submissions if not book.done(s)]
     jobs = max(1, jobs or os.cpu_count() or 1)
     # Threads only wait on the kernels' subprocesses, so the GIL costs nothing here.
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(grade_submission, s, timeout=timeout, sandboxed=sandboxed): s for s in todo}
+        futures = {
+            pool.submit(
+                grade_submission, s, timeout=timeout, sandboxed=sandboxed, urls=urls, kernel_env=kernel_env
+            ): s
+            for s in todo
+        }
         for future in as_completed(futures):
             book.add(futures[future], future.result())
     except BaseException:

@@ -99,7 +99,11 @@ class NotebookResult:
 
 
 def run_notebook(
-    path: Path, *, timeout: float = DEFAULT_CELL_TIMEOUT, chapter: Chapter | None = None
+    path: Path,
+    *,
+    timeout: float = DEFAULT_CELL_TIMEOUT,
+    chapter: Chapter | None = None,
+    kernel_env: dict[str, str] | None = None,
 ) -> NotebookResult:
     """Run the notebook at path in a fresh kernel (nbval, one cell at a time, each within `timeout` seconds).
 
@@ -152,6 +156,8 @@ def run_notebook(
             REPORT_ENV: str(report),
             CELLS_ENV: str(cells_log),
             "IPYTHONDIR": str(work / "ipython"),
+            # A workshop learner's own COURSE_DATABASE_URL (course grade --urls).
+            **(kernel_env or {}),
             **run.env(),
         }
         # The kernel's own IPython profile (not the learner's) caps printed output and says who the kernel is.

@@ -125,6 +125,9 @@ def seed_sqlite(url: str, scale: str, *, progress: bool = False) -> SeedReport:
     try:
         counts = load_sqlite(tmp, build_tables(scale, "sqlite"), progress=progress)
         _write_sqlite_meta(tmp, {**expected_meta(scale), "complete": "yes"})
+        # A -wal file left by the old seed would be replayed into the new one: it goes first.
+        for stale in ("-wal", "-shm"):
+            path.with_name(path.name + stale).unlink(missing_ok=True)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -141,6 +144,10 @@ PARALLEL_FROM_ROWS = 1_000_000
 
 async def _seed_postgres(url: str, scale: str, *, progress: bool, parallel: bool | None) -> dict[str, int]:
     """Bare tables, COPY, then constraints and indexes: everything, the completion marker included, in one transaction."""
+    from course.db.postgres import roles
+
+    # A template left refusing connections (ALTER DATABASE ... ALLOW_CONNECTIONS false) is opened again first.
+    await roles.reopen(url)
     await pg_admin.create_database_if_missing(url)
     engine = db.make_engine(url=url)
     before, after = ddl.phases(Base.metadata, engine.dialect)
@@ -223,10 +230,16 @@ def seed(settings: Settings | None = None, *, url: str | None = None, progress: 
     """Build the seed for settings (or exactly the database at url), replacing what is there."""
     settings = settings or get_settings()
     target = url or seed_url(settings)
+    from course.seed import verify
+
     parsed = db.parse_url(target)
     if parsed.get_backend_name() == "sqlite":
-        return seed_sqlite(target, settings.scale, progress=progress)
-    return seed_postgres(target, settings.scale, progress=progress)
+        report = seed_sqlite(target, settings.scale, progress=progress)
+    else:
+        report = seed_postgres(target, settings.scale, progress=progress)
+    # What later copies and grading runs compare the seed with (course/seed/verify.py).
+    verify.record(settings, target)
+    return report
 
 
 def row_counts(url: str) -> dict[str, int]:

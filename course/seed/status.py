@@ -157,7 +157,7 @@ async def _postgres_state(target: str) -> State:
 
 
 @contextmanager
-def _building(settings: Settings, url: str) -> Iterator[None]:
+def building(settings: Settings, url: str) -> Iterator[None]:
     """Hold an exclusive lock on building the seed at url, so two processes never build it at once."""
     # Two kernels, or two test workers, may find the same seed missing at once; on PostgreSQL two builders in one
     # template database would break each other. The loser waits, then finds the seed ready.
@@ -178,7 +178,7 @@ def ensure_seed(settings: Settings | None = None, *, progress: bool = True, anno
     current = status(settings)
     if current.ok:
         return current.url
-    with _building(settings, current.url):
+    with building(settings, current.url):
         return _build_unless_ready(settings, progress=progress, announce=announce)
 
 

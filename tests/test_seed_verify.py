@@ -1,0 +1,108 @@
+"""The seed is verified before it is copied or graded: a damaged seed is rebuilt, with one line saying so."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from course import db
+from course.cli.main import main
+from course.db.postgres import admin as pg_admin
+from course.seed import load, verify
+from course.seed.status import read_meta
+from course.settings import Settings, get_settings
+
+
+@pytest.fixture
+def sqlite_tiny(tmp_path: Path) -> Settings:
+    settings = get_settings(
+        scale="tiny", backend="sqlite", data_dir=tmp_path / "data", cache_dir=tmp_path / "cache"
+    )
+    load.seed(settings)
+    return settings
+
+
+def test_an_edited_sqlite_seed_is_rebuilt_before_the_next_copy(
+    sqlite_tiny: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = load.seed_url(sqlite_tiny)
+    original = verify.digest(url)
+    assert verify.verified_seed(sqlite_tiny) == url
+    assert capsys.readouterr().out == ""
+    path = db.sqlite_path(url)
+    before = path.stat()
+    with sqlite3.connect(path) as con:
+        con.execute("UPDATE users SET name = 'mallory' WHERE id = (SELECT min(id) FROM users)")
+    # Size and modification time put back: the change time, which nobody can set, still gives it away.
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    verify.verified_seed(sqlite_tiny)
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and "damaged" in said[0] and "rebuilding" in said[0]
+    assert verify.digest(url) == original
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT count(*) FROM users WHERE name = 'mallory'").fetchone() == (0,)
+
+
+def test_an_unchanged_sqlite_seed_costs_a_stat_per_copy(
+    sqlite_tiny: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = load.seed_url(sqlite_tiny)
+    record = verify._read_record(sqlite_tiny, url)
+    assert record["digest"] == verify.digest(url) and record["fingerprint"] == verify.fingerprint(url)
+    # A course engine opening the seed switches it to WAL mode and touches its files: that is no damage.
+    asyncio.run(read_meta(url))
+    verify.verified_seed(sqlite_tiny)
+    assert verify.digest(url) == record["digest"] and "rebuilding" not in capsys.readouterr().out
+
+
+@pytest.fixture
+def pg_seed(pg_url: str) -> Settings:
+    # A template of this test's own: damaging the shared seed would break other workers' tests.
+    settings = get_settings(scale="tiny", database_url=pg_url)
+    load.seed(settings)
+    return settings
+
+
+async def _execute(url: str, *statements: str) -> None:
+    conn = await pg_admin.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def test_a_postgres_template_edited_or_disabled_is_restored(
+    pg_seed: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = load.seed_url(pg_seed)
+    original = verify.digest(url)
+    name = db.parse_url(url).database
+    admin = db.parse_url(url).set(database="postgres").render_as_string(hide_password=False)
+    # A learner with the superuser URL: one row edited, one index dropped, then connections refused.
+    asyncio.run(_execute(url, "UPDATE posts SET title = 'pwned' WHERE id = 1", "DROP INDEX ix_posts_author_id"))
+    asyncio.run(_execute(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+    verify.verified_seed(pg_seed)
+    said = capsys.readouterr().out
+    assert "connections were disallowed" in said and "rebuilding" in said
+    assert verify.digest(url) == original
+
+
+def test_course_seed_force_reopens_a_template_that_refuses_connections(
+    pg_seed: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = load.seed_url(pg_seed)
+    name = db.parse_url(url).database
+    admin = db.parse_url(url).set(database="postgres").render_as_string(hide_password=False)
+    lock_out = f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false CONNECTION LIMIT 0'
+    asyncio.run(_execute(admin, lock_out))
+    assert main(["seed", "--url", url, "--scale", "tiny"]) == 0
+    assert "connections were disallowed, connection limit was 0" in capsys.readouterr().out
+    asyncio.run(_execute(admin, lock_out))
+    assert main(["seed", "--url", url, "--scale", "tiny", "--force"]) == 0
+    assert "rows in" in capsys.readouterr().out
+    assert verify.digest(url) == verify._read_record(pg_seed, url)["digest"]
