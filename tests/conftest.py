@@ -73,9 +73,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("notebooks") and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(NOTEBOOK_TIMEOUT))
     # Kernel runs are the longest tests: started first, they spread over the xdist workers and the short tests
-    # fill the gaps, instead of one worker finishing a long notebook alone at the end. (A stable sort; every
-    # worker computes the same order, as xdist requires.)
-    items.sort(key=lambda item: item.get_closest_marker("notebooks") is None)
+    # fill the gaps, instead of one worker finishing a long notebook alone at the end. Among them the costliest
+    # go first: `@pytest.mark.notebooks(cost=N)` is a rough weight (default 1; a lesson is about 3 course-check
+    # runs of an exercise notebook). A stable sort: every worker computes the same order, as xdist requires.
+    items.sort(key=_schedule)
+
+
+def _schedule(item: pytest.Item) -> tuple[bool, float]:
+    marker = item.get_closest_marker("notebooks")
+    return marker is None, -float(marker.kwargs.get("cost", 1)) if marker else 0.0
 
 
 @pytest.fixture(scope="session")

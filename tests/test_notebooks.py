@@ -106,7 +106,7 @@ def _execute(path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> tuple
     return notebook, time.perf_counter() - start
 
 
-@pytest.mark.notebooks
+@pytest.mark.notebooks(cost=3)
 @pytest.mark.parametrize("path", LESSONS, ids=_ids(LESSONS))
 def test_lesson_runs_top_to_bottom(
     path: Path, backend: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
@@ -130,7 +130,7 @@ def _on_backend(path: Path, backend: str, request: pytest.FixtureRequest) -> Non
     _own_server_if_restarted(path, backend, request)
 
 
-@pytest.mark.notebooks
+@pytest.mark.notebooks(cost=2)
 @pytest.mark.parametrize("path", _on_one_backend(SOLUTIONS, solution_backend))
 def test_course_check_passes_the_solutions(
     path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
