@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -28,6 +29,11 @@ else:
     os.environ["COURSE_DATA_DIR"], os.environ[_OWNER] = str(_DATA), str(os.getpid())
 for name in ("COURSE_DATABASE_URL", "COURSE_BACKEND", "COURSE_SCALE"):
     os.environ.pop(name, None)
+# The tests, and the kernels and servers they start, run in a zone whose offset is neither zero nor whole hours
+# (+05:45, no daylight saving): code that takes a local time for UTC fails here, where on a UTC machine it passes.
+TEST_TZ, TEST_TZ_OFFSET = "Asia/Kathmandu", 5 * 3600 + 45 * 60
+os.environ["TZ"] = TEST_TZ
+time.tzset()
 
 from course import db  # noqa: E402
 from course.db import aio  # noqa: E402
@@ -36,8 +42,19 @@ from course.errors import CourseError  # noqa: E402
 from course.settings import Settings, get_settings  # noqa: E402
 
 REQUIRE_POSTGRES = os.environ.get("COURSE_REQUIRE_POSTGRES", "") not in ("", "0", "false")
+REQUIRE_SYSTEM_PACKAGES = os.environ.get("COURSE_REQUIRE_SYSTEM_PACKAGES", "") not in ("", "0", "false")
 # A whole notebook in a kernel, on a busy 2-core machine: far above the < 60 s a lesson takes, far below a hang.
 NOTEBOOK_TIMEOUT = 600
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Without the zone's data (Debian: tzdata, in .ci/apt-packages) the C library silently falls back to UTC: the
+    # tests still run (in UTC) on a laptop, not in CI, which must prove the non-UTC case.
+    if time.localtime().tm_gmtoff != TEST_TZ_OFFSET:
+        message = f"TZ={TEST_TZ} is unknown here (no tzdata package): the tests run in UTC"
+        if REQUIRE_SYSTEM_PACKAGES:
+            raise pytest.UsageError(f"COURSE_REQUIRE_SYSTEM_PACKAGES=1 but {message}")
+        config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -56,9 +73,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("notebooks") and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(NOTEBOOK_TIMEOUT))
     # Kernel runs are the longest tests: started first, they spread over the xdist workers and the short tests
-    # fill the gaps, instead of one worker finishing a long notebook alone at the end. (A stable sort; every
-    # worker computes the same order, as xdist requires.)
-    items.sort(key=lambda item: item.get_closest_marker("notebooks") is None)
+    # fill the gaps, instead of one worker finishing a long notebook alone at the end. Among them the costliest
+    # go first: `@pytest.mark.notebooks(cost=N)` is a rough weight (default 1; a lesson is about 3 course-check
+    # runs of an exercise notebook). A stable sort: every worker computes the same order, as xdist requires.
+    items.sort(key=_schedule)
+
+
+def _schedule(item: pytest.Item) -> tuple[bool, float]:
+    marker = item.get_closest_marker("notebooks")
+    return marker is None, -float(marker.kwargs.get("cost", 1)) if marker else 0.0
 
 
 @pytest.fixture(scope="session")

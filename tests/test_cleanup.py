@@ -77,7 +77,7 @@ def _leftovers(tmp: Path, backend: str, *, settle: float = 10, before: frozenset
         time.sleep(0.5)
 
 
-@pytest.mark.notebooks
+@pytest.mark.notebooks(cost=6)  # the suite's longest test: scheduled first (tests/conftest.py)
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # about a dozen kernel runs; minutes on a busy machine
 def test_no_copy_outlives_check_grade_dead_kernels_or_ctrl_c(tmp_path: Path, backend: str) -> None:

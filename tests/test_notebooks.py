@@ -2,13 +2,13 @@
 
 Kernel runs are the slowest tests, so each one must prove something only a kernel can:
 - lessons run top to bottom on both backends (nbclient): nothing else executes them;
-- solutions pass under `course check` on both backends: the notebook as a whole (setup cell, cells between the
-  exercises, the default scale) in a fresh kernel, through the same runner learners use;
-- stubs fail under `course check` on SQLite only. test_checks.py::test_stub_fails already proves, in-process and
-  on both backends, that every check says "not solved yet" to every stub, and a stub's other cells are the
-  solution's cells (`course build` only replaces solution regions), which the PostgreSQL solution run executes.
-  What is left for a kernel to prove, that the generated notebook runs and is graded 0, does not depend on the
-  backend.
+- every exercise notebook runs under `course check` (a fresh kernel, the default scale, the same runner learners
+  use) twice: its solution on one backend, its generated stub on the other. The cells the two share (setup, the
+  cells between exercises: `course build` only replaces solution regions) thus run on both backends, every
+  solution is graded in a kernel, and every stub is graded 0. The solution runs on PostgreSQL when the chapter has
+  a PostgreSQL-only exercise (on SQLite its check would only be skipped), else on SQLite. What the other backend
+  would add to a solution run, each check against the solution on that backend, test_checks.py proves in-process
+  (test_solution_passes and test_stub_fails run every check cell on both backends).
 """
 
 from __future__ import annotations
@@ -35,8 +35,29 @@ LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
 ALL = LESSONS + SOLUTIONS + EXERCISES
-# Where the stubs run in a kernel (see the module docstring for why one backend is enough).
-STUB_BACKEND = "sqlite"
+BACKENDS = ("sqlite", "postgres")
+
+
+def solution_backend(path: Path) -> str:
+    """Where the solution runs in a kernel (see the module docstring); its stub runs on the other backend."""
+    pg_only = any(ex.backends == ("postgres",) for ex in chapter(path.stem).exercises)
+    return "postgres" if pg_only else "sqlite"
+
+
+def stub_backend(path: Path) -> str:
+    return next(b for b in BACKENDS if b != solution_backend(path))
+
+
+def _on_one_backend(paths: list[Path], backend_of) -> list:
+    """One parameter per notebook, named and marked (`-m "not postgres"`) by the backend it runs on."""
+    return [
+        pytest.param(
+            p,
+            id=f"{p.parent.name}/{p.stem}-{backend_of(p)}",
+            marks=[pytest.mark.postgres] * (backend_of(p) == "postgres"),
+        )
+        for p in paths
+    ]
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -85,7 +106,7 @@ def _execute(path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> tuple
     return notebook, time.perf_counter() - start
 
 
-@pytest.mark.notebooks
+@pytest.mark.notebooks(cost=3)
 @pytest.mark.parametrize("path", LESSONS, ids=_ids(LESSONS))
 def test_lesson_runs_top_to_bottom(
     path: Path, backend: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
@@ -102,12 +123,20 @@ def _ran_here(path: Path, result, backend: str) -> list:
     return [e for e in result.exercises if e.id not in elsewhere]
 
 
-@pytest.mark.notebooks
-@pytest.mark.parametrize("path", SOLUTIONS, ids=_ids(SOLUTIONS))
-def test_course_check_passes_the_solutions(
-    path: Path, backend: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> None:
+def _on_backend(path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    """Needs the server when backend is PostgreSQL (and a server of its own when the chapter restarts it)."""
+    if backend == "postgres":
+        request.getfixturevalue("pg_admin_url")
     _own_server_if_restarted(path, backend, request)
+
+
+@pytest.mark.notebooks(cost=2)
+@pytest.mark.parametrize("path", _on_one_backend(SOLUTIONS, solution_backend))
+def test_course_check_passes_the_solutions(
+    path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    backend = solution_backend(path)
+    _on_backend(path, backend, request)
     monkeypatch.setenv("COURSE_BACKEND", backend)
     result = run_notebook(path, timeout=120)
     assert result.exercises and result.error is None, result.error
@@ -119,9 +148,12 @@ def test_course_check_passes_the_solutions(
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("path", EXERCISES, ids=_ids(EXERCISES))
-def test_course_check_fails_every_stub(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    backend = STUB_BACKEND
+@pytest.mark.parametrize("path", _on_one_backend(EXERCISES, stub_backend))
+def test_course_check_fails_every_stub(
+    path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    backend = stub_backend(path)
+    _on_backend(path, backend, request)
     monkeypatch.setenv("COURSE_BACKEND", backend)
     result = run_notebook(path, timeout=120)
     assert result.exercises
