@@ -9,7 +9,9 @@ as long as the slower of the two rather than their sum.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
@@ -59,15 +61,15 @@ def _check_plain_words() -> None:
             raise CourseError(f"the seed's word list holds {word!r}, which COPY text would misread")
 
 
-def _produce(scale: str, conn: Any) -> None:
-    """Child process: draw every table and send its COPY text down the pipe."""
+def _produce(scale: str) -> None:
+    """Child process (`python -m course.seed.copy_stream SCALE`): draw every table, pickle each message to stdout."""
+    out = sys.stdout.buffer
     try:
         for message in messages(build_tables(scale, "copy")):
-            conn.send(message)
+            pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent as a message
-        conn.send(("error", f"drawing the seed's rows failed: {type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
+        pickle.dump(("error", f"drawing the seed's rows failed: {type(exc).__name__}: {exc}"), out)
+    out.flush()
 
 
 async def in_process(tables: list[TableRows]) -> AsyncGenerator[Message, None]:
@@ -76,20 +78,26 @@ async def in_process(tables: list[TableRows]) -> AsyncGenerator[Message, None]:
 
 
 async def from_child(scale: str) -> AsyncGenerator[Message, None]:
-    """The stream drawn by a child process; a reader thread buffers it, so the child never waits for the server."""
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_produce, args=(scale, send), name="course-seed-rows", daemon=True)
-    child.start()
-    send.close()
+    """The stream drawn by a child process; a reader thread buffers it, so the child never waits for the server.
+
+    The child is a fresh interpreter started with -m (not multiprocessing), so it works from a script, a kernel
+    or `python -c` alike, and imports nothing of the parent's but the course package.
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-m", "course.seed.copy_stream", scale],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+    )
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Message] = asyncio.Queue()
+    pipe = child.stdout
+    assert pipe is not None
 
     def read() -> None:
         while True:
             try:
-                message = receive.recv()
-            except (EOFError, OSError):
+                message = pickle.load(pipe)
+            except (EOFError, OSError, pickle.UnpicklingError):
                 message = ("error", "the process drawing the seed's rows ended unexpectedly")
             try:
                 loop.call_soon_threadsafe(queue.put_nowait, message)
@@ -107,7 +115,11 @@ async def from_child(scale: str) -> AsyncGenerator[Message, None]:
             if message[0] == "done":
                 return
     finally:
-        if child.is_alive():
-            child.terminate()
-        await asyncio.to_thread(child.join, 5)
-        receive.close()
+        if child.poll() is None:
+            child.kill()
+        await asyncio.to_thread(child.wait)
+        pipe.close()
+
+
+if __name__ == "__main__":
+    _produce(sys.argv[1])
