@@ -111,28 +111,6 @@ async def test_failed_postgres_seed_keeps_old_rows(pg_url: str, monkeypatch: pyt
     assert (await aio_to_thread(seed.status, settings, url=pg_url)).ok
 
 
-async def test_rows_drawn_in_a_second_process_load_the_same_seed(pg_url: str) -> None:
-    """The large scale draws its rows in a child process while PostgreSQL loads them: same rows as in one process."""
-    in_one = await aio_to_thread(seed_load.seed_postgres, pg_url, "tiny", parallel=False)
-    one = await seed.content_checksum(pg_url)
-    in_two = await aio_to_thread(seed_load.seed_postgres, pg_url, "tiny", parallel=True)
-    assert in_two.rows == in_one.rows == TINY_ROWS
-    assert await seed.content_checksum(pg_url) == one
-    assert (await aio_to_thread(seed.status, get_settings(scale="tiny"), url=pg_url)).ok
-
-
-async def test_a_dead_row_process_is_a_one_line_error_and_keeps_the_seed(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await aio_to_thread(seed.seed, get_settings(scale="tiny"), url=pg_url)
-    before = await seed.content_checksum(pg_url)
-    # An unknown scale makes the child fail at once, as a crash would: the parent must say so in one line.
-    monkeypatch.setattr(seed_load, "build_tables", lambda scale, backend: seed_data.build_tables("tiny", backend))
-    with pytest.raises(CourseError, match="drawing the seed's rows failed"):
-        await aio_to_thread(seed_load.seed_postgres, pg_url, "no-such-scale", parallel=True)
-    assert await seed.content_checksum(pg_url) == before
-
-
 def test_corrupt_seed_file_is_a_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "seed.sqlite3"
     path.write_bytes(b"this is not a database" * 100)

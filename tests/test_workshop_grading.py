@@ -92,6 +92,7 @@ def test_grading_a_workshop_with_a_hostile_learner(pg_admin_url: str, tmp_path: 
         env = {"COURSE_BACKEND": "postgres"}
         run = course(
             "grade", str(subs), "--out", str(out), "--urls", str(seats_csv), "--jobs", "2", "--timeout", "60",
+            "--no-sandbox",
             cwd=tmp_path, env=env, timeout=300,
         )  # fmt: skip
         assert run.returncode == 0, run.stdout + run.stderr

@@ -226,6 +226,8 @@ def popen(
 ) -> subprocess.Popen[bytes]:
     """Start argv in a new sandbox (its own session, so the grader can kill the whole sandbox at once)."""
     uid = _new_uid()
+    # Made before the hand-over below, so the sandbox's user owns its home (course code writes its cache there).
+    (work / "home").mkdir(exist_ok=True)
     if uid is not None:
         # The sandbox's own user owns its work folder, and nothing else on the machine.
         for folder, _, files in os.walk(work):

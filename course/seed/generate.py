@@ -66,8 +66,8 @@ class TableRows:
     """One table: its column names, its row count, and a factory that draws its column values when called.
 
     The values are drawn only when `data()` is called (each call draws the same values again), so a loader can
-    start sending one table while the next is still to be drawn. Values are encoded for the target: "sqlite" and
-    "postgres" as their drivers take them, "copy" as PostgreSQL's COPY text format reads them (NULL is \\N).
+    start sending one table while the next is still to be drawn. Values are encoded for the target ("sqlite" or
+    "postgres") as its driver takes them.
     """
 
     table: str
@@ -83,7 +83,7 @@ class TableRows:
 def build_tables(scale: str, backend: str) -> list[TableRows]:
     """All tables of the seed in foreign-key order; each table's values are drawn when its `data()` is called.
 
-    backend is the encoding: "sqlite", "postgres" (asyncpg's Python types) or "copy" (PostgreSQL's COPY text).
+    backend is the encoding: "sqlite" (text timestamps, hex UUIDs) or "postgres" (asyncpg's Python types).
     """
     size = SIZES[scale]
     # Shapes that several tables share, drawn first from one stream in a fixed order.

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from course.seed.streams import Stream, external_ids
-from course.seed.text import NULL_TEXT, Vocabulary, encode_times
+from course.seed.text import Vocabulary, encode_times
 
 RANDOM_SEED = 20240101
 BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
@@ -47,9 +47,8 @@ class Shared:
         return encode_times(seconds, BASE_TIME, self.backend)
 
     def nullable(self, values: list[Any], keep: np.ndarray) -> list[Any]:
-        """values where keep is True, NULL elsewhere (None, or COPY's \\N in the "copy" encoding)."""
-        null = NULL_TEXT if self.backend == "copy" else None
-        return [v if k else null for v, k in zip(values, keep.tolist(), strict=True)]
+        """values where keep is True, None elsewhere."""
+        return [v if k else None for v, k in zip(values, keep.tolist(), strict=True)]
 
 
 def users(sh: Shared) -> Columns:
@@ -64,8 +63,7 @@ def users(sh: Shared) -> Columns:
     role = np.where(roll < 0.005, "admin", np.where(roll < 0.025, "moderator", "member")).tolist()
     status = np.where(s.chance(0.02, n), "suspended", "active").tolist()
     external = external_ids(s, n)
-    # SQLite and COPY take the 32 hex digits (PostgreSQL's uuid input accepts them); asyncpg takes UUID objects.
-    external_col: list[Any] = list(external) if sh.backend == "postgres" else [u.hex for u in external]
+    external_col: list[Any] = [u.hex for u in external] if sh.backend == "sqlite" else list(external)
     uids = list(range(1, n + 1))
     emails = [f"{f}.{la}.{i}@example.com".lower() for f, la, i in zip(first, last, uids, strict=True)]
     names = [f"{f} {la}" for f, la in zip(first, last, strict=True)]

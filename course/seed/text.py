@@ -15,10 +15,6 @@ if TYPE_CHECKING:
     from course.seed.streams import Stream
 
 
-# How COPY's text format spells NULL.
-NULL_TEXT = "\\N"
-
-
 @dataclass(frozen=True)
 class Vocabulary:
     """The committed word lists in data/: words for text, first and last names for people."""
@@ -67,18 +63,12 @@ def encode_times(seconds: np.ndarray, base: datetime, backend: str) -> list:
 
     SQLite: the exact text SQLAlchemy's DateTime writes ("YYYY-MM-DD HH:MM:SS.ffffff"), so ORM reads and comparisons
     agree with the seed. PostgreSQL: timezone-aware datetimes (asyncpg would read naive ones in the machine's zone).
-    COPY text: the SQLite text with an explicit "+00" offset, which timestamptz input reads as UTC.
     """
     stamps = np.datetime64(base.astimezone(UTC).replace(tzinfo=None), "us") + seconds.astype("timedelta64[s]")
-    if backend in ("sqlite", "copy"):
-        width = 26 if backend == "sqlite" else 29
-        text = np.zeros(len(stamps), dtype=f"S{width}")
-        chars = text.view(np.uint8).reshape(-1, width)
-        chars[:, :26] = np.datetime_as_string(stamps, unit="us").astype("S26").view(np.uint8).reshape(-1, 26)
+    if backend == "sqlite":
+        text = np.datetime_as_string(stamps, unit="us").astype("S26")
         # ISO puts a "T" between date and time; SQLAlchemy's SQLite format a space.
-        chars[:, 10] = ord(" ")
-        if backend == "copy":
-            chars[:, 26:] = np.frombuffer(b"+00", dtype=np.uint8)
+        text.view(np.uint8).reshape(-1, 26)[:, 10] = ord(" ")
         return text.astype(str).tolist()
     # pandas builds the aware datetime objects in compiled code, a few times faster than a Python loop.
     return pd.DatetimeIndex(stamps).tz_localize(UTC).to_pydatetime().tolist()

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from course.chapters.registry import chapter
 from tests.nbsource import ROOT
 
 SOLUTION = ROOT / "solutions" / "01_crud.ipynb"
@@ -17,6 +18,10 @@ STUB = ROOT / "exercises" / "01_crud.ipynb"
 # A detached process a submission leaves behind carries this in its command line.
 MARKER = "1234.5"
 FUNCTIONS = ("create_user", "get_user_by_email", "list_users", "update_user", "soft_delete_user", "search_users")
+
+
+# The exercises the attackers go for (each attack sits in one of their functions).
+ATTACKED = ("1.1", "1.2", "1.3", "1.4", "1.5", "1.6")
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,9 @@ def _code_cells(path: Path, *, solved: set[str] | None = None) -> list[str]:
     stub = [c for c in _cells(STUB) if not c.startswith("await check(")]
     chosen = []
     for mine, theirs in zip(solution, stub, strict=True):
-        name = next((f for f in (*FUNCTIONS, "restore_user") if f"def {f}(" in mine), None)
+        # Every function an exercise asks for (the registry's names), so a new exercise is a stub unless solved.
+        names = {n for spec in chapter(1).exercises for n in spec.names}
+        name = next((f for f in sorted(names) if f"def {f}(" in mine), None)
         keep = solved is None or name is None or any(f"def {s}(" in mine for s in solved)
         chosen.append(mine if keep else theirs)
     return chosen
@@ -143,6 +150,10 @@ def write_class(folder: Path, *, seed: Path, out: Path, solutions: Path) -> dict
     sub = {name: folder / name / "01_crud.ipynb" for name in
            ("ann", "bob", "vandal", "forger", "snoop", "hog")}  # fmt: skip
     solved, stubs = _code_cells(SOLUTION), _code_cells(SOLUTION, solved=set())
+    # The attackers attack exercises 1.1-1.6; the exercises after those stay unsolved, so any point they get
+    # came from an attack that worked.
+    attacked = {name for spec in chapter(1).exercises if spec.id in ATTACKED for name in spec.names}
+    attack_base = _code_cells(SOLUTION, solved=attacked)
     _write(sub["ann"], solved)
     _write(sub["bob"], _code_cells(SOLUTION, solved={"create_user", "get_user_by_email", "list_users"}))
     # The seed (SQLite): rewritten, edited in place, deleted, renamed; the course package: a module edited, a
@@ -184,7 +195,7 @@ for path, mode in targets:
         print(type(exc).__name__, exc)
 """])  # fmt: skip
     # Key theft, checker replacement, frames, killing the check process, SystemExit from a learner function.
-    _write(sub["forger"], [*solved, *_renamed(solved),
+    _write(sub["forger"], [*attack_base, *_renamed(attack_base),
         _wrapped("create_user", FRAME_THEFT, kwargs=True),
         _wrapped("get_user_by_email", GC_SCAN),
         _wrapped("list_users", PATCH_CHECKS, kwargs=True),
@@ -193,7 +204,7 @@ for path, mode in targets:
         "async def search_users(session, term):\n    raise SystemExit(0)\n",
     ])  # fmt: skip
     # Reading other submissions, solutions/, the grader's output and environment; a blind forgery.
-    _write(sub["snoop"], [*solved, *_renamed(solved),
+    _write(sub["snoop"], [*attack_base, *_renamed(attack_base),
         f"OTHER = {str(sub['ann'])!r}\nSOLUTIONS = {str(solutions)!r}\nOUT = {str(out)!r}\n",
         _wrapped("create_user", BLIND_FORGERY, kwargs=True),
         _wrapped("get_user_by_email", "open(OTHER).read()"),
@@ -231,10 +242,10 @@ except OSError as exc:
         # Last: kill every process it can reach (other learners' kernels, the grader, if it could see them).
         "import os, signal\n\nos.kill(-1, signal.SIGKILL)"])  # fmt: skip
     return {
-        "ann": Expected(16, frozenset(everything)),
+        "ann": Expected(chapter(1).max_points, frozenset(everything)),
         "bob": Expected(7),
         "vandal": Expected(0),
         "forger": Expected(0, frozenset({"tampered", "failed"})),
         "snoop": Expected(0, frozenset({"tampered", "failed"})),
-        "hog": Expected(16, frozenset(everything)),
+        "hog": Expected(chapter(1).max_points, frozenset(everything)),
     }

@@ -51,7 +51,9 @@ class CopyBroker:
         self._name_for = name_for
         self._lock = threading.Lock()
         self._live: dict[str, tuple[str, str | None]] = {}  # drop key -> (database name, run tag)
-        self._folder = Path(tempfile.mkdtemp(prefix="course-broker-"))
+        # A unix socket's path must stay under ~107 bytes: a deep TMPDIR (a test's, a hub's) would not do.
+        base = tempfile.gettempdir()
+        self._folder = Path(tempfile.mkdtemp(prefix="course-broker-", dir="/tmp" if len(base) > 60 else base))
         self.path = str(self._folder / "copies.sock")
         broker = self
 
