@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -55,6 +56,18 @@ def pytest_configure(config: pytest.Config) -> None:
         if REQUIRE_SYSTEM_PACKAGES:
             raise pytest.UsageError(f"COURSE_REQUIRE_SYSTEM_PACKAGES=1 but {message}")
         config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # The container test's Debian root file system takes minutes to build on a machine with no cache (CI): the
+    # controller starts the build at once, in the background, and the test waits on the script's lock for it.
+    if hasattr(session.config, "workerinput") or os.geteuid() != 0:
+        return
+    script = Path(__file__).parent / "containers" / "build-postgres-rootfs"
+    if shutil.which("debootstrap") and shutil.which("dockerd") and script.exists():
+        subprocess.Popen(
+            [str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
