@@ -3,10 +3,8 @@ take over the caller's transaction."""
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,6 +12,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from course.checks.base import CheckDB, LearnerCodeError, call_learner, fail
+from course.checks.clock import machine_zone
 from course.checks.sessions import caller_owns_transaction
 from course.domain.models import User
 
@@ -27,20 +26,9 @@ OWN_TRANSACTION = (
 )
 
 
-@contextmanager
-def foreign_clock() -> Iterator[None]:
+def foreign_clock() -> AbstractContextManager[None]:
     """Run the learner's code with the process's local time zone far from UTC, then put the old one back."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = FOREIGN_ZONE
-    time.tzset()
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = before
-        time.tzset()
+    return machine_zone(FOREIGN_ZONE)
 
 
 async def call_in_callers_transaction(

@@ -47,18 +47,20 @@ _MISSING_AFTER_CHANGE_2_4 = _MISSING_2_4 - {("comments", ("author_id",)), ("tag_
 }
 
 
+def answer_items(result: Any, function: str, example: str) -> list[Any]:
+    """The items of a learner's collection answer; None, a string, a dict or a non-iterable fail with the example."""
+    expect(result is not None, f"{function} returned None: {example}")
+    expect(not isinstance(result, str | bytes | dict), f"{function} returned {type(result).__name__}: {example}")
+    try:
+        return list(result)
+    except TypeError:
+        fail(f"{function} returned {type(result).__name__}: {example}")
+
+
 def _normalise(result: Any) -> set[tuple[str, tuple[str, ...]]]:
     """The learner's answer as {(table, (columns...))}; a bare column name counts as a one-column tuple."""
     example = "return a set of (table, columns) pairs, e.g. {('posts', ('author_id',))}"
-    expect(result is not None, f"missing_fk_indexes returned None: {example}")
-    expect(
-        not isinstance(result, str | bytes | dict),
-        f"missing_fk_indexes returned {type(result).__name__}: {example}",
-    )
-    try:
-        items = list(result)
-    except TypeError:
-        fail(f"missing_fk_indexes returned {type(result).__name__}: {example}")
+    items = answer_items(result, "missing_fk_indexes", example)
     found = set()
     for item in items:
         expect(

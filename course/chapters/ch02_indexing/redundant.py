@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import inspect, text
 
+from course.chapters.ch02_indexing.fk_indexes import answer_items
 from course.checks.base import CheckDB, call_learner, expect, fail
 
 # The check's copy gains: a longer index that makes one redundant; a longer one that does not start with the
@@ -103,15 +104,7 @@ def _why_not(index: _Index, others: list[_Index]) -> str:
 
 def _normalise(result: Any) -> set[tuple[str, str]]:
     example = "return a set of (table, index_name) pairs, e.g. {('orders', 'ix_orders_user_id')}"
-    expect(result is not None, f"redundant_indexes returned None: {example}")
-    expect(
-        not isinstance(result, str | bytes | dict),
-        f"redundant_indexes returned {type(result).__name__}: {example}",
-    )
-    try:
-        items = list(result)
-    except TypeError:
-        fail(f"redundant_indexes returned {type(result).__name__}: {example}")
+    items = answer_items(result, "redundant_indexes", example)
     for item in items:
         expect(
             isinstance(item, tuple | list) and len(item) == 2 and all(isinstance(part, str) for part in item),

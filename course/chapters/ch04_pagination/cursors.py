@@ -8,15 +8,14 @@ import hashlib
 import hmac
 import inspect
 import itertools
-import os
 import string
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 from functools import partial
 from typing import Any
 
+from course.checks import clock
 from course.checks.base import expect, fail
 from course.checks.learner import is_stub_error
 
@@ -24,23 +23,9 @@ from course.checks.learner import is_stub_error
 AWAY_FROM_UTC = "CHK-05:45"
 
 
-@contextmanager
-def machine_zone(zone: str = AWAY_FROM_UTC) -> Iterator[None]:
+def machine_zone(zone: str = AWAY_FROM_UTC) -> AbstractContextManager[None]:
     """Run with the process's local time zone set to zone, so local-time mistakes show on a UTC machine too."""
-    if not hasattr(time, "tzset"):  # Windows: no tzset; the machine's own zone is used
-        yield
-        return
-    previous = os.environ.get("TZ")
-    os.environ["TZ"] = zone
-    time.tzset()
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = previous
-        time.tzset()
+    return clock.machine_zone(zone)
 
 
 _GARBAGE = ["", "garbage", "!!!!", "a.b", "eyJhIjogMX0", "W10", "null", "...."]

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from course import db
-from course.db.postgres import admin, provider
+from course.db.postgres import admin, provider, roles
 from course.settings import Settings
 
 
@@ -38,18 +38,7 @@ async def restart_server(settings: Settings, *, down_for: float = 0.0) -> float:
 
 async def terminate_connections(url: str) -> int:
     """pg_terminate_backend every other connection to url's database (what a failover or an admin does)."""
-    parsed = db.parse_url(url)
-    conn = await admin.connect(parsed.set(database="postgres"))
-    try:
-        return int(
-            await conn.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                parsed.database,
-            )
-        )
-    finally:
-        await conn.close()
+    return await roles.end_other_sessions(url)
 
 
 async def connections_to(url: str) -> int:
