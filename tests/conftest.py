@@ -26,7 +26,7 @@ _OWNER = "COURSE_TEST_DATA_PID"
 if os.environ.get(_OWNER) == str(os.getpid()) and os.environ.get("COURSE_DATA_DIR"):
     _DATA = Path(os.environ["COURSE_DATA_DIR"])
 else:
-    _DATA = Path(tempfile.mkdtemp(prefix="course-test-data-"))
+    _DATA = Path(tempfile.mkdtemp(prefix=f"course-test-data-{os.getpid()}-"))
     os.environ["COURSE_DATA_DIR"], os.environ[_OWNER] = str(_DATA), str(os.getpid())
 for name in ("COURSE_DATABASE_URL", "COURSE_BACKEND", "COURSE_SCALE"):
     os.environ.pop(name, None)
@@ -68,6 +68,28 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         subprocess.Popen(
             [str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
+
+
+def _sweep_abandoned_data_folders() -> None:
+    """Remove the data folders of test runs that were killed before pytest_unconfigure (their process is gone)."""
+    for folder in Path(tempfile.gettempdir()).glob("course-test-data-*"):
+        pid = folder.name.split("-")[3]
+        if folder == _DATA or not folder.is_dir():
+            continue
+        if pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+                continue  # a run still going
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue  # another user's live process
+        elif time.time() - folder.stat().st_mtime < 3600:
+            continue  # an older run's folder (no pid in its name): only once it is an hour old
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_sweep_abandoned_data_folders()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -194,10 +194,8 @@ class Exercise:
 
 @dataclass
 class Registry:
-    """One chapter's checkers, keyed by exercise id. `check = registry.check` is what the notebook imports.
-
-    Points and titles come from the chapter registry (course/chapters/registry.py), never from here.
-    """
+    """One chapter's checkers by exercise id (`check = registry.check` in the notebook); points and titles come
+    from the chapter registry (course/chapters/registry.py), never from here."""
 
     chapter: Chapter
     exercises: dict[str, Exercise] = field(default_factory=dict)
