@@ -106,3 +106,19 @@ def test_course_seed_force_reopens_a_template_that_refuses_connections(
     assert main(["seed", "--url", url, "--scale", "tiny", "--force"]) == 0
     assert "rows in" in capsys.readouterr().out
     assert verify.digest(url) == verify._read_record(pg_seed, url)["digest"]
+
+
+def test_an_unchanged_postgres_seed_takes_the_one_query_path_and_a_locked_one_does_not(
+    pg_seed: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = load.seed_url(pg_seed)
+    verify.verified_seed(pg_seed)
+    assert verify._unchanged(pg_seed, url)
+    # Nothing but the template's connection limit changed: the fingerprint sees it, so the slow path repairs it.
+    name = db.parse_url(url).database
+    admin = db.parse_url(url).set(database="postgres").render_as_string(hide_password=False)
+    asyncio.run(_execute(admin, f'ALTER DATABASE "{name}" CONNECTION LIMIT 0'))
+    assert not verify._unchanged(pg_seed, url)
+    verify.verified_seed(pg_seed)
+    assert "connection limit was 0" in capsys.readouterr().out
+    assert verify._unchanged(pg_seed, url)

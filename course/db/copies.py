@@ -72,10 +72,10 @@ async def copy_of(seed_url: str) -> DatabaseCopy:
         target = folder / "course.sqlite3"
         shutil.copyfile(db.sqlite_path(seed_url), target)
         return DatabaseCopy(url=db.sqlite_url(target).render_as_string(), backend="sqlite", folder=folder)
-    admin = parsed.set(database="postgres")
-    # Copies whose owner is provably gone (a killed kernel here, or long idle anywhere) are dropped here.
-    await pg_admin.drop_abandoned_copies(admin, COPY_PREFIX)
-    url = await pg_admin.copy_database(seed_url, with_run_tag(postgres_copy_name()), owner=owners.this_process())
+    # Copies whose owner is provably gone (a killed kernel here, or long idle anywhere) are dropped first.
+    url = await pg_admin.copy_database(
+        seed_url, with_run_tag(postgres_copy_name()), owner=owners.this_process(), reap=COPY_PREFIX
+    )
     return DatabaseCopy(url=url, backend="postgres")
 
 

@@ -174,7 +174,30 @@ def record(settings: Settings, url: str) -> None:
     """Note the digest and fingerprint of a seed just built (and, on PostgreSQL, shut everyone else out of it)."""
     if not _is_sqlite(url):
         aio.run(roles.lock_template(url))
-    _write_record(settings, url, digest=digest(url), fingerprint=fingerprint(url))
+    _write_record(settings, url, digest=digest(url), fingerprint=fingerprint(url), built=_built(settings))
+
+
+def _built(settings: Settings) -> str:
+    """What a seed for these settings is built for (scale, schema and seed versions): a code change means rebuild."""
+    from course.seed.load import expected_meta
+
+    return json.dumps(expected_meta(settings.scale), sort_keys=True)
+
+
+def _unchanged(settings: Settings, url: str) -> bool:
+    """True when the seed is the one recorded at seeding, for this code, untouched since: one query, no more.
+
+    The fingerprint covers what reopen() and ensure_seed() would look at (connection settings, owner, size, row
+    counters; the SQLite file's size and times), so this fast path skips them; anything else takes the slow path,
+    which says what is wrong or repairs it.
+    """
+    recorded = _read_record(settings, url)
+    if not recorded.get("digest") or recorded.get("built") != _built(settings):
+        return False
+    try:
+        return fingerprint(url) == recorded.get("fingerprint")
+    except Exception:  # a missing file, a server that is down: the slow path explains it in one line
+        return False
 
 
 def _damage(settings: Settings, url: str, *, full: bool) -> str | None:
@@ -185,11 +208,14 @@ def _damage(settings: Settings, url: str, *, full: bool) -> str | None:
         record(settings, url)
         return None
     now = fingerprint(url)
+    # Reached after ensure_seed: the seed is one built for this code, which lets the next copy take the fast path.
     if not full and now == recorded.get("fingerprint"):
+        if recorded.get("built") != _built(settings):
+            _write_record(settings, url, built=_built(settings))
         return None
     if digest(url) != recorded["digest"]:
         return "its content or schema changed since it was built"
-    _write_record(settings, url, fingerprint=now)
+    _write_record(settings, url, fingerprint=now, built=_built(settings))
     return None
 
 
@@ -200,6 +226,8 @@ def verified_seed(settings: Settings | None = None, *, full: bool = False, annou
 
     settings = settings or get_settings()
     target = seed_url(settings)
+    if not full and _unchanged(settings, target):
+        return target
     if not _is_sqlite(target):
         fixed = aio.run(roles.reopen(target))
         if fixed and announce:

@@ -105,14 +105,20 @@ async def _copy_strategy(conn: asyncpg.Connection) -> str:
     return " STRATEGY FILE_COPY" if await conn.fetchval("SHOW fsync") == "off" else ""
 
 
-async def copy_database(template_url: str | URL, name: str, *, owner: owners.Owner | None = None) -> str:
+async def copy_database(
+    template_url: str | URL, name: str, *, owner: owners.Owner | None = None, reap: str | None = None
+) -> str:
     """Create database `name` as a copy of the template's database; return its URL.
 
     With owner, the copy's COMMENT records who made it and when (by the server's clock), for drop_abandoned_copies.
+    With reap, abandoned copies named reap... are dropped first, on the same connection (a login costs more than
+    the queries).
     """
     parsed = db.parse_url(template_url)
     conn = await connect(parsed.set(database="postgres"))
     try:
+        if reap is not None:
+            await _drop_abandoned(conn, reap)
         create = (
             f"CREATE DATABASE {_quote(name)} TEMPLATE {_quote(parsed.database or '')}{await _copy_strategy(conn)}"
         )
@@ -204,22 +210,27 @@ async def drop_abandoned_copies(admin: str | URL, prefix: str) -> list[str]:
     (old copies with no owner but a known age count as another machine's).
     """
     conn = await connect(admin)
-    dropped = []
     try:
-        for row in await conn.fetch(_COPIES, prefix):
-            owner = owners.parse(row["comment"]) or await _legacy_owner(conn, prefix, row["name"])
-            why = owners.verdict(owner, connections=row["connections"], server_now=float(row["server_now"]))
-            if why is None:
-                continue
-            # The owner is gone: end what it left connected. Idle for long: without FORCE, so a learner who just
-            # connected keeps the copy (DROP fails while anyone is connected).
-            force = " WITH (FORCE)" if why == "owner-gone" else ""
-            try:
-                await conn.execute(f"DROP DATABASE IF EXISTS {_quote(row['name'])}{force}")
-                await drop_copy_role(conn, row["name"])
-            except (asyncpg.ObjectInUseError, asyncpg.InsufficientPrivilegeError):
-                continue
-            dropped.append(row["name"])
+        return await _drop_abandoned(conn, prefix)
     finally:
         await conn.close()
+
+
+async def _drop_abandoned(conn: asyncpg.Connection, prefix: str) -> list[str]:
+    """drop_abandoned_copies on an open connection."""
+    dropped = []
+    for row in await conn.fetch(_COPIES, prefix):
+        owner = owners.parse(row["comment"]) or await _legacy_owner(conn, prefix, row["name"])
+        why = owners.verdict(owner, connections=row["connections"], server_now=float(row["server_now"]))
+        if why is None:
+            continue
+        # The owner is gone: end what it left connected. Idle for long: without FORCE, so a learner who just
+        # connected keeps the copy (DROP fails while anyone is connected).
+        force = " WITH (FORCE)" if why == "owner-gone" else ""
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {_quote(row['name'])}{force}")
+            await drop_copy_role(conn, row["name"])
+        except (asyncpg.ObjectInUseError, asyncpg.InsufficientPrivilegeError):
+            continue
+        dropped.append(row["name"])
     return dropped
