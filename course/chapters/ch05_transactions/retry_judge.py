@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import text
@@ -134,6 +135,31 @@ async def judge_other_errors(run: Callable[..., Any], db: CheckDB) -> None:
     expect(len(calls.times) == 1, "a ValueError from work was retried: retry only database errors 40001/40P01")
 
 
+@contextmanager
+def _rollbacks_timed(db: CheckDB) -> Iterator[list[float]]:
+    """While open, when each rollback on the check's engine ended (whether the session or the pool sent it)."""
+    dialect = db.engine.sync_engine.dialect
+    ended: list[float] = []
+    original = dialect.do_rollback
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            original(dbapi_connection)
+        finally:
+            ended.append(time.perf_counter())
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    try:
+        yield ended
+    finally:
+        del dialect.do_rollback  # the class's method again
+
+
+def _after(failed: float, rolled_back: list[float]) -> float:
+    """The end of the first rollback after a failure (the failure itself when the wrapper never rolled back)."""
+    return next((t for t in rolled_back if t >= failed), failed)
+
+
 async def judge_bounded(run: Callable[..., Any], db: CheckDB) -> None:
     calls = _Calls()
     failed_at: list[float] = []
@@ -163,13 +189,15 @@ async def judge_bounded(run: Callable[..., Any], db: CheckDB) -> None:
         f"after the last attempt the caller should get the database's error (40001), got "
         f"{'a normal return' if exc is None else describe(exc)}",
     )
-    # From each failure to the next attempt: a rollback and a new session take about a round trip; a pause more.
-    # Five gaps (attempts=6): a randomised pause, however small its first draws, makes at least one of them long,
-    # while a loop without a pause only ever shows the round trip.
+    # The pause is timed from the end of the rollback that follows each failure to the next attempt, so the
+    # rollback's round trip (tens of ms on a busy server) never passes for a pause. Five gaps (attempts=6): a
+    # randomised pause, however small its first draws, makes at least one of them long, while a loop without a
+    # pause only ever shows a little Python.
     calls.times.clear()
     failed_at.clear()
-    await _run_wrapper(run, db.Session, always_conflicts, attempts=6)
-    gaps = [start - failed for failed, start in zip(failed_at, calls.times[1:], strict=False)]
+    with _rollbacks_timed(db) as rolled_back:
+        await _run_wrapper(run, db.Session, always_conflicts, attempts=6)
+    gaps = [start - _after(failed, rolled_back) for failed, start in zip(failed_at, calls.times[1:], strict=False)]
     expect(
         bool(gaps) and max(gaps) >= 0.005,
         f"attempts followed each other after at most {1000 * max(gaps, default=0):.1f} ms, without a pause: "
