@@ -35,10 +35,12 @@ async def create_user_returning(session: AsyncSession, *, email: str, name: str,
     return (await session.scalars(stmt)).one()
 
 
+# Blind, this passed `objects` to flush(), deprecated in SQLAlchemy 2.1 (pytest makes SQLAlchemy's deprecation
+# warnings errors): the answer's mistake, not the check's; rewritten after the blind run.
 async def create_user_flush_refresh(session: AsyncSession, *, email: str, name: str, password: str) -> User:
     user = User(email=email, name=name, password_hash=hash_password(password))
     session.add_all([user])
-    await session.flush([user])
+    await session.flush()
     await session.refresh(user)
     return user
 
@@ -845,11 +847,13 @@ CASES = [
         "fail",
         "normalises email and name: 'exactly the given email and name'",
     ),
+    # blind verdict: passed (the check never looked at created_at/updated_at); fixed in the phase-2 commit
     Case(
         "1.1",
         (create_user_local_created_at,),
         "fail",
         "sets timestamps from the local clock: 'every other column keeps the model's default'",
+        fragment="created_at is +9.5 hours from the current time",
     ),
     Case(
         "1.1",
@@ -1003,11 +1007,13 @@ CASES = [
         "fail",
         "restore sets status active: 'leaves the ... status as they are'",
     ),
+    # blind verdict: passed (only status was compared after the soft delete); fixed in the phase-2 commit
     Case(
         "1.5",
         (soft_delete_frees_email, restore_ref),
         "fail",
         "rewrites the email to free it: 'so do the user's email'",
+        fragment="the soft delete changed email",
     ),
     Case(
         "1.5",
@@ -1050,11 +1056,13 @@ CASES = [
         "1.6", (search_users_strips_dangerous,), "fail", "strips quotes and wildcards: 'contains term as written'"
     ),
     Case("1.6", (search_users_prefix,), "fail", "prefix match: 'contains term'"),
+    # blind verdict: passed (no empty term was tried); fixed in the phase-2 commit, text now says an empty term matches every name
     Case(
         "1.6",
         (search_users_empty_is_nothing,),
         "fail",
         "empty or blank term returns nothing though every name contains it",
+        fragment="every name contains the empty text",
     ),
     Case("1.6", (search_users_swallows_errors,), "fail", "f-string SQL that swallows every error as 'no result'"),
     # 1.7

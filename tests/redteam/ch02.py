@@ -445,6 +445,10 @@ def redundant_indexes_hardcoded(inspector):
     return set()
 
 
+# Cases whose verdict holds on some backends only: PostgreSQL's get_indexes() lists unique constraints' indexes
+# too, so ignoring get_unique_constraints() is a right answer there (the text says "depending on the database").
+EXPECT_ONLY_ON: dict[str, tuple[str, ...]] = {"2.4-fail-missing_fk_indexes_no_unique": ("sqlite",)}
+
 CASES = [
     # 2.1
     Case("2.1", (add_name_index_ref,), "pass", "index on users(name)"),
@@ -471,11 +475,13 @@ CASES = [
     Case("2.2", (add_author_feed_index_author_again,), "fail", "author_id only: still a sort"),
     Case("2.2", (add_author_feed_index_published,), "fail", "published_at instead of created_at: still a sort"),
     Case("2.2", (add_author_feed_index_two,), "fail", "two indexes, neither serves both: '**one** index'"),
+    # blind verdict: passed (only the plan was judged); fixed in the phase-2 commit
     Case(
         "2.2",
         (add_author_feed_index_plus_spare,),
         "fail",
         "the right index plus a spare one: 'create **one** index'",
+        fragment="you created 2 indexes on posts",
     ),
     Case("2.2", (add_author_feed_index_by_id,), "fail", "(author_id, id): id order is not created_at order"),
     Case(
@@ -569,13 +575,22 @@ CASES = [
         "fail",
         "keeps the name that sorts last: 'has a name that sorts first'",
     ),
+    # blind verdict: passed (no plain index had a unique twin whose name sorts later); fixed in the phase-2 commit
     Case(
         "2.5",
         (redundant_indexes_ignores_unique_twin,),
         "fail",
         "a unique twin does not make it redundant unless its name sorts first: 'is unique or'",
+        fragment="ix_transfers_from_id (from_account_id, id) is redundant but missing",
     ),
-    Case("2.5", (redundant_indexes_any_order,), "fail", "prefix in any order: 'in the same order'"),
+    # blind verdict: passed (no index had another's prefix columns in another order); fixed in the phase-2 commit
+    Case(
+        "2.5",
+        (redundant_indexes_any_order,),
+        "fail",
+        "prefix in any order: 'in the same order'",
+        fragment="you report ix_orders_status_user (status, user_id)",
+    ),
     Case("2.5", (redundant_indexes_contains,), "fail", "columns anywhere: 'starts with'"),
     Case("2.5", (redundant_indexes_hardcoded,), "fail", "always empty"),
 ]

@@ -141,11 +141,13 @@ async def users_posts_comments_joined(session, user_ids):
     return list((await session.scalars(stmt)).unique())
 
 
+# Blind, this was selectinload(posts).joinedload(comments), which SQLAlchemy refuses without unique() on the
+# inner load: the answer's mistake; rewritten after the blind run.
 async def users_posts_comments_mixed(session, user_ids):
     stmt = (
         select(User)
         .where(User.id.in_(user_ids))
-        .options(selectinload(User.posts).joinedload(Post.comments))
+        .options(joinedload(User.posts).selectinload(Post.comments))
         .order_by(User.id)
     )
     return list((await session.scalars(stmt)).unique())
@@ -222,6 +224,8 @@ async def users_posts_comments_first_level_only(session, user_ids):
 # ---------------------------------------------------------------- 3.3 post_counts
 
 
+# Blind, the 3.3 answers read results with Result.tuples(), deprecated in SQLAlchemy 2.1 (an error under pytest):
+# every 3.3 case then failed for that reason alone; rewritten with .all() after the blind run.
 async def post_counts_ref(session):
     stmt = (
         select(User.id, func.count(Post.id))
@@ -229,7 +233,7 @@ async def post_counts_ref(session):
         .outerjoin(Post, (Post.author_id == User.id) & Post.deleted_at.is_(None))
         .group_by(User.id)
     )
-    return dict((await session.execute(stmt)).tuples().all())
+    return dict((await session.execute(stmt)).all())
 
 
 async def post_counts_correlated(session):
@@ -239,7 +243,7 @@ async def post_counts_correlated(session):
         .correlate(User)
         .scalar_subquery()
     )
-    return dict((await session.execute(select(User.id, live))).tuples().all())
+    return dict((await session.execute(select(User.id, live))).all())
 
 
 async def post_counts_sum_case(session):
@@ -259,7 +263,7 @@ async def post_counts_inner_join(session):
         .where(Post.deleted_at.is_(None))
         .group_by(User.id)
     )
-    return dict((await session.execute(stmt)).tuples().all())
+    return dict((await session.execute(stmt)).all())
 
 
 async def post_counts_count_star(session):
@@ -269,7 +273,7 @@ async def post_counts_count_star(session):
         .outerjoin(Post, (Post.author_id == User.id) & Post.deleted_at.is_(None))
         .group_by(User.id)
     )
-    return dict((await session.execute(stmt)).tuples().all())
+    return dict((await session.execute(stmt)).all())
 
 
 async def post_counts_where_live(session):
@@ -280,12 +284,12 @@ async def post_counts_where_live(session):
         .where(Post.deleted_at.is_(None))
         .group_by(User.id)
     )
-    return dict((await session.execute(stmt)).tuples().all())
+    return dict((await session.execute(stmt)).all())
 
 
 async def post_counts_all_posts(session):
     stmt = select(User.id, func.count(Post.id)).outerjoin(Post, Post.author_id == User.id).group_by(User.id)
-    return dict((await session.execute(stmt)).tuples().all())
+    return dict((await session.execute(stmt)).all())
 
 
 async def post_counts_objects(session):
@@ -310,7 +314,7 @@ async def post_counts_live_users_only(session):
         .where(User.deleted_at.is_(None))
         .group_by(User.id)
     )
-    return dict((await session.execute(stmt)).tuples().all())
+    return dict((await session.execute(stmt)).all())
 
 
 async def post_counts_python_counter(session):
@@ -321,7 +325,7 @@ async def post_counts_python_counter(session):
 
 async def post_counts_missing_zeros(session):
     stmt = select(Post.author_id, func.count(Post.id)).where(Post.deleted_at.is_(None)).group_by(Post.author_id)
-    return dict((await session.execute(stmt)).tuples().all())
+    return dict((await session.execute(stmt)).all())
 
 
 # ---------------------------------------------------------------- 3.4 at_most
@@ -497,9 +501,23 @@ CASES = [
         "two SELECTs and set_committed_value, posts of these users only",
     ),
     Case("3.1", (users_with_posts_lazy_loop,), "fail", "awaitable_attrs per user: N+1, 'at most 2 statements'"),
-    Case("3.1", (users_with_posts_no_order,), "fail", "no ORDER BY: 'the first limit users in id order'"),
+    # blind verdict: passed on SQLite (a scan runs in id order there); fixed in the phase-2 commit
+    Case(
+        "3.1",
+        (users_with_posts_no_order,),
+        "fail",
+        "no ORDER BY: 'the first limit users in id order'",
+        fragment="the SELECT of the users has no ORDER BY",
+    ),
     Case("3.1", (users_with_posts_no_limit,), "fail", "ignores limit: 'the first limit users'"),
-    Case("3.1", (users_with_posts_inner_join,), "fail", "inner join: 'users without posts included'"),
+    # blind verdict: failed, with a message about a LIMIT on joined rows (not this answer's mistake); fixed in the phase-2 commit
+    Case(
+        "3.1",
+        (users_with_posts_inner_join,),
+        "fail",
+        "inner join: 'users without posts included'",
+        fragment="users without posts are missing",
+    ),
     Case("3.1", (users_with_posts_join_limit,), "fail", "LIMIT on joined rows: posts cut off, 'all their posts'"),
     Case(
         "3.1", (users_with_posts_and_comments,), "fail", "also loads comments: 'load only what the answer needs'"
@@ -518,11 +536,19 @@ CASES = [
     # 3.2
     Case("3.2", (users_posts_comments_ref,), "pass", "selectinload chain, IN list, order by id"),
     Case("3.2", (users_posts_comments_joined,), "pass", "joinedload chain: one statement, nothing extra"),
-    Case("3.2", (users_posts_comments_mixed,), "pass", "selectinload posts, joinedload comments: two statements"),
+    Case("3.2", (users_posts_comments_mixed,), "pass", "joinedload posts, selectinload comments: two statements"),
     Case("3.2", (users_posts_comments_second_level_loop,), "fail", "comments per post: N+1 one level down"),
     Case("3.2", (users_posts_comments_range,), "fail", "BETWEEN min and max: 'in any order, not a range'"),
     Case("3.2", (users_posts_comments_input_order,), "fail", "returned in input order: 'returned in id order'"),
-    Case("3.2", (users_posts_comments_unordered,), "fail", "no ORDER BY: 'returned in id order'"),
+    # blind verdict: passed on both (SQLite and PostgreSQL both read an IN list in id order); fixed in the phase-2
+    # commit (SQLite reverses unordered SELECTs in the check, PostgreSQL's first users are rewritten)
+    Case(
+        "3.2",
+        (users_posts_comments_unordered,),
+        "fail",
+        "no ORDER BY: 'returned in id order'",
+        fragment="has no ORDER BY, so they come back in whatever order",
+    ),
     Case(
         "3.2",
         (users_posts_comments_with_authors,),
@@ -590,11 +616,13 @@ CASES = [
     Case("3.4", (at_most_wraps_errors,), "fail", "wraps the block's exception in AssertionError: 'unchanged'"),
     Case("3.4", (at_most_leaks_on_error,), "fail", "listener left on the engine after an error: 'error or not'"),
     Case("3.4", (at_most_never_removes,), "fail", "listener never removed: 'nothing is left listening'"),
+    # blind verdict: passed (no block both raised and broke the budget); fixed in the phase-2 commit
     Case(
         "3.4",
         (at_most_checks_in_finally,),
         "fail",
         "budget judged after an error too: the block's exception replaced",
+        fragment="even when the block also went over the budget",
     ),
     Case("3.4", (at_most_never_fails,), "fail", "prints instead of raising: 'raises AssertionError'"),
     Case("3.4", (at_most_runtime_error,), "fail", "RuntimeError: 'raises AssertionError'"),

@@ -22,6 +22,7 @@ from course.chapters.ch01_crud.common import (
     live_suspended,
     pick_users,
 )
+from course.chapters.ch01_crud.writes import expect_now
 from course.chapters.registry import chapter
 from course.checks.base import CheckDB, Registry, expect, fail
 from course.checks.sessions import as_entities, bound_values
@@ -46,6 +47,7 @@ def _is_argon2_of(stored: str, plain: str) -> bool:
 @registry.exercise("1.1")
 async def _check_create_user(create_user: Callable[..., Any], db: CheckDB) -> None:
     email, password = "New.Learner@Example.com", "correct horse battery"
+    started = datetime.now(UTC) - timedelta(seconds=1)
     async with db.Session() as session, session.begin():
         user = await call_in_callers_transaction(
             session, create_user, email=email, name="New Learner", password=password
@@ -61,6 +63,10 @@ async def _check_create_user(create_user: Callable[..., Any], db: CheckDB) -> No
             f"the new user has role={user.role!r}, status={user.status!r}, deleted_at={user.deleted_at!r}: only "
             "email, name and the password's hash are given; every other column keeps the model's default",
         )
+        # The defaults of the timestamps too: a local time labelled UTC is hours off (the clock runs at UTC+09:30).
+        stored = (await session.execute(select(User.created_at, User.updated_at).where(User.id == user.id))).one()
+        for column, value in zip(("created_at", "updated_at"), stored, strict=True):
+            expect_now(value, started, column)
         expect(user.password_hash != password, "the password is stored as plain text: store a hash instead")
         expect(password not in user.password_hash, "the stored hash contains the password itself")
         expect(

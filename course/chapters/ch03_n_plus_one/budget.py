@@ -123,14 +123,16 @@ async def judge_statement_helper(at_most: Callable[..., Any], db: CheckDB) -> No
             f"the AssertionError for a block that sent {sent} statements does not say how many: "
             f"{_first_line(outcome)!r}. Put the count (and ideally the statements) in the message",
         )
-    # An error inside the block comes out as it is.
-    outcome = await _run(at_most, db, 5, _raises(db))
-    expect(
-        isinstance(outcome, _BlockError),
-        "an exception raised inside the block did not come out of the `with` unchanged "
-        f"({'it was swallowed' if outcome is None else type(outcome).__name__ + ' instead'}): a test helper must "
-        "never hide the error of the code it watches",
-    )
+    # An error inside the block comes out as it is, within the budget and over it (the block sends 1 statement).
+    for k in (5, 0):
+        outcome = await _run(at_most, db, k, _raises(db))
+        over = "" if k else ", even when the block also went over the budget (k=0)"
+        expect(
+            isinstance(outcome, _BlockError),
+            f"an exception raised inside the block did not come out of the `with` unchanged{over} "
+            f"({'it was swallowed' if outcome is None else type(outcome).__name__ + ' instead'}): a test helper "
+            "must never hide the error of the code it watches; judge the budget only when the block ended normally",
+        )
     expect(
         _listeners(db) == before,
         "after the blocks, your helper's event listeners are still on the engine: remove them when the block ends, "
