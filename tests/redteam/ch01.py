@@ -847,7 +847,7 @@ CASES = [
         "fail",
         "normalises email and name: 'exactly the given email and name'",
     ),
-    # blind verdict: passed (the check never looked at created_at/updated_at); fixed in the phase-2 commit
+    # blind verdict: passed (the check never looked at created_at/updated_at); fixed in 0469173
     Case(
         "1.1",
         (create_user_local_created_at,),
@@ -1007,7 +1007,7 @@ CASES = [
         "fail",
         "restore sets status active: 'leaves the ... status as they are'",
     ),
-    # blind verdict: passed (only status was compared after the soft delete); fixed in the phase-2 commit
+    # blind verdict: passed (only status was compared after the soft delete); fixed in 0469173
     Case(
         "1.5",
         (soft_delete_frees_email, restore_ref),
@@ -1056,7 +1056,7 @@ CASES = [
         "1.6", (search_users_strips_dangerous,), "fail", "strips quotes and wildcards: 'contains term as written'"
     ),
     Case("1.6", (search_users_prefix,), "fail", "prefix match: 'contains term'"),
-    # blind verdict: passed (no empty term was tried); fixed in the phase-2 commit, text now says an empty term matches every name
+    # blind verdict: passed (no empty term was tried); fixed in 0469173, text now says an empty term matches every name
     Case(
         "1.6",
         (search_users_empty_is_nothing,),

@@ -475,7 +475,7 @@ CASES = [
     Case("2.2", (add_author_feed_index_author_again,), "fail", "author_id only: still a sort"),
     Case("2.2", (add_author_feed_index_published,), "fail", "published_at instead of created_at: still a sort"),
     Case("2.2", (add_author_feed_index_two,), "fail", "two indexes, neither serves both: '**one** index'"),
-    # blind verdict: passed (only the plan was judged); fixed in the phase-2 commit
+    # blind verdict: passed (only the plan was judged); fixed in 0469173
     Case(
         "2.2",
         (add_author_feed_index_plus_spare,),
@@ -543,7 +543,14 @@ CASES = [
         "first column only: '(a, b) is not served by (a,) alone'",
     ),
     Case("2.4", (missing_fk_indexes_sorted_columns,), "fail", "columns sorted: 'in the foreign key's order'"),
-    Case("2.4", (missing_fk_indexes_exact_match,), "fail", "same column set only: '(a,) is served by (a, b)'"),
+    # blind verdict: failed, but the message blamed ignoring primary keys (this answer reads them); message fixed
+    Case(
+        "2.4",
+        (missing_fk_indexes_exact_match,),
+        "fail",
+        "same column set only: '(a,) is served by (a, b)'",
+        fragment="columns after the key's are fine",
+    ),
     Case("2.4", (missing_fk_indexes_nothing,), "fail", "always empty: true of the seed only"),
     Case("2.4", (missing_fk_indexes_single_only,), "fail", "skips composite foreign keys"),
     Case("2.4", (missing_fk_indexes_referred,), "fail", "reports the referred side: 'the referencing side'"),
@@ -575,7 +582,7 @@ CASES = [
         "fail",
         "keeps the name that sorts last: 'has a name that sorts first'",
     ),
-    # blind verdict: passed (no plain index had a unique twin whose name sorts later); fixed in the phase-2 commit
+    # blind verdict: passed (no plain index had a unique twin whose name sorts later); fixed in 0469173
     Case(
         "2.5",
         (redundant_indexes_ignores_unique_twin,),
@@ -583,7 +590,7 @@ CASES = [
         "a unique twin does not make it redundant unless its name sorts first: 'is unique or'",
         fragment="ix_transfers_from_id (from_account_id, id) is redundant but missing",
     ),
-    # blind verdict: passed (no index had another's prefix columns in another order); fixed in the phase-2 commit
+    # blind verdict: passed (no index had another's prefix columns in another order); fixed in 0469173
     Case(
         "2.5",
         (redundant_indexes_any_order,),

@@ -501,7 +501,7 @@ CASES = [
         "two SELECTs and set_committed_value, posts of these users only",
     ),
     Case("3.1", (users_with_posts_lazy_loop,), "fail", "awaitable_attrs per user: N+1, 'at most 2 statements'"),
-    # blind verdict: passed on SQLite (a scan runs in id order there); fixed in the phase-2 commit
+    # blind verdict: passed on SQLite (a scan runs in id order there); fixed in 0469173
     Case(
         "3.1",
         (users_with_posts_no_order,),
@@ -510,7 +510,7 @@ CASES = [
         fragment="the SELECT of the users has no ORDER BY",
     ),
     Case("3.1", (users_with_posts_no_limit,), "fail", "ignores limit: 'the first limit users'"),
-    # blind verdict: failed, with a message about a LIMIT on joined rows (not this answer's mistake); fixed in the phase-2 commit
+    # blind verdict: failed, with a message about a LIMIT on joined rows (not this answer's mistake); fixed in 0469173
     Case(
         "3.1",
         (users_with_posts_inner_join,),
@@ -616,7 +616,7 @@ CASES = [
     Case("3.4", (at_most_wraps_errors,), "fail", "wraps the block's exception in AssertionError: 'unchanged'"),
     Case("3.4", (at_most_leaks_on_error,), "fail", "listener left on the engine after an error: 'error or not'"),
     Case("3.4", (at_most_never_removes,), "fail", "listener never removed: 'nothing is left listening'"),
-    # blind verdict: passed (no block both raised and broke the budget); fixed in the phase-2 commit
+    # blind verdict: passed (no block both raised and broke the budget); fixed in 0469173
     Case(
         "3.4",
         (at_most_checks_in_finally,),

@@ -682,7 +682,7 @@ CASES = [
         "plain Serializer: 'a URL-safe string'",
     ),
     Case("4.2", (encode_cursor_id_text, decode_cursor_id_text), "fail", "id comes back as str: 'id an int'"),
-    # blind verdict: failed, but told "a forged cursor was accepted" though None came back; message fixed in the phase-2 commit
+    # blind verdict: failed, but told "a forged cursor was accepted" though None came back; message fixed in 0469173
     Case(
         "4.2",
         (encode_cursor_ref, decode_cursor_returns_none),
