@@ -1100,3 +1100,35 @@ CASES = [
     ),
     Case("1.7", (upsert_products_commits,), "fail", "commits: 'do not commit'"),
 ]
+
+
+# ---------------------------------------------------------------- written in phase 2, after reading the checks
+
+
+async def upsert_products_skips_unchanged(session, rows):
+    # ON CONFLICT DO UPDATE ... WHERE something changed: a sku sent with its current values is neither updated
+    # nor counted, though the text says every existing sku's updated_at becomes the current time.
+    if not rows:
+        return (0, 0)
+    now = datetime.now(UTC)
+    ins = _insert_for(session)(Product).values([dict(r, created_at=now, updated_at=now) for r in rows])
+    stmt = ins.on_conflict_do_update(
+        index_elements=["sku"],
+        set_={"name": ins.excluded.name, "price_cents": ins.excluded.price_cents, "updated_at": now},
+        where=(Product.name != ins.excluded.name) | (Product.price_cents != ins.excluded.price_cents),
+    ).returning(Product.created_at)
+    created = (await session.execute(stmt)).scalars().all()
+    inserted = sum(1 for c in created if c == now)
+    return (inserted, len(created) - inserted)
+
+
+# verdict before the fix: passed (no sku was sent with its current values); fixed in the commit that adds this case
+CASES.append(
+    Case(
+        "1.7",
+        (upsert_products_skips_unchanged,),
+        "fail",
+        "phase 2 (not blind): skips skus sent with their current values: 'its updated_at becomes the current time'",
+        fragment="was sent with the values it already had",
+    )
+)

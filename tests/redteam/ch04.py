@@ -802,3 +802,22 @@ CASES = [
         "4.5", (posts_page_before_python,), "fail", "no LIMIT, slices in Python: 'One SELECT per page with LIMIT'"
     ),
 ]
+
+
+# ---------------------------------------------------------------- written in phase 2, after reading the checks
+
+
+def decode_cursor_local_zone(cursor):
+    # The same instant, aware, but expressed in the machine's zone: the text asks for the instant, not for UTC.
+    value, post_id = decode_cursor_ref(cursor)
+    return value.astimezone(), post_id
+
+
+CASES.append(
+    Case(
+        "4.2",
+        (encode_cursor_ref, decode_cursor_local_zone),
+        "pass",
+        "phase 2 (not blind): the same instant in the local zone, still aware: 'the same instant ... timezone-aware'",
+    )
+)
