@@ -627,3 +627,38 @@ CASES = [
     Case("3.4", (at_most_never_fails,), "fail", "prints instead of raising: 'raises AssertionError'"),
     Case("3.4", (at_most_runtime_error,), "fail", "RuntimeError: 'raises AssertionError'"),
 ]
+
+
+# ---------------------------------------------------------------- written in phase 2, after reading the checks
+
+_SELECT = re.compile(r"^\s*SELECT\b", re.IGNORECASE)
+
+
+@contextmanager
+def at_most_selects_only(engine, k) -> Iterator[None]:
+    # Counts SELECTs only: a loop of UPDATEs (an N+1 of writes) goes through unseen.
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if _SELECT.match(statement):
+            sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    if len(sent) > k:
+        raise AssertionError(f"{len(sent)} statements were sent, at most {k} allowed")
+
+
+# verdict before the fix: passed (every block sent SELECTs only); fixed in the commit that adds this case
+CASES.append(
+    Case(
+        "3.4",
+        (at_most_selects_only,),
+        "fail",
+        "phase 2 (not blind): counts SELECTs only: 'more than k statements'",
+        fragment="writes are statements too",
+    )
+)
