@@ -1122,7 +1122,7 @@ async def upsert_products_skips_unchanged(session, rows):
     return (inserted, len(created) - inserted)
 
 
-# verdict before the fix: passed (no sku was sent with its current values); fixed in the commit that adds this case
+# verdict before the fix: passed (no sku was sent with its current values); fixed in 0864035
 CASES.append(
     Case(
         "1.7",

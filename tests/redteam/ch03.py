@@ -652,7 +652,7 @@ def at_most_selects_only(engine, k) -> Iterator[None]:
         raise AssertionError(f"{len(sent)} statements were sent, at most {k} allowed")
 
 
-# verdict before the fix: passed (every block sent SELECTs only); fixed in the commit that adds this case
+# verdict before the fix: passed (every block sent SELECTs only); fixed in 87e761e
 CASES.append(
     Case(
         "3.4",

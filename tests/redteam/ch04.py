@@ -821,3 +821,46 @@ CASES.append(
         "phase 2 (not blind): the same instant in the local zone, still aware: 'the same instant ... timezone-aware'",
     )
 )
+
+
+def encode_cursor_std_base64(created_at, post_id):
+    # Standard base64 (+, / and = padding) around a signed payload: not URL-safe.
+    payload = json.dumps([created_at.isoformat(), post_id, "~~~>>>???"]).encode()
+    signature = hmac.new(_KEY, payload, hashlib.sha256).digest()
+    return base64.b64encode(payload).decode() + "." + base64.b64encode(signature).decode()
+
+
+def decode_cursor_std_base64(cursor):
+    try:
+        payload_part, signature_part = cursor.split(".")
+        payload, signature = base64.b64decode(payload_part), base64.b64decode(signature_part)
+    except ValueError as exc:
+        raise InvalidCursor("bad cursor") from exc
+    if not hmac.compare_digest(signature, hmac.new(_KEY, payload, hashlib.sha256).digest()):
+        raise InvalidCursor("bad cursor")
+    at, post_id, _ = json.loads(payload)
+    return datetime.fromisoformat(at), int(post_id)
+
+
+async def posts_page_and_both(session, *, after=None, limit=20):
+    # created_at <= c AND id < i: right only while ids grow with created_at.
+    stmt = select(Post).where(Post.deleted_at.is_(None))
+    if after is not None:
+        stmt = stmt.where(Post.created_at <= after[0], Post.id < after[1])
+    return list(await session.scalars(stmt.order_by(*_TIMELINE).limit(limit)))
+
+
+CASES += [
+    Case(
+        "4.2",
+        (encode_cursor_std_base64, decode_cursor_std_base64),
+        "fail",
+        "phase 2 (not blind): standard base64 with + / =: 'a URL-safe string'",
+    ),
+    Case(
+        "4.1",
+        (posts_page_and_both,),
+        "fail",
+        "phase 2 (not blind): created_at <= c AND id < i: skips newer-id rows with older timestamps",
+    ),
+]
