@@ -1132,3 +1132,21 @@ CASES.append(
         fragment="was sent with the values it already had",
     )
 )
+
+
+async def get_user_by_email_lower_column(session: AsyncSession, email: str) -> User | None:
+    # lower() on the column only: finds the seed's lower-case addresses, never a stored Mixed.Case one.
+    stmt = select(User).where(func.lower(User.email) == email, User.deleted_at.is_(None))
+    return await session.scalar(stmt)
+
+
+# verdict before the fix: passed (every stored address was lower case); fixed in the commit that adds this case
+CASES.append(
+    Case(
+        "1.2",
+        (get_user_by_email_lower_column,),
+        "fail",
+        "phase 2 (not blind): lower(email) = :email misses a stored mixed-case address: 'equals email exactly'",
+        fragment="stored exactly so, returned None",
+    )
+)

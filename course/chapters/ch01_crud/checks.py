@@ -99,6 +99,10 @@ async def _check_create_user(create_user: Callable[..., Any], db: CheckDB) -> No
 async def _check_get_by_email(get_user_by_email: Callable[..., Any], db: CheckDB) -> None:
     alive, gone = await pick_users(db)
     suspended = await live_suspended(db)
+    # The seed stores addresses in lower case; this one is stored as typed, and an exact lookup must find it.
+    mixed = "Mixed.Case@Example.org"
+    async with db.Session() as session, session.begin():
+        session.add(User(email=mixed, name="Mixed Case", password_hash="-"))
     async with db.Session() as session:
         with db.count_queries() as q:
             found = await call_in_callers_transaction(session, get_user_by_email, alive.email)
@@ -133,6 +137,12 @@ async def _check_get_by_email(get_user_by_email: Callable[..., Any], db: CheckDB
         ):
             near = await call_in_callers_transaction(session, get_user_by_email, probe)
             expect(near is None, f"looking up {probe!r} returned {getattr(near, 'email', near)!r}: {why}")
+        stored = await call_in_callers_transaction(session, get_user_by_email, mixed)
+        expect(
+            getattr(stored, "email", None) == mixed,
+            f"looking up {mixed!r}, stored exactly so, returned {getattr(stored, 'email', stored)!r}: compare the "
+            "address as it is stored, with no lower() on either side",
+        )
         missing = await call_in_callers_transaction(session, get_user_by_email, "nobody@example.com")
         expect(missing is None, "a missing email should give None, not a user and not an exception")
         deleted = await call_in_callers_transaction(session, get_user_by_email, gone.email)
