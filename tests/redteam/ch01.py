@@ -1140,7 +1140,7 @@ async def get_user_by_email_lower_column(session: AsyncSession, email: str) -> U
     return await session.scalar(stmt)
 
 
-# verdict before the fix: passed (every stored address was lower case); fixed in the commit that adds this case
+# verdict before the fix: passed (every stored address was lower case); fixed in 006910d
 CASES.append(
     Case(
         "1.2",
