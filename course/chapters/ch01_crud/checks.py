@@ -22,6 +22,7 @@ from course.chapters.ch01_crud.common import (
     live_suspended,
     pick_users,
 )
+from course.chapters.ch01_crud.writes import expect_now
 from course.chapters.registry import chapter
 from course.checks.base import CheckDB, Registry, expect, fail
 from course.checks.sessions import as_entities, bound_values
@@ -46,6 +47,7 @@ def _is_argon2_of(stored: str, plain: str) -> bool:
 @registry.exercise("1.1")
 async def _check_create_user(create_user: Callable[..., Any], db: CheckDB) -> None:
     email, password = "New.Learner@Example.com", "correct horse battery"
+    started = datetime.now(UTC) - timedelta(seconds=1)
     async with db.Session() as session, session.begin():
         user = await call_in_callers_transaction(
             session, create_user, email=email, name="New Learner", password=password
@@ -61,6 +63,10 @@ async def _check_create_user(create_user: Callable[..., Any], db: CheckDB) -> No
             f"the new user has role={user.role!r}, status={user.status!r}, deleted_at={user.deleted_at!r}: only "
             "email, name and the password's hash are given; every other column keeps the model's default",
         )
+        # The defaults of the timestamps too: a local time labelled UTC is hours off (the clock runs at UTC+09:30).
+        stored = (await session.execute(select(User.created_at, User.updated_at).where(User.id == user.id))).one()
+        for column, value in zip(("created_at", "updated_at"), stored, strict=True):
+            expect_now(value, started, column)
         expect(user.password_hash != password, "the password is stored as plain text: store a hash instead")
         expect(password not in user.password_hash, "the stored hash contains the password itself")
         expect(
@@ -93,6 +99,10 @@ async def _check_create_user(create_user: Callable[..., Any], db: CheckDB) -> No
 async def _check_get_by_email(get_user_by_email: Callable[..., Any], db: CheckDB) -> None:
     alive, gone = await pick_users(db)
     suspended = await live_suspended(db)
+    # The seed stores addresses in lower case; this one is stored as typed, and an exact lookup must find it.
+    mixed = "Mixed.Case@Example.org"
+    async with db.Session() as session, session.begin():
+        session.add(User(email=mixed, name="Mixed Case", password_hash="-"))
     async with db.Session() as session:
         with db.count_queries() as q:
             found = await call_in_callers_transaction(session, get_user_by_email, alive.email)
@@ -127,6 +137,12 @@ async def _check_get_by_email(get_user_by_email: Callable[..., Any], db: CheckDB
         ):
             near = await call_in_callers_transaction(session, get_user_by_email, probe)
             expect(near is None, f"looking up {probe!r} returned {getattr(near, 'email', near)!r}: {why}")
+        stored = await call_in_callers_transaction(session, get_user_by_email, mixed)
+        expect(
+            getattr(stored, "email", None) == mixed,
+            f"looking up {mixed!r}, stored exactly so, returned {getattr(stored, 'email', stored)!r}: compare the "
+            "address as it is stored, with no lower() on either side",
+        )
         missing = await call_in_callers_transaction(session, get_user_by_email, "nobody@example.com")
         expect(missing is None, "a missing email should give None, not a user and not an exception")
         deleted = await call_in_callers_transaction(session, get_user_by_email, gone.email)

@@ -23,7 +23,8 @@ _SEARCH_PEOPLE = (
     ("Mary O'Hara", False),
     ("Ada Gone", True),
 )
-_TERMS = ("ada", "LOPEZ", "a n", "example")
+# The empty term last: every name contains it, so an empty search box lists every live user.
+_TERMS = ("ada", "LOPEZ", "a n", "example", "")
 PAYLOADS = [
     "' OR '1'='1",
     "' OR 1=1 --",
@@ -89,6 +90,11 @@ async def check_search(search_users: Callable[..., Any], db: CheckDB) -> None:
                 fail(
                     f"search_users({term!r}) only found names written in that exact case: the search must ignore "
                     "case (SQLite's LIKE ignores ASCII case, PostgreSQL's does not: the check holds both to that)"
+                )
+            if not term:
+                fail(
+                    f"search_users('') gave {len(got)} users, expected {len(want)}: every name contains the empty "
+                    "text, so an empty term matches every live user (a term is searched as written, no special case)"
                 )
             fail(
                 f"search_users({term!r}) gave {len(got)} users, expected {len(want)} "

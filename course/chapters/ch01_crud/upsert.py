@@ -59,19 +59,21 @@ def _expect_one_statement(q: Any, n: int) -> None:
 async def check_upsert(upsert_products: Callable[..., Any], db: CheckDB) -> None:
     async with db.Session() as session, session.begin():
         # Existing products from the middle of the table, aged so an update visibly moves updated_at.
-        existing = list((await session.scalars(select(Product).order_by(Product.id).offset(40).limit(4))).all())
+        existing = list((await session.scalars(select(Product).order_by(Product.id).offset(40).limit(5))).all())
         await session.execute(
             update(Product).where(Product.id.in_([p.id for p in existing])).values(updated_at=_LONG_AGO)
         )
         before = await _snapshot(session)
-        a, b, c, d = existing
+        a, b, c, d, e = existing
         rows: list[dict[str, Any]] = [
             {"sku": a.sku, "name": "Renamed " + a.name, "price_cents": 0},  # a price of 0 is a price
             {"sku": b.sku, "name": b.name, "price_cents": b.price_cents + 1},
             {"sku": c.sku, "name": "Renamed " + c.name, "price_cents": c.price_cents},
             # Same letters, other case: another sku (the unique constraint compares exactly).
             {"sku": d.sku.lower(), "name": "Lower-case twin", "price_cents": 123},
-        ] + [{"sku": f"UPS-{i:03d}", "name": f"Upserted item {i}", "price_cents": 500 + i} for i in range(6)]
+            # Sent as it is: still an existing sku, so updated (updated_at moves) and counted as updated.
+            {"sku": e.sku, "name": e.name, "price_cents": e.price_cents},
+        ] + [{"sku": f"UPS-{i:03d}", "name": f"Upserted item {i}", "price_cents": 500 + i} for i in range(5)]
         random.Random(7).shuffle(rows)
         start = datetime.now(UTC) - timedelta(seconds=1)
         result, q = await _call(session, db, upsert_products, rows)
@@ -95,6 +97,12 @@ async def check_upsert(upsert_products: Callable[..., Any], db: CheckDB) -> None
                     f"sku {row['sku']!r}: updating an existing product changed its created_at: only name, "
                     "price_cents and updated_at change",
                 )
+                expect(
+                    updated_at != _LONG_AGO or (name, price) != before[pid][1:3],
+                    f"sku {row['sku']!r} was sent with the values it already had, and its updated_at did not move: "
+                    "every existing sku that is sent takes the values sent and a new updated_at, changed or not "
+                    "(and counts as updated)",
+                )
                 expect(updated_at != _LONG_AGO, f"sku {row['sku']!r} was updated but its updated_at did not move")
                 expect_now(updated_at, start, f"updated_at of sku {row['sku']!r}")
             else:
@@ -106,10 +114,10 @@ async def check_upsert(upsert_products: Callable[..., Any], db: CheckDB) -> None
             untouched == {pid: before[pid] for pid in untouched},
             "products whose sku was not sent were changed: touch only the rows given",
         )
-        expect(len(after) == len(before) + 7, f"{len(after) - len(before)} products were added, 7 skus were new")
+        expect(len(after) == len(before) + 6, f"{len(after) - len(before)} products were added, 6 skus were new")
         expect(
-            (inserted, updated) == (7, 3),
-            f"returned (inserted, updated) = ({inserted}, {updated}); the database inserted 7 rows and updated 3. "
+            (inserted, updated) == (6, 4),
+            f"returned (inserted, updated) = ({inserted}, {updated}); the database inserted 6 rows and updated 4. "
             "Count what the statement did, row by row, from what it returns",
         )
         # Again with the same skus: nothing is new now.

@@ -130,6 +130,24 @@ async def check_update_user(update_user: Callable[..., Any], db: CheckDB) -> Non
         )
 
 
+# Every column a soft delete or a restore must leave alone (updated_at may move, deleted_at is the point).
+_KEPT = text("SELECT email, name, role, status, password_hash, external_id, created_at FROM users WHERE id = :id")
+
+
+async def _kept(session: AsyncSession, user_id: int) -> dict[str, Any]:
+    session.expire_all()
+    return dict((await session.execute(_KEPT, {"id": user_id})).one()._mapping)
+
+
+def _expect_kept(before: dict[str, Any], after: dict[str, Any], what: str) -> None:
+    changed = [column for column in before if before[column] != after[column]]
+    expect(
+        not changed,
+        f"{what} changed {', '.join(changed)}: it may set or clear deleted_at (and updated_at may move), "
+        "nothing else, so the row can come back exactly as it was",
+    )
+
+
 async def check_soft_delete(
     soft_delete_user: Callable[..., Any], restore_user: Callable[..., Any], db: CheckDB
 ) -> None:
@@ -138,6 +156,7 @@ async def check_soft_delete(
     before = datetime.now(UTC) - timedelta(seconds=1)
     async with db.Session() as session, session.begin():
         deleted_before = await deleted_count(session)
+        kept = await _kept(session, alive.id)
         try:
             await call_in_callers_transaction(session, soft_delete_user, alive.id)
         except LearnerCodeError as exc:
@@ -158,6 +177,7 @@ async def check_soft_delete(
         expect(user.deleted_at is not None, "deleted_at is still empty after the soft delete")
         expect_now(user.deleted_at, before, "deleted_at")
         expect(user.status == alive.status, "the soft delete changed status: deleted_at alone marks a deletion")
+        _expect_kept(kept, await _kept(session, alive.id), "the soft delete")
         marked = await deleted_count(session) - deleted_before
         expect(
             marked == 1, f"deleting one user marked {marked} users as deleted: change only the row with that id"
@@ -167,6 +187,7 @@ async def check_soft_delete(
         session.expire_all()
         user = await session.get_one(User, alive.id)
         expect(user.deleted_at is None, "restore_user left deleted_at set: a restored user has no deletion time")
+        _expect_kept(kept, await _kept(session, alive.id), "deleting and restoring the user")
         expect(
             await deleted_count(session) == deleted_before,
             "restoring one user brought back other deleted users too: change only the row with that id",

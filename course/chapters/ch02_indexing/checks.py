@@ -122,6 +122,12 @@ async def _check_2_2(fn: Callable[..., Any], db: CheckDB) -> None:
         ix for ix in everything if ix.columns[:2] == ("author_id", "created_at") and plan.uses_index(ix.name)
     ]
     if serving and not _sorts(plan) and not plan.full_scan("posts"):
+        expect(
+            len(added) == 1,
+            f"the plan is right, but you created {len(added)} indexes on posts "
+            f"({'; '.join(_show(ix) for ix in added)}): one index does both jobs, and every index costs on "
+            "every write (lesson section 2.8). Create only that one",
+        )
         return
     expect(added, "no new index on posts: the plan still finds the author's posts and then sorts them all")
     for ix in added:

@@ -111,13 +111,19 @@ async def _explain_extra(
                 f"you report {label} as missing an index, but {ix.name} {shown} starts with the same columns in "
                 "another order: a lookup on all of them can use it, whatever their order among themselves"
             )
+        # An answer that wants the very same columns, no more, needs to hear that a longer index serves too.
+        longer = (
+            " (columns after the key's are fine: an index serves every prefix of itself)"
+            if len(ix.columns) > len(columns)
+            else ""
+        )
         if ix.primary or ix.unique:
             kind = "the primary key" if ix.primary else "a unique constraint's index"
             return (
-                f"you report {label} as missing an index, but {kind} {shown} starts with it. "
+                f"you report {label} as missing an index, but {kind} {shown} starts with it{longer}. "
                 "Primary keys and unique constraints count too, not only get_indexes()"
             )
-        return f"you report {label} as missing an index, but {ix.name} {shown} starts with it"
+        return f"you report {label} as missing an index, but {ix.name} {shown} starts with it{longer}"
     return f"you report {label}, but it has an index"
 
 

@@ -14,7 +14,8 @@ from course.checks.base import CheckDB, call_learner, expect, fail
 
 # The check's copy gains: a longer index that makes one redundant; a longer one that does not start with the
 # column; a duplicate whose name sorts first; a unique index that covers a plain one; a unique prefix (never
-# reported); a partial index that covers nothing; a partial prefix (never reported); two- and three-column chains.
+# reported); a partial index that covers nothing; a partial prefix (never reported); two- and three-column chains;
+# a plain twin of a unique index whose name sorts first; the same columns as another prefix in another order.
 SETUP = (
     "CREATE INDEX ix_orders_user_created ON orders (user_id, created_at)",
     "CREATE INDEX ix_orders_user_status ON orders (user_id, status)",
@@ -28,6 +29,10 @@ SETUP = (
     "CREATE UNIQUE INDEX ux_transfers_from_id ON transfers (from_account_id, id)",
     "CREATE UNIQUE INDEX ux_accounts_user_id_id ON accounts (user_id, id)",
     "CREATE INDEX ix_accounts_user_id_id_balance ON accounts (user_id, id, balance_cents)",
+    # Identical to the unique ux_transfers_from_id and its name sorts first: redundant only because the twin is unique.
+    "CREATE INDEX ix_transfers_from_id ON transfers (from_account_id, id)",
+    # The columns of ix_orders_user_status in the other order: not served by any index that starts with user_id.
+    "CREATE INDEX ix_orders_status_user ON orders (status, user_id)",
 )
 EXPECTED = {
     ("orders", "ix_orders_user_id"),
@@ -35,6 +40,7 @@ EXPECTED = {
     ("comments", "ix_comments_post_id"),
     ("order_items", "ix_order_items_order_id"),
     ("transfers", "ix_transfers_from_account_id"),
+    ("transfers", "ix_transfers_from_id"),
     ("accounts", "ix_accounts_user_id"),
 }
 # Then the schema changes and the function is asked again: an answer read from the catalog follows the change.

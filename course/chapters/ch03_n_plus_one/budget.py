@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from course.checks.base import CheckDB, LearnerCodeError, call_learner, expect, fail
 from course.domain.models import Post, User
@@ -77,6 +77,18 @@ def _n_plus_one(db: CheckDB, users: int) -> Block:
     return block
 
 
+def _writes(db: CheckDB, n: int) -> Block:
+    """n UPDATEs (of nothing: each writes a name back), rolled back: an N+1 of writes is an N+1 too."""
+
+    async def block() -> None:
+        async with db.Session() as session:
+            for i in range(n):
+                await session.execute(update(User).where(User.id == i + 1).values(name=User.name))
+            await session.rollback()
+
+    return block
+
+
 def _raises(db: CheckDB) -> Block:
     async def block() -> None:
         async with db.Session() as session:
@@ -123,14 +135,22 @@ async def judge_statement_helper(at_most: Callable[..., Any], db: CheckDB) -> No
             f"the AssertionError for a block that sent {sent} statements does not say how many: "
             f"{_first_line(outcome)!r}. Put the count (and ideally the statements) in the message",
         )
-    # An error inside the block comes out as it is.
-    outcome = await _run(at_most, db, 5, _raises(db))
+    outcome = await _run(at_most, db, 2, _writes(db, 3))
     expect(
-        isinstance(outcome, _BlockError),
-        "an exception raised inside the block did not come out of the `with` unchanged "
-        f"({'it was swallowed' if outcome is None else type(outcome).__name__ + ' instead'}): a test helper must "
-        "never hide the error of the code it watches",
+        isinstance(outcome, AssertionError) and "3" in str(outcome),
+        "with k=2, a block that sent 3 UPDATE statements passed (or its message did not say 3): writes are "
+        "statements too. Count everything the block sends except transaction control",
     )
+    # An error inside the block comes out as it is, within the budget and over it (the block sends 1 statement).
+    for k in (5, 0):
+        outcome = await _run(at_most, db, k, _raises(db))
+        over = "" if k else ", even when the block also went over the budget (k=0)"
+        expect(
+            isinstance(outcome, _BlockError),
+            f"an exception raised inside the block did not come out of the `with` unchanged{over} "
+            f"({'it was swallowed' if outcome is None else type(outcome).__name__ + ' instead'}): a test helper "
+            "must never hide the error of the code it watches; judge the budget only when the block ended normally",
+        )
     expect(
         _listeners(db) == before,
         "after the blocks, your helper's event listeners are still on the engine: remove them when the block ends, "

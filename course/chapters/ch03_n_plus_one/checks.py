@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select, update
 
 from course.chapters.ch03_n_plus_one.budget import judge_statement_helper
 from course.chapters.ch03_n_plus_one.judges import (
@@ -32,9 +33,30 @@ DELETED_AT = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 POSTS_PER_CALL = 300
 
 
+# SQLite returns a table (or an IN list) in id order even without ORDER BY; this pragma, made for testing exactly
+# that, reverses the order of every SELECT that does not ask for one. PostgreSQL reads an IN list through the primary
+# key, in id order too; without index scans it reads the table in storage order, which _reshape shuffles.
+_UNORDERED = {
+    "sqlite": ("PRAGMA reverse_unordered_selects = ON",),
+    "postgresql": ("SET enable_indexscan = off", "SET enable_bitmapscan = off", "SET enable_indexonlyscan = off"),
+}
+
+
+def _unordered_reads(dialect: str) -> Callable[[Any, object], None]:
+    def on_connect(dbapi_connection: Any, _record: object) -> None:
+        cursor = dbapi_connection.cursor()
+        for statement in _UNORDERED[dialect]:
+            cursor.execute(statement)
+        cursor.close()
+
+    return on_connect
+
+
 async def _reshape(db: CheckDB) -> int:
     """User 2 gets more posts (some soft-deleted, some with many comments), user 3 none; a new user has only
-    soft-deleted posts. Returns the new user's id."""
+    soft-deleted posts; rows come back in id order only when a query asks for it. Returns the new user's id."""
+    event.listen(db.engine.sync_engine, "connect", _unordered_reads(db.dialect))
+    await db.engine.dispose()
     async with db.Session() as session, session.begin():
         await session.execute(
             delete(Comment).where(Comment.post_id.in_(select(Post.id).where(Post.author_id == NO_POSTS)))
@@ -47,6 +69,8 @@ async def _reshape(db: CheckDB) -> int:
             )
             post.comments = [Comment(author_id=1 + (n * k) % 5, body=f"c{k}") for k in range(n % 4 * 2)]
             session.add(post)
+        # Rewritten rows move to the end of a PostgreSQL table: a scan without ORDER BY no longer starts at id 1.
+        await session.execute(update(User).where(User.id <= 12).values(name=User.name))
         ghost = User(email="Only.Deleted@Example.org", name="Ödön Only-Deleted", password_hash="x")
         session.add(ghost)
         await session.flush()
@@ -70,6 +94,8 @@ async def _posts_of(db: CheckDB) -> dict[int, set[int]]:
 # --- 3.1 users with their posts ------------------------------------------------------------------------------------
 
 LIMITS = (3, 40, 150)
+_FROM_USERS = re.compile(r"\bFROM users\b", re.IGNORECASE)
+_ORDER_BY = re.compile(r"\bORDER BY\b", re.IGNORECASE)
 
 
 @registry.exercise("3.1")
@@ -83,15 +109,35 @@ async def _check_users_with_posts(users_with_posts: Callable[..., Any], db: Chec
         observed = await observe(db, users_with_posts, limit)
         users = as_list_of(observed.result, User, "users_with_posts")
         got = [u.id for u in users]
+        postless = [i for i in want if i not in got and not posts.get(i)]
+        expect(
+            not postless or len(postless) < len(set(want) - set(got)),
+            f"for limit={limit} users without posts are missing ({_short(postless)}): users without posts count "
+            "too, in id order (an inner join, or a condition on posts, keeps only users who have posts)",
+        )
         expect(
             len(got) >= len(want),
             f"users_with_posts returned {len(got)} user(s) for limit={limit}: when the LIMIT applies to a join with "
             "posts it counts joined rows (one per post), not users. Let the eager loader apply it to the users",
         )
+        users_sql = next((sql for sql in observed.queries.statements if _FROM_USERS.search(sql)), "")
+        expect(
+            got == want or _ORDER_BY.search(users_sql),
+            f"for limit={limit} expected the first {limit} users by id ({_short(want)}), got {_short(got)}: the "
+            "SELECT of the users has no ORDER BY, so which users a LIMIT keeps is up to the database (it changes "
+            "once a row is rewritten or an index is used). Order them by id",
+        )
         expect(
             got == want,
             f"for limit={limit} expected the first {limit} users by id ({_short(want)}), got {_short(got)}: "
             "users without posts count too, in id order",
+        )
+        # Right by accident (a plan that happens to read in id order) is still no ORDER BY.
+        expect(
+            _ORDER_BY.search(users_sql),
+            f"for limit={limit} the right users came back, but the SELECT of the users has no ORDER BY: without "
+            "one, which users a LIMIT keeps is up to the database (it changes once a row is rewritten or an "
+            "index is used). Order them by id",
         )
         slicing = "Let the query pick the users (ORDER BY id, LIMIT) and load only their posts"
         judge_objects(observed, User, len(want), f"{limit} users", slicing)
@@ -161,7 +207,18 @@ async def _check_users_posts_comments(users_posts_comments: Callable[..., Any], 
             f"asked for: {_short(sorted(set(got) - set(ids)))}): return exactly the users whose ids are in "
             "user_ids, which are not a range",
         )
-        expect(got == sorted(ids), f"expected users {_short(sorted(ids))} in id order, got {_short(got)}")
+        users_sql = next((sql for sql in observed.queries.statements if _FROM_USERS.search(sql)), "")
+        no_order = (
+            ""
+            if _ORDER_BY.search(users_sql)
+            else (
+                ": the SELECT of the users has no ORDER BY, so they come back in whatever order the database finds "
+                "them. Order them by id"
+            )
+        )
+        expect(
+            got == sorted(ids), f"expected users {_short(sorted(ids))} in id order, got {_short(got)}{no_order}"
+        )
         filtering = "Filter the users in the query (WHERE id IN ...) and load only what belongs to them"
         what = f"{len(ids)} users"
         judge_objects(observed, User, len(ids), what, filtering)

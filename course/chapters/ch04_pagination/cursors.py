@@ -177,7 +177,12 @@ def _resigned(token: str, cursor_id: int) -> Iterator[str]:
 async def reject_forgeries(decode: Callable[..., Any], token: str, created_at: datetime, cursor_id: int) -> None:
     """decode must refuse every cursor made from token without the key (or give back the very same values)."""
     for forged, how in _forgeries(token, created_at, cursor_id):
-        accepted, _ = await _decode_or_reject(decode, forged)
+        accepted, value = await _decode_or_reject(decode, forged)
+        expect(
+            not accepted or value is not None,
+            f"decode_cursor returned None for a forged cursor ({how}) instead of raising: a caller that unpacks "
+            "the result crashes (a 500), and one that checks for None must remember to. Raise InvalidCursor",
+        )
         expect(not accepted, f"a forged cursor was accepted ({how}): sign the cursor and always verify it")
     for forged in _resigned(token, cursor_id):
         accepted, value = await _decode_or_reject(decode, forged)
