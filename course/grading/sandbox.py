@@ -17,7 +17,7 @@ import resource
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -166,8 +166,12 @@ def command(
     settings: Settings,
     env: Mapping[str, str] | None = None,
     uid: int | None = None,
+    ro_binds: Sequence[Path] = (),
 ) -> list[str]:
-    """The bwrap command line that runs argv in a new sandbox whose only writable folder is work."""
+    """The bwrap command line that runs argv in a new sandbox whose only writable folder is work.
+
+    ro_binds: more folders the sandbox sees read-only (the database's sockets, course/grading/sandbox_db.py).
+    """
     if bwrap() is None:
         raise RuntimeError("bubblewrap is not installed")
     home = work / "home"
@@ -175,7 +179,7 @@ def command(
     # The private temp folder lives in memory: its size is capped, so no submission fills the machine's memory.
     tmp = ["--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs"]
     args = [*_namespaces(uid), "--proc", "/proc", "--dev", "/dev", *tmp, "/tmp"]
-    binds = list(dict.fromkeys(str(p) for p in _read_only_paths(settings) if p.exists()))
+    binds = list(dict.fromkeys(str(p) for p in [*_read_only_paths(settings), *ro_binds] if p.exists()))
     # Folders on the way to each bind are made here, readable by all (bwrap's own would be private to root).
     made: set[str] = {"/", "/tmp"}
     for target in [*binds, str(work)]:
@@ -222,6 +226,7 @@ def popen(
     settings: Settings,
     limits: Limits,
     env: Mapping[str, str] | None = None,
+    ro_binds: Sequence[Path] = (),
     **kwargs: object,
 ) -> subprocess.Popen[bytes]:
     """Start argv in a new sandbox (its own session, so the grader can kill the whole sandbox at once)."""
@@ -234,7 +239,7 @@ def popen(
             os.chown(folder, uid, uid)
             for name in files:
                 os.chown(os.path.join(folder, name), uid, uid)
-    cmd = command(argv, work=work, settings=settings, env=env, uid=uid)
+    cmd = command(argv, work=work, settings=settings, env=env, uid=uid, ro_binds=ro_binds)
     # The grader's own environment (tokens, passwords) never reaches bwrap: --clearenv is the second guard.
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     return subprocess.Popen(  # type: ignore[call-overload]

@@ -23,7 +23,8 @@ from typing import Any
 
 from course.chapters.registry import Chapter
 from course.db import copies
-from course.grading import check_process, cleanup, definitions, runner, sandbox
+from course.errors import CourseError
+from course.grading import check_process, cleanup, definitions, runner, sandbox, sandbox_db
 from course.grading.nbval_hooks import CELLS_ENV, OUTPUT_CAP, clip
 from course.grading.notebook_format import load_notebook
 from course.grading.verdicts import Cell, ExerciseResult, cell_problems, kernel_stopped
@@ -55,11 +56,20 @@ def run_sandboxed(
     nb = load_notebook(path)
     source = definitions.extract(nb)
     work = Path(tempfile.mkdtemp(prefix=f"{copies.RUNNER_PREFIX}{os.getpid()}-"))
+    door: sandbox_db.SandboxDatabase | None = None
     try:
         work.chmod(0o755)
-        cells, kernel_error = _run_kernel(nb, work / "kernel", settings, limits, timeout)
-        verdicts = _run_checks(source, chapter, work / "checks", settings, limits)
+        try:
+            # On PostgreSQL: the submission's own relay and copy broker (its copies go when it is graded).
+            door = sandbox_db.open_for(settings)
+        except (OSError, CourseError) as exc:
+            raise SandboxBroken(f"the sandbox could not reach the database: {exc}") from None
+        where = sandbox_db.Reach(door)
+        cells, kernel_error = _run_kernel(nb, work / "kernel", settings, limits, timeout, where)
+        verdicts = _run_checks(source, chapter, work / "checks", settings, limits, where)
     finally:
+        if door is not None:
+            door.close()
         shutil.rmtree(work, ignore_errors=True)
     results = []
     for spec in chapter.exercises:
@@ -72,7 +82,12 @@ def run_sandboxed(
 
 
 def _run_kernel(
-    nb: dict[str, Any], work: Path, settings: Settings, limits: sandbox.Limits, timeout: float
+    nb: dict[str, Any],
+    work: Path,
+    settings: Settings,
+    limits: sandbox.Limits,
+    timeout: float,
+    where: sandbox_db.Reach,
 ) -> tuple[list[Cell], str | None]:
     """Run the learner's notebook as it is (no grader cells) under nbval in a sandbox; its cells' outcomes."""
     work.mkdir()
@@ -93,6 +108,7 @@ def _run_kernel(
         "IPYTHONDIR": str(work / "ipython"),
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         copies.RUN_TAG_ENV: copies.new_run_tag(),
+        **where.env,
     }
     argv = [
         sys.executable, "-m", "pytest", "-p", "nbval.plugin", "-p", "course.grading.nbval_hooks", "-p",
@@ -105,7 +121,7 @@ def _run_kernel(
     with (work / "pytest.log").open("wb") as sink:
         try:
             process = sandbox.popen(
-                argv, work=work, settings=settings, limits=limits, env=env,
+                argv, work=work, settings=settings, limits=limits, env=env, ro_binds=where.binds,
                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
             )  # fmt: skip
         except OSError as exc:
@@ -124,7 +140,12 @@ def _run_kernel(
 
 
 def _run_checks(
-    source: list[tuple[str, str]], chapter: Chapter, work: Path, settings: Settings, limits: sandbox.Limits
+    source: list[tuple[str, str]],
+    chapter: Chapter,
+    work: Path,
+    settings: Settings,
+    limits: sandbox.Limits,
+    where: sandbox_db.Reach,
 ) -> dict[str, tuple[str, str]]:
     """(status, message) per exercise id, from the check process's signed verdict lines."""
     work.mkdir()
@@ -145,7 +166,7 @@ def _run_checks(
     with (work / "stderr.log").open("wb") as errors:
         try:
             process = sandbox.popen(
-                argv, work=work, settings=settings, limits=limits,
+                argv, work=work, settings=settings, limits=limits, env=where.env, ro_binds=where.binds,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
             )  # fmt: skip
         except OSError as exc:

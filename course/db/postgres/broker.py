@@ -44,16 +44,31 @@ def address() -> str | None:
 class CopyBroker:
     """Serves copies of one template over a unix socket (see the module docstring)."""
 
-    def __init__(self, admin: str, template: Callable[[], str], *, name_for: Callable[[str | None], str]) -> None:
-        # template() is called before each copy: it verifies the seed (and rebuilds it) and returns its URL.
+    def __init__(
+        self,
+        admin: str,
+        template: Callable[[], str],
+        *,
+        name_for: Callable[[str | None], str],
+        folder: Path | None = None,
+        socket_host: str | None = None,
+    ) -> None:
+        """template() is called before each copy: it verifies the seed (and rebuilds it) and returns its URL.
+
+        folder: where the socket goes (default: a new folder of its own). socket_host: the copies' URLs name this
+        folder as their host (a unix socket there reaches the server), for kernels that have no network.
+        """
         self._admin = db.parse_url(admin).set(database="postgres")
         self._template = template
         self._name_for = name_for
+        self._socket_host = socket_host
         self._lock = threading.Lock()
         self._live: dict[str, tuple[str, str | None]] = {}  # drop key -> (database name, run tag)
         # A unix socket's path must stay under ~107 bytes: a deep TMPDIR (a test's, a hub's) would not do.
         base = tempfile.gettempdir()
-        self._folder = Path(tempfile.mkdtemp(prefix="course-broker-", dir="/tmp" if len(base) > 60 else base))
+        self._folder = folder or Path(
+            tempfile.mkdtemp(prefix="course-broker-", dir="/tmp" if len(base) > 60 else base)
+        )
         self.path = str(self._folder / "copies.sock")
         broker = self
 
@@ -102,6 +117,13 @@ class CopyBroker:
             with self._lock:
                 self._live.pop(key, None)
             raise
+        if self._socket_host is not None:
+            # Same login, same port (it names the socket file), reached through the folder's socket.
+            url = (
+                db.parse_url(url)
+                .set(host="", query={"host": self._socket_host})
+                .render_as_string(hide_password=False)
+            )
         return {"url": url, "key": key}
 
     def _drop(self, key: str) -> None:

@@ -1,0 +1,142 @@
+"""What a sandboxed submission reaches of PostgreSQL: a folder of its own, bound into its sandbox, holding the server's
+port forwarded onto a unix socket and a copy broker of its own; nothing else of the network.
+
+The sandbox has no network (its own network namespace), so the grader brings the database in: a relay listens on
+`<folder>/.s.PGSQL.<port>` (the name libpq and asyncpg look for when a URL's host is a folder) and forwards each
+connection to the server's TCP port. The broker (course/db/postgres/broker.py) listens in the same folder and hands
+out copies owned by a login role each (roles.py), with URLs whose host is that folder. Only the broker holds the
+admin login; the sandbox never sees it. Closing drops every copy the submission still holds (and its role) and ends
+its connections: nothing of one submission outlives its grading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shutil
+import socket
+import socketserver
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from course import db
+from course.db.copies import copy_name
+from course.db.postgres import admin as pg_admin
+from course.db.postgres import broker
+from course.settings import Settings
+
+# Connections one submission may hold at once through its relay (a pool of 15 per engine leaves room for several
+# engines), so a submission opening connections in a loop cannot use up the server's max_connections for the others.
+MAX_CONNECTIONS = 40
+
+
+class _Relay:
+    """A unix socket at path whose every connection is forwarded to target (host, port)."""
+
+    def __init__(self, path: Path, target: tuple[str, int]) -> None:
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        relay = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                with relay._lock:
+                    full = len(relay._open) >= MAX_CONNECTIONS
+                    if not full:
+                        relay._open.add(self.request)
+                if full:
+                    return  # closed at once: the client sees the server hang up
+                try:
+                    with socket.create_connection(target, timeout=10) as upstream:
+                        upstream.settimeout(None)
+                        _pump(self.request, upstream)
+                except OSError:
+                    pass
+                finally:
+                    with relay._lock:
+                        relay._open.discard(self.request)
+
+        self._server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
+        self._server.daemon_threads = True
+        # The sandbox runs as a user of its own: it may connect (the folder keeps everyone else out of the sandbox).
+        os.chmod(path, 0o666)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-db-relay", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            for conn in self._open:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+
+
+def _pump(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side hangs up."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(a, selectors.EVENT_READ, b)
+        selector.register(b, selectors.EVENT_READ, a)
+        while True:
+            for key, _ in selector.select():
+                source: socket.socket = key.fileobj  # type: ignore[assignment]
+                try:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    key.data.sendall(data)
+                except OSError:
+                    return
+
+
+class SandboxDatabase:
+    """One submission's way to PostgreSQL (see the module docstring); close() when its sandboxes have ended."""
+
+    def __init__(self, settings: Settings) -> None:
+        from course.seed.verify import verified_seed
+
+        admin = db.parse_url(pg_admin.admin_url(settings))
+        port = admin.port or 5432
+        # A unix socket's path must stay under ~107 bytes: a short folder under /tmp, private to the grader's user
+        # but enterable (the sandbox's user connects to the sockets in it).
+        self.folder = Path(tempfile.mkdtemp(prefix="course-db-", dir="/tmp"))
+        self.folder.chmod(0o755)
+        try:
+            self._relay = _Relay(self.folder / f".s.PGSQL.{port}", (admin.host or "127.0.0.1", port))
+            self.broker = broker.CopyBroker(
+                admin.render_as_string(hide_password=False),
+                lambda: verified_seed(settings, announce=False),
+                name_for=copy_name,
+                folder=self.folder,
+                socket_host=str(self.folder),
+            )
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+
+    def env(self) -> Mapping[str, str]:
+        """The variables the sandbox's processes get: the broker's socket, and no URL (no admin login to find)."""
+        return {broker.BROKER_ENV: self.broker.path, "COURSE_DATABASE_URL": "", "COURSE_BACKEND": "postgres"}
+
+    def close(self) -> None:
+        try:
+            self.broker.close()
+        finally:
+            self._relay.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Reach:
+    """What a sandbox gets to reach the database: variables and read-only folders (none on SQLite)."""
+
+    def __init__(self, door: SandboxDatabase | None) -> None:
+        self.env: dict[str, str] = dict(door.env()) if door else {}
+        self.binds: list[Path] = [door.folder] if door else []
+
+
+def open_for(settings: Settings) -> SandboxDatabase | None:
+    """A SandboxDatabase when the course runs on PostgreSQL, else None (a SQLite seed is bound in as a file)."""
+    return SandboxDatabase(settings) if settings.backend == "postgres" else None
