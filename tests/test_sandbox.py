@@ -61,7 +61,7 @@ def _leftovers() -> list[str]:
     for process in psutil.process_iter(["pid", "cmdline", "uids"]):
         cmdline = " ".join(process.info["cmdline"] or [])
         uids = process.info["uids"]
-        if MARKER in cmdline or (uids is not None and uids.real >= sandbox.FIRST_UID):
+        if MARKER in cmdline or (uids is not None and sandbox.made_here(uids.real)):
             found.append(f"{process.info['pid']}: {cmdline[:80]}")
     return found
 

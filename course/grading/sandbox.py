@@ -114,6 +114,11 @@ def _new_uid() -> int | None:
     return FIRST_UID + (os.getpid() * 1000 + next(_next_uid)) % 1_000_000
 
 
+def made_here(uid: int) -> bool:
+    """Whether uid is one this process gives its sandboxes (so tests look for their own leftovers only)."""
+    return uid >= FIRST_UID and (uid - FIRST_UID) // 1000 == os.getpid() % 1000
+
+
 def _namespaces(uid: int | None) -> list[str]:
     exe = bwrap() or "bwrap"
     common = ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
