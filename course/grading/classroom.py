@@ -11,9 +11,11 @@ from pathlib import Path
 
 from course.chapters.registry import Chapter
 from course.errors import CourseError
+from course.grading import cgroups
 from course.grading.gradebook import GradeRow, _Gradebook, _write_csv
 from course.grading.notebook_format import NAME_RE, chapter_of, exercises_in, load_notebook
 from course.grading.runner import DEFAULT_CELL_TIMEOUT, run_notebook, stop_all
+from course.grading.sandbox import Limits
 from course.grading.sandboxed import SandboxBroken
 from course.grading.sandboxed import run_sandboxed as sandboxed_run
 
@@ -84,15 +86,17 @@ def grade_submission(
     sandboxed: bool = False,
     urls: Mapping[str, str] | None = None,
     kernel_env: Mapping[str, str] | None = None,
+    limits: Limits | None = None,
 ) -> list[GradeRow]:
     """Grade one notebook; an infrastructure failure (status `error`) is tried once more before it stands.
 
     urls: in a workshop, each learner's COURSE_DATABASE_URL (their own role and database): their kernel uses it.
     kernel_env: variables every kernel gets on top of this process's (e.g. the admin URL blanked out).
     """
-    rows = _grade_once(sub, timeout=timeout, sandboxed=sandboxed, urls=urls, kernel_env=kernel_env)
+    how = {"timeout": timeout, "sandboxed": sandboxed, "urls": urls, "kernel_env": kernel_env, "limits": limits}
+    rows = _grade_once(sub, **how)  # type: ignore[arg-type]
     if any(r.status == "error" for r in rows) and sub.chapter is not None:
-        again = _grade_once(sub, timeout=timeout, sandboxed=sandboxed, urls=urls, kernel_env=kernel_env)
+        again = _grade_once(sub, **how)  # type: ignore[arg-type]
         rows = again if sum(r.status == "error" for r in again) < sum(r.status == "error" for r in rows) else rows
     return rows
 
@@ -104,6 +108,7 @@ def _grade_once(
     sandboxed: bool,
     urls: Mapping[str, str] | None,
     kernel_env: Mapping[str, str] | None,
+    limits: Limits | None,
 ) -> list[GradeRow]:
     """Grade one notebook; whatever goes wrong becomes rows with status `error` and a message."""
     chapter = sub.chapter
@@ -124,7 +129,7 @@ def _grade_once(
             )
             return [row(e.id, 0, e.points, "error", message) for e in chapter.exercises]
         if sandboxed:
-            results, _, _ = sandboxed_run(sub.path, chapter=chapter, timeout=timeout)
+            results, _, _ = sandboxed_run(sub.path, chapter=chapter, timeout=timeout, limits=limits)
             return [row(e.id, e.points, e.max_points, e.status, e.message) for e in results]
         env = dict(kernel_env or {})
         if urls is not None:
@@ -155,18 +160,22 @@ def grade(
     sandboxed: bool = True,
     urls: Mapping[str, str] | None = None,
     kernel_env: Mapping[str, str] | None = None,
+    limits: Limits | None = None,
 ) -> GradeReport:
     """Grade every submission (jobs at a time) into out/grades.csv as each finishes, then write out/summary.csv.
 
     A re-run with the same out resumes: submissions already graded with the same content are not run again.
     sandboxed: run each submission in a sandbox (course/grading/sandbox.py); refused in one line where none can
-    be made, unless False (`--no-sandbox`). urls, kernel_env: see grade_submission (PostgreSQL, no sandbox yet).
+    be made, unless False (`--no-sandbox`). urls, kernel_env: see grade_submission. limits: each sandbox's
+    resource limits (sandbox.Limits() when None).
     """
     from course.seed.verify import verified_seed
 
     started = time.perf_counter()
     if sandboxed:
         _sandbox_or_refuse()
+        if note := cgroups.unavailable():
+            print(f"course grade: {note}", flush=True)
     submissions = find_submissions(paths)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +192,13 @@ def grade(
     try:
         futures = {
             pool.submit(
-                grade_submission, s, timeout=timeout, sandboxed=sandboxed, urls=urls, kernel_env=kernel_env
+                grade_submission,
+                s,
+                timeout=timeout,
+                sandboxed=sandboxed,
+                urls=urls,
+                kernel_env=kernel_env,
+                limits=limits,
             ): s
             for s in todo
         }

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 
+from course.grading import cgroups
 from course.settings import Settings, project_root
 
 # The uid/gid the submission runs as inside its user namespace (an unprivileged user, whoever starts the grader).
@@ -40,6 +41,8 @@ class Limits:
     """Per-process resource limits inside the sandbox."""
 
     memory_bytes: int = 3 * 2**30
+    # All the submission's processes together (course/grading/cgroups.py), where a cgroup can be made.
+    total_memory_bytes: int = 4 * 2**30
     processes: int = 256
     cpu_seconds: int = 600
     file_bytes: int = 512 * 2**20
@@ -232,9 +235,13 @@ def popen(
     limits: Limits,
     env: Mapping[str, str] | None = None,
     ro_binds: Sequence[Path] = (),
+    group: cgroups.Group | None = None,
     **kwargs: object,
 ) -> subprocess.Popen[bytes]:
-    """Start argv in a new sandbox (its own session, so the grader can kill the whole sandbox at once)."""
+    """Start argv in a new sandbox (its own session, so the grader can kill the whole sandbox at once).
+
+    group: the submission's cgroup, entered before bubblewrap starts (so everything the sandbox runs is in it).
+    """
     uid = _new_uid()
     # Made before the hand-over below, so the sandbox's user owns its home (course code writes its cache there).
     (work / "home").mkdir(exist_ok=True)
@@ -247,6 +254,13 @@ def popen(
     cmd = command(argv, work=work, settings=settings, env=env, uid=uid, ro_binds=ro_binds)
     # The grader's own environment (tokens, passwords) never reaches bwrap: --clearenv is the second guard.
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    limit = limits.preexec()
+
+    def preexec() -> None:
+        if group is not None:
+            group.enter()
+        limit()
+
     return subprocess.Popen(  # type: ignore[call-overload]
-        cmd, env=clean, preexec_fn=limits.preexec(), start_new_session=True, **kwargs
+        cmd, env=clean, preexec_fn=preexec, start_new_session=True, **kwargs
     )

@@ -26,6 +26,7 @@ from course import db
 from course.db.copies import copy_name
 from course.db.postgres import admin as pg_admin
 from course.db.postgres import broker
+from course.grading import cgroups
 from course.settings import Settings
 
 # Connections one submission may hold at once through its relay (a pool of 15 per engine leaves room for several
@@ -130,11 +131,13 @@ class SandboxDatabase:
 
 
 class Reach:
-    """What a sandbox gets to reach the database: variables and read-only folders (none on SQLite)."""
+    """What each sandbox of a submission gets: variables and read-only folders for the database (none on SQLite),
+    and the submission's cgroup."""
 
-    def __init__(self, door: SandboxDatabase | None) -> None:
+    def __init__(self, door: SandboxDatabase | None, group: cgroups.Group | None = None) -> None:
         self.env: dict[str, str] = dict(door.env()) if door else {}
         self.binds: list[Path] = [door.folder] if door else []
+        self.group = group
 
 
 def open_for(settings: Settings) -> SandboxDatabase | None:

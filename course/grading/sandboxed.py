@@ -24,7 +24,7 @@ from typing import Any
 from course.chapters.registry import Chapter
 from course.db import copies
 from course.errors import CourseError
-from course.grading import check_process, cleanup, definitions, runner, sandbox, sandbox_db
+from course.grading import cgroups, check_process, cleanup, definitions, runner, sandbox, sandbox_db
 from course.grading.nbval_hooks import CELLS_ENV, OUTPUT_CAP, clip
 from course.grading.notebook_format import load_notebook
 from course.grading.verdicts import Cell, ExerciseResult, cell_problems, kernel_stopped
@@ -57,6 +57,11 @@ def run_sandboxed(
     source = definitions.extract(nb)
     work = Path(tempfile.mkdtemp(prefix=f"{copies.RUNNER_PREFIX}{os.getpid()}-"))
     door: sandbox_db.SandboxDatabase | None = None
+    # One cap on the memory and processes of all the submission's processes, where a cgroup can be made.
+    group = None
+    if cgroups.unavailable() is None:
+        with contextlib.suppress(OSError):  # the rlimits still hold; the run said so when there was no cgroup
+            group = cgroups.new_group(limits.total_memory_bytes, limits.processes)
     try:
         work.chmod(0o755)
         try:
@@ -64,10 +69,17 @@ def run_sandboxed(
             door = sandbox_db.open_for(settings)
         except (OSError, CourseError) as exc:
             raise SandboxBroken(f"the sandbox could not reach the database: {exc}") from None
-        where = sandbox_db.Reach(door)
+        where = sandbox_db.Reach(door, group)
         cells, kernel_error = _run_kernel(nb, work / "kernel", settings, limits, timeout, where)
+        if group is not None and group.oom_kills():
+            kernel_error = (
+                f"the notebook went over the submission's memory cap ({limits.total_memory_bytes / 2**30:g} GiB): "
+                f"{group.oom_kills()} of its processes were killed"
+            )
         verdicts = _run_checks(source, chapter, work / "checks", settings, limits, where)
     finally:
+        if group is not None:
+            group.close()
         if door is not None:
             door.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -121,7 +133,7 @@ def _run_kernel(
     with (work / "pytest.log").open("wb") as sink:
         try:
             process = sandbox.popen(
-                argv, work=work, settings=settings, limits=limits, env=env, ro_binds=where.binds,
+                argv, work=work, settings=settings, limits=limits, env=env, ro_binds=where.binds, group=where.group,
                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
             )  # fmt: skip
         except OSError as exc:
@@ -166,7 +178,7 @@ def _run_checks(
     with (work / "stderr.log").open("wb") as errors:
         try:
             process = sandbox.popen(
-                argv, work=work, settings=settings, limits=limits, env=where.env, ro_binds=where.binds,
+                argv, work=work, settings=settings, limits=limits, env=where.env, ro_binds=where.binds, group=where.group,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
             )  # fmt: skip
         except OSError as exc:

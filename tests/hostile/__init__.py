@@ -108,10 +108,39 @@ base.expect = lambda *args, **kwargs: None
 import course.grading.check_process
 """
 TRACEBACK_FRAMES = """
+import traceback
+try:
+    # Every frame's local variables as text (the key among them), through the printing machinery.
+    leaked = traceback.StackSummary.extract(traceback.walk_stack(None), capture_locals=True)
+except Exception:
+    pass
 try:
     raise RuntimeError("where am I")
 except RuntimeError as exc:
     frame = exc.__traceback__.tb_frame.f_back
+"""
+# Honest: a learner who prints the error they caught (and logs it) before going on; the frames the traceback module
+# reads for printing are not handed to them.
+PRINTS_ITS_ERRORS = """
+import logging, traceback
+try:
+    {}["no such key"]
+except KeyError:
+    traceback.print_exc()
+    logging.getLogger("mine").exception("lookup failed")
+    text = traceback.format_exc()
+"""
+# Children that each fit the per-process limit but together exceed the submission's memory cap.
+MEMORY_FORKS = """
+import os
+children = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        hoard = b"x" * (700 * 2**20)
+        os._exit(0)
+    children.append(pid)
+print([os.waitpid(pid, 0)[1] for pid in children])
 """
 KILL_THE_CHECKER = """
 import os, signal, subprocess
@@ -155,7 +184,16 @@ def write_class(folder: Path, *, seed: Path, out: Path, solutions: Path) -> dict
     attacked = {name for spec in chapter(1).exercises if spec.id in ATTACKED for name in spec.names}
     attack_base = _code_cells(SOLUTION, solved=attacked)
     _write(sub["ann"], solved)
-    _write(sub["bob"], _code_cells(SOLUTION, solved={"create_user", "get_user_by_email", "list_users"}))
+    bob = _code_cells(SOLUTION, solved={"create_user", "get_user_by_email", "list_users"})
+    # A cell's value kept as a definition though `lesson` came from an await: the functions after it still load.
+    _write(
+        sub["bob"],
+        [
+            *bob,
+            *_renamed(bob),
+            "WHERE = lesson.url\n\n\n" + _wrapped("create_user", PRINTS_ITS_ERRORS, kwargs=True),
+        ],
+    )
     # The seed (SQLite): rewritten, edited in place, deleted, renamed; the course package: a module edited, a
     # crafted .pyc dropped, a sitecustomize in the venv.
     _write(sub["vandal"], [*stubs, f"""
@@ -217,7 +255,7 @@ for path, mode in targets:
     # Memory bomb, fork bomb, huge output, detached processes, a cell that awaits forever, killing every process
     # in sight: the definitions
     # (all correct) keep their points, since the checks load them and not what the cells did.
-    _write(sub["hog"], [*solved, """
+    _write(sub["hog"], [*solved, MEMORY_FORKS, """
 try:
     hoard = bytearray(8 * 2**30)
 except MemoryError:
