@@ -7,6 +7,10 @@ The sandbox reaches the server only through a unix socket of its own, as a role 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -21,6 +25,7 @@ from course.grading import classroom, sandbox
 from course.seed import verify
 from course.settings import get_settings
 from tests.hostile.postgres import write_postgres_class
+from tests.nbsource import ROOT
 from tests.test_sandbox import _need_sandbox
 
 
@@ -84,3 +89,60 @@ def test_a_postgres_attacker_in_a_sandbox_harms_nobody(
     assert aio.run(_left_on_server(pg_admin_url, f"course_run_p{os.getpid()}_")) == []
     assert [p.pid for p in psutil.process_iter(["uids"]) if sandbox.made_here(p.info["uids"].real)] == []
     assert set(Path("/tmp").glob("course-db-*")) <= sockets
+
+
+def _poll(what: str, ready: object, *, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.2)
+
+
+def _graded(out: Path) -> int:
+    try:
+        return len((out / "graded.csv").read_text().splitlines()) - 1
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.notebooks(cost=3)
+def test_a_grader_killed_mid_class_leaves_its_grades_and_a_rerun_finishes_the_rest(
+    pg_admin_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL of the real `course grade` while a submission holds copies; the re-run sweeps and resumes."""
+    _need_sandbox()
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    for learner in ("ann", "bob"):
+        (subs / learner).mkdir(parents=True)
+        shutil.copy(ROOT / "solutions" / "01_crud.ipynb", subs / learner / "01_crud.ipynb")
+    env = {**os.environ, "COURSE_BACKEND": "postgres", "COURSE_SCALE": "tiny", "COURSE_DATABASE_URL": ""}
+    argv = [sys.executable, "-c", "from course.cli import main; main()", "grade", str(subs), "--out", str(out)]
+    argv += ["--jobs", "1", "--timeout", "20"]
+    grader = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    prefix = f"course_run_p{grader.pid}_"
+    try:
+        # Killed once the first learner is in grades.csv and the second one's kernel holds a copy.
+        _poll("a finished learner", lambda: _graded(out) == 1 or grader.poll() is not None)
+        _poll("a copy of the second", lambda: aio.run(_left_on_server(pg_admin_url, prefix)) or grader.poll())
+        assert grader.poll() is None, grader.stderr.read().decode()[-2000:] if grader.stderr else ""
+        grader.kill()
+    finally:
+        grader.kill()
+        grader.wait()
+    rows = (out / "grades.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(chapter(1).exercises) and all(",passed," in row for row in rows[1:])
+
+    def sandboxes() -> list[int]:
+        return [p.pid for p in psutil.process_iter(["uids"]) if sandbox.made_here(p.info["uids"].real, grader.pid)]
+
+    # bubblewrap dies with its parent, and its PID namespace with it.
+    _poll("the sandboxes to go", lambda: not sandboxes(), seconds=30)
+    again = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "ann    19/19" in again.stdout and "bob    19/19" in again.stdout, again.stdout
+    rows = (out / "grades.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * len(chapter(1).exercises) and all(",passed," in row for row in rows[1:])
+    # The killed grader's copies and roles, work and socket folders and cgroups are gone (the re-run swept them).
+    assert aio.run(_left_on_server(pg_admin_url, prefix)) == []
+    assert list(Path("/tmp").glob(f"course-check-{grader.pid}-*")) == []
+    assert list(Path("/sys/fs/cgroup").glob(f"**/course-grade-{grader.pid}-*")) == []

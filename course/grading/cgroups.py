@@ -150,6 +150,35 @@ def new_group(memory_bytes: int, processes: int) -> Group:
     return group
 
 
+def alive(pid: int) -> bool:
+    """Whether process pid exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep() -> list[Path]:
+    """Remove the groups of graders that were killed (SIGKILL leaves them); return what was removed."""
+    if unavailable() is not None:
+        return []
+    places = [ROOT / PARENT] if (ROOT / "cgroup.controllers").exists() else []
+    for controller in ("memory", "pids"):
+        with contextlib.suppress(OSError):
+            places.append(_v1_own(controller))
+    removed = []
+    for place in places:
+        for folder in place.glob(f"{PARENT}-*-*"):
+            pid = folder.name.removeprefix(f"{PARENT}-").split("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
+                Group([folder], v2=place == ROOT / PARENT).close(wait=2.0)
+                removed.append(folder)
+    return removed
+
+
 @cache
 def unavailable() -> str | None:
     """Why no cgroup can be made here (one line), or None when new_group works."""

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from course.chapters.registry import Chapter
 from course.errors import CourseError
-from course.grading import cgroups
+from course.grading import cgroups, sandbox_db
 from course.grading.gradebook import GradeRow, _Gradebook, _write_csv
 from course.grading.notebook_format import NAME_RE, chapter_of, exercises_in, load_notebook
 from course.grading.runner import DEFAULT_CELL_TIMEOUT, run_notebook, stop_all
 from course.grading.sandbox import Limits
 from course.grading.sandboxed import SandboxBroken
 from course.grading.sandboxed import run_sandboxed as sandboxed_run
+from course.settings import get_settings
 
 STATUSES = ("passed", "failed", "error", "skipped", "tampered")
 
@@ -184,6 +185,7 @@ def grade(
     # One seed for every kernel, built before any of them starts, its digest compared with the one recorded at
     # seeding: a damaged seed is rebuilt before anyone is graded (course/seed/verify.py).
     verified_seed(full=True, announce=True)
+    sandbox_db.sweep_killed_runs(get_settings())
     book = _Gradebook(out)
     todo = [s for s in submissions if not book.done(s)]
     jobs = max(1, jobs or os.cpu_count() or 1)

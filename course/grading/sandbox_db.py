@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import selectors
 import shutil
 import socket
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from course import db
+from course.db import aio, copies
 from course.db.copies import copy_name
 from course.db.postgres import admin as pg_admin
 from course.db.postgres import broker
@@ -103,7 +105,8 @@ class SandboxDatabase:
         port = admin.port or 5432
         # A unix socket's path must stay under ~107 bytes: a short folder under /tmp, private to the grader's user
         # but enterable (the sandbox's user connects to the sockets in it).
-        self.folder = Path(tempfile.mkdtemp(prefix="course-db-", dir="/tmp"))
+        # Named like a runner's work folder, so a grader killed now leaves nothing the next run does not remove.
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{copies.RUNNER_PREFIX}{os.getpid()}-db-", dir="/tmp"))
         self.folder.chmod(0o755)
         try:
             self._relay = _Relay(self.folder / f".s.PGSQL.{port}", (admin.host or "127.0.0.1", port))
@@ -143,3 +146,36 @@ class Reach:
 def open_for(settings: Settings) -> SandboxDatabase | None:
     """A SandboxDatabase when the course runs on PostgreSQL, else None (a SQLite seed is bound in as a file)."""
     return SandboxDatabase(settings) if settings.backend == "postgres" else None
+
+
+def sweep_killed_runs(settings: Settings) -> None:
+    """What graders killed on this machine left (SIGKILL runs no clean-up): their sockets' and work folders, their
+    cgroups and, on PostgreSQL, their copies and the copies' roles (their owner process is gone)."""
+    for parent in {Path("/tmp"), Path(tempfile.gettempdir())}:
+        copies.reap_abandoned_folders(parent)
+    cgroups.sweep()
+    if settings.backend == "postgres":
+        admin = pg_admin.admin_url(settings)
+        aio.run(pg_admin.drop_abandoned_copies(admin, copies.COPY_PREFIX))
+        if not settings.database_url:
+            # The course's own server serves this machine alone: a pid in a copy's (or its role's) name is one of
+            # ours, and a grader killed between CREATE DATABASE and its COMMENT left a copy no owner is recorded on.
+            aio.run(_drop_orphans(admin))
+
+
+async def _drop_orphans(admin: str) -> None:
+    conn = await pg_admin.connect(admin)
+    try:
+        rows = await conn.fetch(
+            "SELECT datname AS name FROM pg_database WHERE starts_with(datname, $1) UNION SELECT rolname "
+            "FROM pg_roles WHERE starts_with(rolname, $1) AND shobj_description(oid, 'pg_authid') = $2",
+            copies.COPY_PREFIX,
+            pg_admin.COPY_ROLE_COMMENT,
+        )
+    finally:
+        await conn.close()
+    for row in rows:
+        found = re.match(rf"{copies.COPY_PREFIX}p(\d+)_", row["name"])
+        if found and int(found[1]) != os.getpid() and not cgroups.alive(int(found[1])):
+            # The database if there is one, then the role made for it.
+            await pg_admin.drop_database(db.parse_url(admin).set(database=row["name"]))
