@@ -178,6 +178,25 @@ def _wait(pid: int, deadline: float) -> tuple[str, int | None]:
         time.sleep(0.05)
 
 
+def explain_end(end: dict[str, Any], timeout: float) -> tuple[str, str]:
+    """Why a check child ended without a verdict; the learner's code ran in it, so it is the learner's failure."""
+    if end.get("ended") == "timeout":
+        return (
+            "failed",
+            f"did not finish within {timeout:.0f} s and was stopped: a loop or an await that never ends?",
+        )
+    if end.get("ended") == "signal":
+        try:
+            name = signal.Signals(int(end["value"])).name
+        except (TypeError, ValueError):
+            name = f"signal {end.get('value')}"
+        return "failed", f"the check process was killed by {name} (out of memory or CPU time?)"
+    return (
+        "failed",
+        f"the check process ended (exit code {end.get('value')}) before it gave a verdict: os._exit()?",
+    )
+
+
 def main() -> None:
     import importlib
 

@@ -211,7 +211,7 @@ def _run_checks(
             ends[exercise] = body
     for spec, seconds in zip(chapter.exercises, timeouts, strict=True):
         if spec.id not in found and spec.id in ends:
-            found[spec.id] = _no_verdict(ends[spec.id], seconds)
+            found[spec.id] = check_process.explain_end(ends[spec.id], seconds)
     if any(status == "tampered" for status, _ in found.values()):
         # A check that tampered may have taken the check process down with it: what did not run is not checked.
         for spec in chapter.exercises:
@@ -219,25 +219,6 @@ def _run_checks(
     if not found:
         raise SandboxBroken(f"the check process gave no verdict: {_last_line(work / 'stderr.log')}")
     return found
-
-
-def _no_verdict(end: dict[str, Any], timeout: float) -> tuple[str, str]:
-    """Why a check child ended without a verdict; the learner's code ran in it, so it is the learner's failure."""
-    if end.get("ended") == "timeout":
-        return (
-            "failed",
-            f"did not finish within {timeout:.0f} s and was stopped: a loop or an await that never ends?",
-        )
-    if end.get("ended") == "signal":
-        try:
-            name = signal.Signals(int(end["value"])).name
-        except (TypeError, ValueError):
-            name = f"signal {end.get('value')}"
-        return "failed", f"the check process was killed by {name} (out of memory or CPU time?)"
-    return (
-        "failed",
-        f"the check process ended (exit code {end.get('value')}) before it gave a verdict: os._exit()?",
-    )
 
 
 def _read_capped(stream: Any, deadline: float) -> bytes:

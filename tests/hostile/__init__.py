@@ -2,6 +2,24 @@
 
 Each attack is built so that it would *earn points* if it worked: the attacking function does the real work after
 its attack (or only when the attack succeeded), so a grade of 0 or `tampered` shows the attack was stopped.
+tests/hostile/postgres.py holds the attacks on a PostgreSQL server.
+
+Attacks not stopped, and why (for the closing note):
+- Frames. Python 3.11 audits how a frame is *obtained* (sys._getframe, tb_frame, cr_frame, gi_frame) but not
+  `frame.f_back`: code that gets hold of any frame object through a path the audit does not see could walk up to
+  the check's frames. Every path we know of is closed (frames never reach learner code: the traceback module may
+  read them into summaries, never hand them on; signal handlers and trace functions are refused), but a path we do
+  not know of would go unseen. The key is also only in the check process's parent and in the one child's frames.
+- Behaving differently under the check: a function may notice it is being checked (the call stack's depth, the
+  time, the environment) and answer the check's questions rather than solve the exercise. The checks judge
+  behaviour on data that does not share the seed's uniformities, which makes this hard, not impossible.
+- CPU: a submission may use every core for as long as its time limits allow (RLIMIT_CPU, the cell and check
+  limits); submissions graded beside it get less CPU and, on a crowded machine, an honest check near its time limit
+  could time out. The cgroup caps memory and processes, not CPU share. Grade with --jobs 1 to rule it out.
+- Without a cgroup (no root, a read-only /sys/fs/cgroup, macOS has no sandbox at all) memory is capped per process
+  only: 256 processes of 3 GiB each may still exhaust the machine (the run says so in one line).
+- The kernel's own output: what the notebook prints is its business; the grader reads at most LOG_CAP bytes of it
+  and never trusts it for a verdict.
 """
 
 from __future__ import annotations
