@@ -323,6 +323,11 @@ def test_a_submissions_processes_share_one_memory_cap(tmp_path: Path) -> None:
         # The OOM killer ended children of this group (exit code -9), and said so in the group's events.
         assert len(codes) == 4 and -9 in codes, (out, err[-500:])
         assert group.oom_kills() >= 1
+        # One core's worth of CPU time where the cpu controller is there (cpu.max on v2, a CFS quota on v1).
+        quota = [
+            f for folder in group.folders for f in (folder / "cpu.max", folder / "cpu.cfs_quota_us") if f.exists()
+        ]
+        assert all(f.read_text().split()[0] == str(cgroups.CPUS * cgroups.PERIOD) for f in quota)
     finally:
         group.close()
     assert not any(folder.exists() for folder in group.folders)

@@ -2,7 +2,8 @@
 
 Rlimits (sandbox.Limits) cap each process alone: a submission that forks fifty children of 3 GiB each passes every
 one of them. A cgroup counts them all: with memory.max reached the kernel's OOM killer ends processes of that
-submission only, and pids.max stops its forks. Made where the grader may write to the cgroup file system (root,
+submission only, pids.max stops its forks, and (where the cpu controller is there) cpu.max gives it one
+core's worth of CPU time, so it cannot starve the submissions graded beside it. Made where the grader may write to the cgroup file system (root,
 as in CI): cgroup v2 (a `course-grade` folder at the hierarchy's root, so its controllers may be handed down), else
 the memory and pids hierarchies of cgroup v1 (under the grader's own groups). Elsewhere `unavailable()` says why
 in one line and the rlimits stay the only limits.
@@ -20,6 +21,9 @@ from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 PARENT = "course-grade"
+# CPU time per period a submission may use (1: one core's worth), so a hog cannot starve those graded beside it.
+CPUS = 1
+PERIOD = 100_000  # microseconds
 _counter = itertools.count()
 
 
@@ -102,6 +106,10 @@ def _v2_parent() -> Path:
     parent.mkdir(exist_ok=True)
     if not {"memory", "pids"} <= set((parent / "cgroup.subtree_control").read_text().split()):
         _write(parent / "cgroup.subtree_control", "+memory +pids")
+    with contextlib.suppress(OSError):  # a CPU share too where the cpu controller is there to hand down
+        for folder in (ROOT, parent):
+            if "cpu" not in (folder / "cgroup.subtree_control").read_text().split():
+                _write(folder / "cgroup.subtree_control", "+cpu")
     return parent
 
 
@@ -131,6 +139,8 @@ def new_group(memory_bytes: int, processes: int) -> Group:
         except OSError:
             group.close()
             raise
+        with contextlib.suppress(OSError):
+            _write(folder / "cpu.max", f"{CPUS * PERIOD} {PERIOD}")
         return group
     memory, pids = _v1_own("memory") / name, _v1_own("pids") / name
     memory.mkdir()
@@ -147,6 +157,12 @@ def new_group(memory_bytes: int, processes: int) -> Group:
     except OSError:
         group.close()
         raise
+    with contextlib.suppress(OSError):
+        cpu = _v1_own("cpu") / name
+        cpu.mkdir()
+        group.folders.append(cpu)
+        _write(cpu / "cpu.cfs_period_us", str(PERIOD))
+        _write(cpu / "cpu.cfs_quota_us", str(CPUS * PERIOD))
     return group
 
 
@@ -166,7 +182,7 @@ def sweep() -> list[Path]:
     if unavailable() is not None:
         return []
     places = [ROOT / PARENT] if (ROOT / "cgroup.controllers").exists() else []
-    for controller in ("memory", "pids"):
+    for controller in ("memory", "pids", "cpu"):
         with contextlib.suppress(OSError):
             places.append(_v1_own(controller))
     removed = []

@@ -13,9 +13,9 @@ Attacks not stopped, and why (for the closing note):
 - Behaving differently under the check: a function may notice it is being checked (the call stack's depth, the
   time, the environment) and answer the check's questions rather than solve the exercise. The checks judge
   behaviour on data that does not share the seed's uniformities, which makes this hard, not impossible.
-- CPU: a submission may use every core for as long as its time limits allow (RLIMIT_CPU, the cell and check
-  limits); submissions graded beside it get less CPU and, on a crowded machine, an honest check near its time limit
-  could time out. The cgroup caps memory and processes, not CPU share. Grade with --jobs 1 to rule it out.
+- CPU, without a cpu controller: the cgroup gives a submission one core's worth of CPU time where the cpu
+  controller can be had; elsewhere it may use every core for as long as its time limits allow, and on a crowded
+  machine an honest check graded beside it near its own time limit could time out (--jobs 1 rules it out).
 - Without a cgroup (no root, a read-only /sys/fs/cgroup, macOS has no sandbox at all) memory is capped per process
   only: 256 processes of 3 GiB each may still exhaust the machine (the run says so in one line).
 - The kernel's own output: what the notebook prints is its business; the grader reads at most LOG_CAP bytes of it
