@@ -129,13 +129,16 @@ def _grade_once(
                 f"{stem} notebook, or name the file after the chapter it answers"
             )
             return [row(e.id, 0, e.points, "error", message) for e in chapter.exercises]
+        if urls is not None and sub.learner not in urls:
+            raise CourseError(f"no workshop seat for learner {sub.learner!r} in the URLs given")
         if sandboxed:
-            results, _, _ = sandboxed_run(sub.path, chapter=chapter, timeout=timeout, limits=limits)
+            seat = urls[sub.learner] if urls is not None else None
+            results, _, _ = sandboxed_run(
+                sub.path, chapter=chapter, timeout=timeout, limits=limits, learner_url=seat
+            )
             return [row(e.id, e.points, e.max_points, e.status, e.message) for e in results]
         env = dict(kernel_env or {})
         if urls is not None:
-            if sub.learner not in urls:
-                raise CourseError(f"no workshop seat for learner {sub.learner!r} in the URLs given")
             # Copies come from the learner's own database, made by their own role: no broker, no admin login.
             env.update(COURSE_DATABASE_URL=urls[sub.learner], COURSE_BACKEND="postgres", COURSE_COPY_BROKER="")
         result = run_notebook(sub.path, timeout=timeout, chapter=chapter, kernel_env=env)

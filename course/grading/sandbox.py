@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import resource
+import secrets
 import shutil
 import subprocess
 import sys
@@ -124,7 +125,9 @@ def made_here(uid: int, pid: int | None = None) -> bool:
 
 def _namespaces(uid: int | None) -> list[str]:
     exe = bwrap() or "bwrap"
-    common = ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    # A host name of its own: copies record their maker's machine and pid, and a pid of one sandbox's namespace
+    # means nothing in another's (course/db/postgres/owners.py would take a sibling's copy for abandoned).
+    common = ["--die-with-parent", "--new-session", "--hostname", f"sandbox-{secrets.token_hex(4)}"]
     if uid is None:
         # An ordinary user: bubblewrap makes a user namespace and maps the user to an unprivileged id inside.
         return [exe, "--unshare-all", *common, "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]

@@ -96,38 +96,59 @@ def _pump(a: socket.socket, b: socket.socket) -> None:
 
 
 class SandboxDatabase:
-    """One submission's way to PostgreSQL (see the module docstring); close() when its sandboxes have ended."""
+    """One submission's way to PostgreSQL (see the module docstring); close() when its sandboxes have ended.
 
-    def __init__(self, settings: Settings) -> None:
+    learner_url: in a workshop, the learner's own login and database (`course grade --urls`): no broker then, the
+    sandbox gets that URL (through the socket) and makes its copies as the learner's role, tagged with a run tag
+    of this submission's own, which close() drops.
+    """
+
+    def __init__(self, settings: Settings, learner_url: str | None = None) -> None:
         from course.seed.verify import verified_seed
 
-        admin = db.parse_url(pg_admin.admin_url(settings))
-        port = admin.port or 5432
+        target = db.parse_url(learner_url or pg_admin.admin_url(settings))
+        port = target.port or 5432
+        self._learner = learner_url
+        self.tag = copies.new_run_tag()
+        self.broker: broker.CopyBroker | None = None
         # A unix socket's path must stay under ~107 bytes: a short folder under /tmp, private to the grader's user
         # but enterable (the sandbox's user connects to the sockets in it).
         # Named like a runner's work folder, so a grader killed now leaves nothing the next run does not remove.
         self.folder = Path(tempfile.mkdtemp(prefix=f"{copies.RUNNER_PREFIX}{os.getpid()}-db-", dir="/tmp"))
         self.folder.chmod(0o755)
         try:
-            self._relay = _Relay(self.folder / f".s.PGSQL.{port}", (admin.host or "127.0.0.1", port))
-            self.broker = broker.CopyBroker(
-                admin.render_as_string(hide_password=False),
-                lambda: verified_seed(settings, announce=False),
-                name_for=copy_name,
-                folder=self.folder,
-                socket_host=str(self.folder),
-            )
+            self._relay = _Relay(self.folder / f".s.PGSQL.{port}", (target.host or "127.0.0.1", port))
+            if learner_url is None:
+                self.broker = broker.CopyBroker(
+                    target.render_as_string(hide_password=False),
+                    lambda: verified_seed(settings, announce=False),
+                    name_for=copy_name,
+                    folder=self.folder,
+                    socket_host=str(self.folder),
+                )
         except BaseException:
             shutil.rmtree(self.folder, ignore_errors=True)
             raise
 
     def env(self) -> Mapping[str, str]:
-        """The variables the sandbox's processes get: the broker's socket, and no URL (no admin login to find)."""
-        return {broker.BROKER_ENV: self.broker.path, "COURSE_DATABASE_URL": "", "COURSE_BACKEND": "postgres"}
+        """The variables the sandbox's processes get: the broker's socket and no URL (no admin login to find), or
+        in a workshop the learner's own URL through the socket."""
+        if self.broker is not None:
+            return {broker.BROKER_ENV: self.broker.path, "COURSE_DATABASE_URL": "", "COURSE_BACKEND": "postgres"}
+        assert self._learner is not None
+        return {
+            "COURSE_DATABASE_URL": broker.through_socket(self._learner, str(self.folder)),
+            "COURSE_BACKEND": "postgres",
+            broker.BROKER_ENV: "",
+            copies.RUN_TAG_ENV: self.tag,
+        }
 
     def close(self) -> None:
         try:
-            self.broker.close()
+            if self.broker is not None:
+                self.broker.close()
+            elif self._learner is not None:
+                aio.run(copies.drop_run_copies(db.parse_url(self._learner).set(database="postgres"), self.tag))
         finally:
             self._relay.close()
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -143,8 +164,10 @@ class Reach:
         self.group = group
 
 
-def open_for(settings: Settings) -> SandboxDatabase | None:
+def open_for(settings: Settings, learner_url: str | None = None) -> SandboxDatabase | None:
     """A SandboxDatabase when the course runs on PostgreSQL, else None (a SQLite seed is bound in as a file)."""
+    if learner_url is not None:
+        return SandboxDatabase(settings, learner_url)
     return SandboxDatabase(settings) if settings.backend == "postgres" else None
 
 

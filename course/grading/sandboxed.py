@@ -49,8 +49,12 @@ def run_sandboxed(
     timeout: float,
     settings: Settings | None = None,
     limits: sandbox.Limits | None = None,
+    learner_url: str | None = None,
 ) -> tuple[list[ExerciseResult], list[str], str | None]:
-    """(one result per exercise of chapter, the cells that failed, why the kernel run broke or None)."""
+    """(one result per exercise of chapter, the cells that failed, why the kernel run broke or None).
+
+    learner_url: a workshop learner's own PostgreSQL login and database, which their sandbox then works in.
+    """
     settings = settings or get_settings()
     limits = limits or sandbox.Limits()
     nb = load_notebook(path)
@@ -66,7 +70,7 @@ def run_sandboxed(
         work.chmod(0o755)
         try:
             # On PostgreSQL: the submission's own relay and copy broker (its copies go when it is graded).
-            door = sandbox_db.open_for(settings)
+            door = sandbox_db.open_for(settings, learner_url)
         except (OSError, CourseError) as exc:
             raise SandboxBroken(f"the sandbox could not reach the database: {exc}") from None
         where = sandbox_db.Reach(door, group)

@@ -102,7 +102,7 @@ async def become_superuser(url):
         ("postgres", "SELECT 1", {"username": "postgres", "password": None}),
         ("postgres", "SELECT 1", {"username": "postgres", "password": "postgres"}),
         # The server's TCP port, as if there were a network.
-        ("postgres", "SELECT 1", {"host": "127.0.0.1", "query": {}}),
+        ("postgres", "SELECT 1", {"host": "127.0.0.1", "port": int(_db.parse_url(url).query["port"]), "query": {}}),
     ]
     return any([await _try(url, database, sql, **login) for database, sql, login in attempts])
 '''
@@ -111,6 +111,14 @@ KERNEL_CELL = """
 url = lesson.url
 print("template", await damage_template(url), "sessions", await end_other_sessions(url),
       "others", await read_other_copies(url), "power", await become_superuser(url))
+# Hold as many connections as the server gives, so those graded beside it find none (the relay allows 40).
+hoard = []
+for _ in range(150):
+    try:
+        hoard.append(await _asyncpg.connect(_pg_admin.dsn(url), timeout=5))
+    except Exception:
+        break
+print("held", len(hoard), "connections")
 """
 
 

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import URL
+
 from course import db
 from course.db import aio
 from course.db.postgres import admin as pg_admin
@@ -34,6 +36,19 @@ BROKER_ENV = "COURSE_COPY_BROKER"
 MAX_LIVE = 12
 MAX_LIVE_TOTAL = 200
 _REPLY_LIMIT = 64 * 1024
+
+
+def through_socket(url: str, folder: str) -> str:
+    """url with the same login and port (it names the socket file), reached through a unix socket in folder.
+
+    Host and port both go in the query: asyncpg's own DSN parser (pg_admin.dsn) would take an empty host before
+    a port for a host name to look up, while SQLAlchemy passes the query on to asyncpg as it is.
+    """
+    parsed = db.parse_url(url)
+    query = {"host": folder, "port": str(parsed.port or 5432)}
+    # (URL.set cannot clear a field: the host must go, or it would be the one used.)
+    bare = URL.create(parsed.drivername, parsed.username, parsed.password, database=parsed.database, query=query)
+    return bare.render_as_string(hide_password=False)
 
 
 def address() -> str | None:
@@ -118,12 +133,7 @@ class CopyBroker:
                 self._live.pop(key, None)
             raise
         if self._socket_host is not None:
-            # Same login, same port (it names the socket file), reached through the folder's socket.
-            url = (
-                db.parse_url(url)
-                .set(host="", query={"host": self._socket_host})
-                .render_as_string(hide_password=False)
-            )
+            url = through_socket(url, self._socket_host)
         return {"url": url, "key": key}
 
     def _drop(self, key: str) -> None:
