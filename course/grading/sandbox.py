@@ -4,9 +4,12 @@ read-only, a private home and temp folder, a clean environment and resource limi
 What the sandbox sees: the system's program folders, the Python installation and the virtual environment, the
 course package (not solutions/, not other submissions, not the grader's output), the seed file read-only, and the
 run's own work folder read-write. No network at all: with the network namespace unshared only a private loopback
-exists. Limits (setrlimit before bwrap starts, inherited by everything inside): address space, processes, CPU
-seconds, file size (so output written to files is capped too) and open files. When the sandbox's first process
-ends, the kernel kills every process of its PID namespace: nothing a submission starts outlives it.
+exists; on PostgreSQL the grader binds in a folder of the submission's own holding a unix socket relayed to the
+server and a copy broker (course/grading/sandbox_db.py). Limits (setrlimit before bwrap starts, inherited by
+everything inside): address space, processes, CPU seconds, file size (so output written to files is capped too)
+and open files; where a cgroup can be made, one cap on the memory, processes and CPU share of all the submission's
+processes together (course/grading/cgroups.py). When the sandbox's first process ends, the kernel kills every
+process of its PID namespace: nothing a submission starts outlives it.
 """
 
 from __future__ import annotations
