@@ -6,8 +6,10 @@ The sandbox reaches the server only through a unix socket of its own, as a role 
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -22,7 +24,7 @@ from course import db
 from course.chapters.registry import chapter
 from course.db import aio
 from course.db.postgres import admin as pg_admin
-from course.grading import classroom, sandbox
+from course.grading import classroom, sandbox, sandbox_db, workshop
 from course.seed import verify
 from course.settings import get_settings
 from tests.hostile.postgres import write_postgres_class
@@ -148,3 +150,74 @@ def test_a_grader_killed_mid_class_leaves_its_grades_and_a_rerun_finishes_the_re
     assert aio.run(_left_on_server(pg_admin_url, prefix)) == []
     assert list(Path("/tmp").glob(f"course-check-{grader.pid}-*")) == []
     assert list(Path("/sys/fs/cgroup").glob(f"**/course-grade-{grader.pid}-*")) == []
+
+
+# Run inside a sandbox: a copy the way lessons and checks get one, its rows, and whether the server's TCP port can be
+# reached (the network namespace has only its own loopback).
+PROBE = """
+import asyncio, json, os, socket
+from course import db
+from course.db.postgres import admin as pg_admin
+from course.seed import fresh
+
+async def main():
+    copy = await fresh.create_copy()
+    conn = await pg_admin.connect(copy.url)
+    rows = await conn.fetchval("SELECT count(*) FROM users")
+    await conn.close()
+    url = db.parse_url(copy.url)
+    try:
+        socket.create_connection(("127.0.0.1", int(url.query["port"])), timeout=2).close()
+        tcp = "open"
+    except OSError as exc:
+        tcp = type(exc).__name__
+    print(json.dumps({"rows": rows, "user": url.username, "database": url.database, "tcp": tcp}))
+
+asyncio.run(main())
+"""
+
+
+def _probe(settings: object, door: sandbox_db.SandboxDatabase, work: Path) -> dict[str, object]:
+    work.mkdir()
+    work.chmod(0o755)
+    where = sandbox_db.Reach(door)
+    process = sandbox.popen(
+        [sys.executable, "-I", "-c", PROBE], work=work, settings=settings, limits=sandbox.Limits(),  # type: ignore[arg-type]
+        env=where.env, ro_binds=where.binds, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err.decode()[-2000:]
+    return dict(json.loads(out.decode().splitlines()[-1]))
+
+
+def test_a_sandbox_reaches_postgres_only_through_its_socket_as_a_role_of_its_own(
+    pg_admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _need_sandbox()
+    monkeypatch.setenv("COURSE_DATABASE_URL", "")
+    settings = get_settings(scale="tiny", backend="postgres")
+    verify.verified_seed(settings, announce=False)
+    door = sandbox_db.SandboxDatabase(settings)
+    try:
+        seen = _probe(settings, door, tmp_path / "class")
+    finally:
+        door.close()
+    assert seen["rows"] and seen["tcp"] == "ConnectionRefusedError"
+    assert seen["user"] == seen["database"] and str(seen["user"]).startswith(f"course_run_p{os.getpid()}_")
+    # The copy the sandbox did not drop went with its broker, and its role with it.
+    assert aio.run(_left_on_server(pg_admin_url, str(seen["user"]))) == []
+
+    # A workshop seat: the learner's own login, through the socket; its copies are tagged and dropped at close.
+    seats = tmp_path / "urls.csv"
+    (seat,) = workshop.provision(pg_admin_url, [f"w{secrets.token_hex(3)}"], out=seats, scale="tiny")
+    try:
+        door = sandbox_db.SandboxDatabase(settings, seat.url)
+        try:
+            seen = _probe(settings, door, tmp_path / "workshop")
+        finally:
+            door.close()
+        assert seen["rows"] and seen["tcp"] == "ConnectionRefusedError" and seen["user"] == seat.role
+        assert str(seen["database"]).endswith(door.tag)
+        assert aio.run(_left_on_server(pg_admin_url, str(seen["database"]))) == []
+    finally:
+        workshop.teardown(pg_admin_url, seats)
