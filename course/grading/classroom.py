@@ -91,13 +91,20 @@ def grade_submission(
 ) -> list[GradeRow]:
     """Grade one notebook; an infrastructure failure (status `error`) is tried once more before it stands.
 
-    urls: in a workshop, each learner's COURSE_DATABASE_URL (their own role and database): their kernel uses it.
-    kernel_env: variables every kernel gets on top of this process's (e.g. the admin URL blanked out).
+    urls: in a workshop, each learner's COURSE_DATABASE_URL (their own role and database): their kernel and, in a
+    sandbox, their checks use it (through the sandbox's socket). kernel_env: variables every kernel gets on top of
+    this process's (e.g. the admin URL blanked out; not used in a sandbox, whose environment is clean).
+    limits: the sandbox's resource limits (sandbox.Limits() when None).
     """
-    how = {"timeout": timeout, "sandboxed": sandboxed, "urls": urls, "kernel_env": kernel_env, "limits": limits}
-    rows = _grade_once(sub, **how)  # type: ignore[arg-type]
+
+    def once() -> list[GradeRow]:
+        return _grade_once(
+            sub, timeout=timeout, sandboxed=sandboxed, urls=urls, kernel_env=kernel_env, limits=limits
+        )
+
+    rows = once()
     if any(r.status == "error" for r in rows) and sub.chapter is not None:
-        again = _grade_once(sub, **how)  # type: ignore[arg-type]
+        again = once()
         rows = again if sum(r.status == "error" for r in again) < sum(r.status == "error" for r in rows) else rows
     return rows
 
