@@ -61,7 +61,7 @@ def _leftovers() -> list[str]:
     for process in psutil.process_iter(["pid", "cmdline", "uids"]):
         cmdline = " ".join(process.info["cmdline"] or [])
         uids = process.info["uids"]
-        if MARKER in cmdline or (uids is not None and uids.real >= sandbox.FIRST_UID):
+        if MARKER in cmdline or (uids is not None and sandbox.made_here(uids.real)):
             found.append(f"{process.info['pid']}: {cmdline[:80]}")
     return found
 
@@ -88,7 +88,9 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         expected = write_class(root / "subs", seed=seed_file, out=out, solutions=ROOT / "solutions")
         started = time.perf_counter()
         # Cell time limits only shorten the kernel's run (the hang): verdicts come from the check process.
-        report = classroom.grade([root / "subs"], out=out, jobs=2, timeout=3)
+        # A memory cap for the whole submission small enough for the hog's forks to cross it (on a shared machine).
+        limits = sandbox.Limits(total_memory_bytes=1536 * 2**20)
+        report = classroom.grade([root / "subs"], out=out, jobs=2, timeout=3, limits=limits)
         seconds = time.perf_counter() - started
         after = {
             "checksum": aio.run(content_checksum(url)),
@@ -151,6 +153,7 @@ def _what_the_grader_reached_for_is_named(graded: dict[str, Any]) -> None:
     assert forger["1.3"].status == "tampered" and "imported course.grading" in forger["1.3"].message
     assert "replaced course.checks.base.expect" in forger["1.3"].message
     assert forger["1.4"].status == "tampered" and "tb_frame" in forger["1.4"].message
+    assert "sys._getframe" in forger["1.4"].message  # walk_stack with capture_locals
     assert forger["1.5"].status == "tampered" and "process" in forger["1.5"].message
     # SystemExit raised by a learner function is a verdict, not a dead check.
     assert forger["1.6"].status == "failed" and "your code raised SystemExit" in forger["1.6"].message
@@ -186,7 +189,7 @@ def _a_rerun_resumes_and_grades_nothing_twice(graded: dict[str, Any]) -> None:
     assert sorted(map(repr, again.rows)) == sorted(map(repr, graded["report"].rows))
 
 
-@pytest.mark.notebooks
+@pytest.mark.notebooks(cost=5)  # six submissions, two at a time
 def test_a_hostile_class_is_graded_fairly(graded: dict[str, Any]) -> None:
     """One grading run of the class (the expensive part), then each promise about it in turn."""
     _honest_learners_keep_exact_grades_and_attackers_get_nothing(graded)
@@ -281,3 +284,110 @@ def test_grade_and_check_take_the_sandbox_flags() -> None:
     assert parser.parse_args(["grade", "subs", "--out", "o", "--no-sandbox"]).no_sandbox is True
     assert parser.parse_args(["grade", "subs", "--out", "o"]).no_sandbox is False
     assert parser.parse_args(["check", "nb.ipynb", "--sandbox"]).sandbox is True
+
+
+# Four children of 120 MiB each: every one fits the per-process limit, together they do not fit the cap.
+FORKS = """
+import os
+children = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        hoard = b"x" * (120 * 2**20)
+        os._exit(0)
+    children.append(pid)
+print(" ".join(str(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])) for pid in children), flush=True)
+"""
+
+
+def test_a_submissions_processes_share_one_memory_cap(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from course.grading import cgroups
+
+    _need_sandbox()
+    if reason := cgroups.unavailable():
+        pytest.skip(reason)
+    group = cgroups.new_group(256 * 2**20, 64)
+    work = tmp_path / "work"
+    work.mkdir()
+    work.chmod(0o755)
+    try:
+        process = sandbox.popen(
+            [sys.executable, "-I", "-c", FORKS], work=work, settings=get_settings(), limits=sandbox.Limits(),
+            group=group, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        out, err = process.communicate(timeout=120)
+        codes = [int(c) for c in out.split()]
+        # The OOM killer ended children of this group (exit code -9), and said so in the group's events.
+        assert len(codes) == 4 and -9 in codes, (out, err[-500:])
+        assert group.oom_kills() >= 1
+        # One core's worth of CPU time where the cpu controller is there (cpu.max on v2, a CFS quota on v1).
+        quota = [
+            f for folder in group.folders for f in (folder / "cpu.max", folder / "cpu.cfs_quota_us") if f.exists()
+        ]
+        assert all(f.read_text().split()[0] == str(cgroups.CPUS * cgroups.PERIOD) for f in quota)
+    finally:
+        group.close()
+    assert not any(folder.exists() for folder in group.folders)
+
+
+def test_without_a_cgroup_the_run_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from course.grading import cgroups
+
+    monkeypatch.setattr(cgroups, "ROOT", tmp_path)
+    cgroups.unavailable.cache_clear()
+    try:
+        note = cgroups.unavailable()
+    finally:
+        cgroups.unavailable.cache_clear()
+    assert note is not None and "\n" not in note and "memory is capped per process only" in note
+
+
+# Run in a fresh interpreter (an audit hook cannot be removed): which of these learner snippets the watch calls
+# tampering. Honest error printing must pass; every way of getting a frame object (or frames' locals) must not.
+AUDIT_PROBE = """
+import json, sys
+from course.grading.audit import Watch
+
+SNIPPETS = {
+    "print_exc": "import traceback\\ntry:\\n    {}['x']\\nexcept KeyError:\\n    traceback.print_exc()",
+    "format_exc": "import traceback\\ntry:\\n    1 / 0\\nexcept ZeroDivisionError:\\n    text = traceback.format_exc()",
+    "logging": "import logging\\ntry:\\n    1 / 0\\nexcept ZeroDivisionError:\\n    logging.getLogger('me').exception('oops')",
+    "print_stack": "import traceback\\ntraceback.print_stack()",
+    "tb_frame": "try:\\n    1 / 0\\nexcept ZeroDivisionError as exc:\\n    f = exc.__traceback__.tb_frame",
+    "walk_tb": "import traceback\\ntry:\\n    1 / 0\\nexcept ZeroDivisionError as exc:\\n    f = list(traceback.walk_tb(exc.__traceback__))",
+    "walk_stack": "import traceback\\nf = list(traceback.walk_stack(None))",
+    "locals": "import traceback\\ns = traceback.StackSummary.extract(traceback.walk_stack(None), capture_locals=True)",
+    "inspect_stack": "import inspect\\nf = inspect.stack()",
+    "getframe": "import sys\\nf = sys._getframe()",
+}
+watch = Watch()
+watch.install()
+watch.arm()
+seen = {}
+for name, code in SNIPPETS.items():
+    watch.seen.clear()
+    try:
+        exec(compile(code, "<learner-notebook>", "exec"), {})
+    except Exception:
+        pass
+    seen[name] = list(watch.seen)
+print(json.dumps(seen))
+"""
+
+
+def test_printing_a_traceback_is_honest_and_taking_frames_is_not() -> None:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", AUDIT_PROBE], capture_output=True, text=True, timeout=60, cwd=ROOT, check=True
+    )
+    seen = json.loads(done.stdout.splitlines()[-1])
+    honest = ("print_exc", "format_exc", "logging", "print_stack")
+    assert {name: seen[name] for name in honest} == {name: [] for name in honest}, done.stderr[-2000:]
+    for name in set(seen) - set(honest):
+        assert seen[name], f"{name} took frames unseen"

@@ -162,7 +162,7 @@ class Watch:
         filename = caller.f_code.co_filename
         if filename in self.learner_files:
             return True
-        return filename in _FRAME_MODULES and self._learner_on_stack()
+        return filename in _FRAME_MODULES and self._learner_on_stack() and not _summarised_only(caller)
 
     def _learner_on_stack(self) -> bool:
         frame: FrameType | None = sys._getframe(2)
@@ -171,3 +171,24 @@ class Watch:
                 return True
             frame = frame.f_back
         return False
+
+
+def _summarised_only(frame: FrameType) -> bool:
+    """True when the traceback module reads frames into summaries for printing and hands no frame on.
+
+    traceback.print_exc(), format_exc(), logging.exception() and print_stack() read the frames of a traceback (or
+    of the stack) into FrameSummary objects: file, line, function and source, no frame and (unless capture_locals)
+    no local variable. Honest code prints its errors this way; walk_tb(), walk_stack() and inspect.stack(), which
+    yield the frames themselves, and capture_locals=True, which copies every frame's locals, stay tampering.
+    """
+    if frame.f_code.co_filename != traceback.__file__:
+        return False
+    if frame.f_code.co_name in ("extract_stack", "print_stack", "format_stack"):
+        return True  # they read the caller's stack into StackSummary.extract(...) without locals
+    current: FrameType | None = frame
+    # A generator's f_back is the frame that is running it: walk_tb's is the summary maker that consumes it.
+    while current is not None and current.f_code.co_filename == traceback.__file__:
+        if current.f_code.co_name == "_extract_from_extended_frame_gen":
+            return not current.f_locals.get("capture_locals")
+        current = current.f_back
+    return False

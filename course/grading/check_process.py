@@ -12,6 +12,7 @@ dies or hangs is explained. The grader trusts a line only with this run's nonce 
 
 from __future__ import annotations
 
+import ast
 import builtins
 import hashlib
 import hmac
@@ -117,7 +118,7 @@ def _child(config: dict[str, Any], exercise: dict[str, Any], key: bytes, channel
         signal.alarm(LOAD_SECONDS)
         try:
             for filename, source in config["definitions"]:
-                exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - the learner's definitions, sandboxed
+                _load(filename, source, namespace)
         finally:
             signal.alarm(0)
         missing = next((n for n in exercise["names"] if not callable(namespace.get(n))), None)
@@ -144,6 +145,19 @@ def _child(config: dict[str, Any], exercise: dict[str, Any], key: bytes, channel
     os.write(channel, sign(key, body).encode())
 
 
+def _load(filename: str, source: str, namespace: dict[str, Any]) -> None:
+    """Run one cell's definitions statement by statement; one that fails is skipped, as its cell failed.
+
+    `url = lesson.url` is kept as a definition, but `lesson` came from an `await` the check never runs: the
+    functions defined after it in the same cell must still load (a function that needed it fails on its own).
+    """
+    for node in ast.parse(source, filename).body:
+        try:
+            exec(compile(ast.Module([node], []), filename, "exec"), namespace)  # noqa: S102 - sandboxed learner code
+        except Exception:  # noqa: BLE001, S112 - what the watch saw is in watch.seen; the rest is the cell's failure
+            continue
+
+
 class _LoadTimeout(BaseException):
     pass
 
@@ -162,6 +176,25 @@ def _wait(pid: int, deadline: float) -> tuple[str, int | None]:
             os.waitpid(pid, 0)
             return "timeout", None
         time.sleep(0.05)
+
+
+def explain_end(end: dict[str, Any], timeout: float) -> tuple[str, str]:
+    """Why a check child ended without a verdict; the learner's code ran in it, so it is the learner's failure."""
+    if end.get("ended") == "timeout":
+        return (
+            "failed",
+            f"did not finish within {timeout:.0f} s and was stopped: a loop or an await that never ends?",
+        )
+    if end.get("ended") == "signal":
+        try:
+            name = signal.Signals(int(end["value"])).name
+        except (TypeError, ValueError):
+            name = f"signal {end.get('value')}"
+        return "failed", f"the check process was killed by {name} (out of memory or CPU time?)"
+    return (
+        "failed",
+        f"the check process ended (exit code {end.get('value')}) before it gave a verdict: os._exit()?",
+    )
 
 
 def main() -> None:

@@ -11,11 +11,14 @@ from pathlib import Path
 
 from course.chapters.registry import Chapter
 from course.errors import CourseError
+from course.grading import cgroups, sandbox_db
 from course.grading.gradebook import GradeRow, _Gradebook, _write_csv
 from course.grading.notebook_format import NAME_RE, chapter_of, exercises_in, load_notebook
 from course.grading.runner import DEFAULT_CELL_TIMEOUT, run_notebook, stop_all
+from course.grading.sandbox import Limits
 from course.grading.sandboxed import SandboxBroken
 from course.grading.sandboxed import run_sandboxed as sandboxed_run
+from course.settings import get_settings
 
 STATUSES = ("passed", "failed", "error", "skipped", "tampered")
 
@@ -84,15 +87,24 @@ def grade_submission(
     sandboxed: bool = False,
     urls: Mapping[str, str] | None = None,
     kernel_env: Mapping[str, str] | None = None,
+    limits: Limits | None = None,
 ) -> list[GradeRow]:
     """Grade one notebook; an infrastructure failure (status `error`) is tried once more before it stands.
 
-    urls: in a workshop, each learner's COURSE_DATABASE_URL (their own role and database): their kernel uses it.
-    kernel_env: variables every kernel gets on top of this process's (e.g. the admin URL blanked out).
+    urls: in a workshop, each learner's COURSE_DATABASE_URL (their own role and database): their kernel and, in a
+    sandbox, their checks use it (through the sandbox's socket). kernel_env: variables every kernel gets on top of
+    this process's (e.g. the admin URL blanked out; not used in a sandbox, whose environment is clean).
+    limits: the sandbox's resource limits (sandbox.Limits() when None).
     """
-    rows = _grade_once(sub, timeout=timeout, sandboxed=sandboxed, urls=urls, kernel_env=kernel_env)
+
+    def once() -> list[GradeRow]:
+        return _grade_once(
+            sub, timeout=timeout, sandboxed=sandboxed, urls=urls, kernel_env=kernel_env, limits=limits
+        )
+
+    rows = once()
     if any(r.status == "error" for r in rows) and sub.chapter is not None:
-        again = _grade_once(sub, timeout=timeout, sandboxed=sandboxed, urls=urls, kernel_env=kernel_env)
+        again = once()
         rows = again if sum(r.status == "error" for r in again) < sum(r.status == "error" for r in rows) else rows
     return rows
 
@@ -104,6 +116,7 @@ def _grade_once(
     sandboxed: bool,
     urls: Mapping[str, str] | None,
     kernel_env: Mapping[str, str] | None,
+    limits: Limits | None,
 ) -> list[GradeRow]:
     """Grade one notebook; whatever goes wrong becomes rows with status `error` and a message."""
     chapter = sub.chapter
@@ -123,13 +136,16 @@ def _grade_once(
                 f"{stem} notebook, or name the file after the chapter it answers"
             )
             return [row(e.id, 0, e.points, "error", message) for e in chapter.exercises]
+        if urls is not None and sub.learner not in urls:
+            raise CourseError(f"no workshop seat for learner {sub.learner!r} in the URLs given")
         if sandboxed:
-            results, _, _ = sandboxed_run(sub.path, chapter=chapter, timeout=timeout)
+            seat = urls[sub.learner] if urls is not None else None
+            results, _, _ = sandboxed_run(
+                sub.path, chapter=chapter, timeout=timeout, limits=limits, learner_url=seat
+            )
             return [row(e.id, e.points, e.max_points, e.status, e.message) for e in results]
         env = dict(kernel_env or {})
         if urls is not None:
-            if sub.learner not in urls:
-                raise CourseError(f"no workshop seat for learner {sub.learner!r} in the URLs given")
             # Copies come from the learner's own database, made by their own role: no broker, no admin login.
             env.update(COURSE_DATABASE_URL=urls[sub.learner], COURSE_BACKEND="postgres", COURSE_COPY_BROKER="")
         result = run_notebook(sub.path, timeout=timeout, chapter=chapter, kernel_env=env)
@@ -155,18 +171,22 @@ def grade(
     sandboxed: bool = True,
     urls: Mapping[str, str] | None = None,
     kernel_env: Mapping[str, str] | None = None,
+    limits: Limits | None = None,
 ) -> GradeReport:
     """Grade every submission (jobs at a time) into out/grades.csv as each finishes, then write out/summary.csv.
 
     A re-run with the same out resumes: submissions already graded with the same content are not run again.
     sandboxed: run each submission in a sandbox (course/grading/sandbox.py); refused in one line where none can
-    be made, unless False (`--no-sandbox`). urls, kernel_env: see grade_submission (PostgreSQL, no sandbox yet).
+    be made, unless False (`--no-sandbox`). urls, kernel_env: see grade_submission. limits: each sandbox's
+    resource limits (sandbox.Limits() when None).
     """
     from course.seed.verify import verified_seed
 
     started = time.perf_counter()
     if sandboxed:
         _sandbox_or_refuse()
+        if note := cgroups.unavailable():
+            print(f"course grade: {note}", flush=True)
     submissions = find_submissions(paths)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -175,6 +195,7 @@ def grade(
     # One seed for every kernel, built before any of them starts, its digest compared with the one recorded at
     # seeding: a damaged seed is rebuilt before anyone is graded (course/seed/verify.py).
     verified_seed(full=True, announce=True)
+    sandbox_db.sweep_killed_runs(get_settings())
     book = _Gradebook(out)
     todo = [s for s in submissions if not book.done(s)]
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -183,7 +204,13 @@ def grade(
     try:
         futures = {
             pool.submit(
-                grade_submission, s, timeout=timeout, sandboxed=sandboxed, urls=urls, kernel_env=kernel_env
+                grade_submission,
+                s,
+                timeout=timeout,
+                sandboxed=sandboxed,
+                urls=urls,
+                kernel_env=kernel_env,
+                limits=limits,
             ): s
             for s in todo
         }
@@ -207,11 +234,8 @@ def grade(
 
 def _sandbox_or_refuse() -> None:
     from course.grading import sandbox
-    from course.settings import get_settings
 
     reason = sandbox.unavailable()
-    if reason is None and get_settings().backend == "postgres":
-        reason = "sandboxed grading reaches no PostgreSQL yet (the sandbox has no network)"
     if reason is not None:
         raise CourseError(f"{reason}; to grade without a sandbox, trusting the submissions, add --no-sandbox")
 

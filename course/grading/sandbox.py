@@ -4,9 +4,12 @@ read-only, a private home and temp folder, a clean environment and resource limi
 What the sandbox sees: the system's program folders, the Python installation and the virtual environment, the
 course package (not solutions/, not other submissions, not the grader's output), the seed file read-only, and the
 run's own work folder read-write. No network at all: with the network namespace unshared only a private loopback
-exists. Limits (setrlimit before bwrap starts, inherited by everything inside): address space, processes, CPU
-seconds, file size (so output written to files is capped too) and open files. When the sandbox's first process
-ends, the kernel kills every process of its PID namespace: nothing a submission starts outlives it.
+exists; on PostgreSQL the grader binds in a folder of the submission's own holding a unix socket relayed to the
+server and a copy broker (course/grading/sandbox_db.py). Limits (setrlimit before bwrap starts, inherited by
+everything inside): address space, processes, CPU seconds, file size (so output written to files is capped too)
+and open files; where a cgroup can be made, one cap on the memory, processes and CPU share of all the submission's
+processes together (course/grading/cgroups.py). When the sandbox's first process ends, the kernel kills every
+process of its PID namespace: nothing a submission starts outlives it.
 """
 
 from __future__ import annotations
@@ -14,16 +17,18 @@ from __future__ import annotations
 import itertools
 import os
 import resource
+import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import psutil
 
+from course.grading import cgroups
 from course.settings import Settings, project_root
 
 # The uid/gid the submission runs as inside its user namespace (an unprivileged user, whoever starts the grader).
@@ -40,6 +45,8 @@ class Limits:
     """Per-process resource limits inside the sandbox."""
 
     memory_bytes: int = 3 * 2**30
+    # All the submission's processes together (course/grading/cgroups.py), where a cgroup can be made.
+    total_memory_bytes: int = 4 * 2**30
     processes: int = 256
     cpu_seconds: int = 600
     file_bytes: int = 512 * 2**20
@@ -114,9 +121,16 @@ def _new_uid() -> int | None:
     return FIRST_UID + (os.getpid() * 1000 + next(_next_uid)) % 1_000_000
 
 
+def made_here(uid: int, pid: int | None = None) -> bool:
+    """Whether uid is one this process (or grader pid) gives its sandboxes (tests look for their own leftovers)."""
+    return uid >= FIRST_UID and (uid - FIRST_UID) // 1000 == (pid or os.getpid()) % 1000
+
+
 def _namespaces(uid: int | None) -> list[str]:
     exe = bwrap() or "bwrap"
-    common = ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    # A host name of its own: copies record their maker's machine and pid, and a pid of one sandbox's namespace
+    # means nothing in another's (course/db/postgres/owners.py would take a sibling's copy for abandoned).
+    common = ["--die-with-parent", "--new-session", "--hostname", f"sandbox-{secrets.token_hex(4)}"]
     if uid is None:
         # An ordinary user: bubblewrap makes a user namespace and maps the user to an unprivileged id inside.
         return [exe, "--unshare-all", *common, "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
@@ -166,8 +180,12 @@ def command(
     settings: Settings,
     env: Mapping[str, str] | None = None,
     uid: int | None = None,
+    ro_binds: Sequence[Path] = (),
 ) -> list[str]:
-    """The bwrap command line that runs argv in a new sandbox whose only writable folder is work."""
+    """The bwrap command line that runs argv in a new sandbox whose only writable folder is work.
+
+    ro_binds: more folders the sandbox sees read-only (the database's sockets, course/grading/sandbox_db.py).
+    """
     if bwrap() is None:
         raise RuntimeError("bubblewrap is not installed")
     home = work / "home"
@@ -175,7 +193,7 @@ def command(
     # The private temp folder lives in memory: its size is capped, so no submission fills the machine's memory.
     tmp = ["--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs"]
     args = [*_namespaces(uid), "--proc", "/proc", "--dev", "/dev", *tmp, "/tmp"]
-    binds = list(dict.fromkeys(str(p) for p in _read_only_paths(settings) if p.exists()))
+    binds = list(dict.fromkeys(str(p) for p in [*_read_only_paths(settings), *ro_binds] if p.exists()))
     # Folders on the way to each bind are made here, readable by all (bwrap's own would be private to root).
     made: set[str] = {"/", "/tmp"}
     for target in [*binds, str(work)]:
@@ -222,9 +240,14 @@ def popen(
     settings: Settings,
     limits: Limits,
     env: Mapping[str, str] | None = None,
+    ro_binds: Sequence[Path] = (),
+    group: cgroups.Group | None = None,
     **kwargs: object,
 ) -> subprocess.Popen[bytes]:
-    """Start argv in a new sandbox (its own session, so the grader can kill the whole sandbox at once)."""
+    """Start argv in a new sandbox (its own session, so the grader can kill the whole sandbox at once).
+
+    group: the submission's cgroup, entered before bubblewrap starts (so everything the sandbox runs is in it).
+    """
     uid = _new_uid()
     # Made before the hand-over below, so the sandbox's user owns its home (course code writes its cache there).
     (work / "home").mkdir(exist_ok=True)
@@ -234,9 +257,16 @@ def popen(
             os.chown(folder, uid, uid)
             for name in files:
                 os.chown(os.path.join(folder, name), uid, uid)
-    cmd = command(argv, work=work, settings=settings, env=env, uid=uid)
+    cmd = command(argv, work=work, settings=settings, env=env, uid=uid, ro_binds=ro_binds)
     # The grader's own environment (tokens, passwords) never reaches bwrap: --clearenv is the second guard.
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    limit = limits.preexec()
+
+    def preexec() -> None:
+        if group is not None:
+            group.enter()
+        limit()
+
     return subprocess.Popen(  # type: ignore[call-overload]
-        cmd, env=clean, preexec_fn=limits.preexec(), start_new_session=True, **kwargs
+        cmd, env=clean, preexec_fn=preexec, start_new_session=True, **kwargs
     )

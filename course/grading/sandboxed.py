@@ -23,7 +23,8 @@ from typing import Any
 
 from course.chapters.registry import Chapter
 from course.db import copies
-from course.grading import check_process, cleanup, definitions, runner, sandbox
+from course.errors import CourseError
+from course.grading import cgroups, check_process, cleanup, definitions, runner, sandbox, sandbox_db
 from course.grading.nbval_hooks import CELLS_ENV, OUTPUT_CAP, clip
 from course.grading.notebook_format import load_notebook
 from course.grading.verdicts import Cell, ExerciseResult, cell_problems, kernel_stopped
@@ -48,18 +49,43 @@ def run_sandboxed(
     timeout: float,
     settings: Settings | None = None,
     limits: sandbox.Limits | None = None,
+    learner_url: str | None = None,
 ) -> tuple[list[ExerciseResult], list[str], str | None]:
-    """(one result per exercise of chapter, the cells that failed, why the kernel run broke or None)."""
+    """(one result per exercise of chapter, the cells that failed, why the kernel run broke or None).
+
+    learner_url: a workshop learner's own PostgreSQL login and database, which their sandbox then works in.
+    """
     settings = settings or get_settings()
     limits = limits or sandbox.Limits()
     nb = load_notebook(path)
     source = definitions.extract(nb)
     work = Path(tempfile.mkdtemp(prefix=f"{copies.RUNNER_PREFIX}{os.getpid()}-"))
+    door: sandbox_db.SandboxDatabase | None = None
+    # One cap on the memory and processes of all the submission's processes, where a cgroup can be made.
+    group = None
+    if cgroups.unavailable() is None:
+        with contextlib.suppress(OSError):  # the rlimits still hold; the run said so when there was no cgroup
+            group = cgroups.new_group(limits.total_memory_bytes, limits.processes)
     try:
         work.chmod(0o755)
-        cells, kernel_error = _run_kernel(nb, work / "kernel", settings, limits, timeout)
-        verdicts = _run_checks(source, chapter, work / "checks", settings, limits)
+        try:
+            # On PostgreSQL: the submission's own relay and copy broker (its copies go when it is graded).
+            door = sandbox_db.open_for(settings, learner_url)
+        except (OSError, CourseError) as exc:
+            raise SandboxBroken(f"the sandbox could not reach the database: {exc}") from None
+        where = sandbox_db.Reach(door, group)
+        cells, kernel_error = _run_kernel(nb, work / "kernel", settings, limits, timeout, where)
+        if group is not None and group.oom_kills():
+            kernel_error = (
+                f"the notebook went over the submission's memory cap ({limits.total_memory_bytes / 2**30:g} GiB): "
+                f"{group.oom_kills()} of its processes were killed"
+            )
+        verdicts = _run_checks(source, chapter, work / "checks", settings, limits, where)
     finally:
+        if group is not None:
+            group.close()
+        if door is not None:
+            door.close()
         shutil.rmtree(work, ignore_errors=True)
     results = []
     for spec in chapter.exercises:
@@ -72,7 +98,12 @@ def run_sandboxed(
 
 
 def _run_kernel(
-    nb: dict[str, Any], work: Path, settings: Settings, limits: sandbox.Limits, timeout: float
+    nb: dict[str, Any],
+    work: Path,
+    settings: Settings,
+    limits: sandbox.Limits,
+    timeout: float,
+    where: sandbox_db.Reach,
 ) -> tuple[list[Cell], str | None]:
     """Run the learner's notebook as it is (no grader cells) under nbval in a sandbox; its cells' outcomes."""
     work.mkdir()
@@ -93,6 +124,7 @@ def _run_kernel(
         "IPYTHONDIR": str(work / "ipython"),
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         copies.RUN_TAG_ENV: copies.new_run_tag(),
+        **where.env,
     }
     argv = [
         sys.executable, "-m", "pytest", "-p", "nbval.plugin", "-p", "course.grading.nbval_hooks", "-p",
@@ -105,7 +137,7 @@ def _run_kernel(
     with (work / "pytest.log").open("wb") as sink:
         try:
             process = sandbox.popen(
-                argv, work=work, settings=settings, limits=limits, env=env,
+                argv, work=work, settings=settings, limits=limits, env=env, ro_binds=where.binds, group=where.group,
                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
             )  # fmt: skip
         except OSError as exc:
@@ -124,7 +156,12 @@ def _run_kernel(
 
 
 def _run_checks(
-    source: list[tuple[str, str]], chapter: Chapter, work: Path, settings: Settings, limits: sandbox.Limits
+    source: list[tuple[str, str]],
+    chapter: Chapter,
+    work: Path,
+    settings: Settings,
+    limits: sandbox.Limits,
+    where: sandbox_db.Reach,
 ) -> dict[str, tuple[str, str]]:
     """(status, message) per exercise id, from the check process's signed verdict lines."""
     work.mkdir()
@@ -145,7 +182,7 @@ def _run_checks(
     with (work / "stderr.log").open("wb") as errors:
         try:
             process = sandbox.popen(
-                argv, work=work, settings=settings, limits=limits,
+                argv, work=work, settings=settings, limits=limits, env=where.env, ro_binds=where.binds, group=where.group,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
             )  # fmt: skip
         except OSError as exc:
@@ -178,7 +215,7 @@ def _run_checks(
             ends[exercise] = body
     for spec, seconds in zip(chapter.exercises, timeouts, strict=True):
         if spec.id not in found and spec.id in ends:
-            found[spec.id] = _no_verdict(ends[spec.id], seconds)
+            found[spec.id] = check_process.explain_end(ends[spec.id], seconds)
     if any(status == "tampered" for status, _ in found.values()):
         # A check that tampered may have taken the check process down with it: what did not run is not checked.
         for spec in chapter.exercises:
@@ -186,25 +223,6 @@ def _run_checks(
     if not found:
         raise SandboxBroken(f"the check process gave no verdict: {_last_line(work / 'stderr.log')}")
     return found
-
-
-def _no_verdict(end: dict[str, Any], timeout: float) -> tuple[str, str]:
-    """Why a check child ended without a verdict; the learner's code ran in it, so it is the learner's failure."""
-    if end.get("ended") == "timeout":
-        return (
-            "failed",
-            f"did not finish within {timeout:.0f} s and was stopped: a loop or an await that never ends?",
-        )
-    if end.get("ended") == "signal":
-        try:
-            name = signal.Signals(int(end["value"])).name
-        except (TypeError, ValueError):
-            name = f"signal {end.get('value')}"
-        return "failed", f"the check process was killed by {name} (out of memory or CPU time?)"
-    return (
-        "failed",
-        f"the check process ended (exit code {end.get('value')}) before it gave a verdict: os._exit()?",
-    )
 
 
 def _read_capped(stream: Any, deadline: float) -> bytes:

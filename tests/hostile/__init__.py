@@ -2,6 +2,24 @@
 
 Each attack is built so that it would *earn points* if it worked: the attacking function does the real work after
 its attack (or only when the attack succeeded), so a grade of 0 or `tampered` shows the attack was stopped.
+tests/hostile/postgres.py holds the attacks on a PostgreSQL server.
+
+Attacks not stopped, and why (for the closing note):
+- Frames. Python 3.11 audits how a frame is *obtained* (sys._getframe, tb_frame, cr_frame, gi_frame) but not
+  `frame.f_back`: code that gets hold of any frame object through a path the audit does not see could walk up to
+  the check's frames. Every path we know of is closed (frames never reach learner code: the traceback module may
+  read them into summaries, never hand them on; signal handlers and trace functions are refused), but a path we do
+  not know of would go unseen. The key is also only in the check process's parent and in the one child's frames.
+- Behaving differently under the check: a function may notice it is being checked (the call stack's depth, the
+  time, the environment) and answer the check's questions rather than solve the exercise. The checks judge
+  behaviour on data that does not share the seed's uniformities, which makes this hard, not impossible.
+- CPU, without a cpu controller: the cgroup gives a submission one core's worth of CPU time where the cpu
+  controller can be had; elsewhere it may use every core for as long as its time limits allow, and on a crowded
+  machine an honest check graded beside it near its own time limit could time out (--jobs 1 rules it out).
+- Without a cgroup (no root, a read-only /sys/fs/cgroup, macOS has no sandbox at all) memory is capped per process
+  only: 256 processes of 3 GiB each may still exhaust the machine (the run says so in one line).
+- The kernel's own output: what the notebook prints is its business; the grader reads at most LOG_CAP bytes of it
+  and never trusts it for a verdict.
 """
 
 from __future__ import annotations
@@ -108,10 +126,39 @@ base.expect = lambda *args, **kwargs: None
 import course.grading.check_process
 """
 TRACEBACK_FRAMES = """
+import traceback
+try:
+    # Every frame's local variables as text (the key among them), through the printing machinery.
+    leaked = traceback.StackSummary.extract(traceback.walk_stack(None), capture_locals=True)
+except Exception:
+    pass
 try:
     raise RuntimeError("where am I")
 except RuntimeError as exc:
     frame = exc.__traceback__.tb_frame.f_back
+"""
+# Honest: a learner who prints the error they caught (and logs it) before going on; the frames the traceback module
+# reads for printing are not handed to them.
+PRINTS_ITS_ERRORS = """
+import logging, traceback
+try:
+    {}["no such key"]
+except KeyError:
+    traceback.print_exc()
+    logging.getLogger("mine").exception("lookup failed")
+    text = traceback.format_exc()
+"""
+# Children that each fit the per-process limit but together exceed the submission's memory cap.
+MEMORY_FORKS = """
+import os
+children = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        hoard = b"x" * (700 * 2**20)
+        os._exit(0)
+    children.append(pid)
+print([os.waitpid(pid, 0)[1] for pid in children])
 """
 KILL_THE_CHECKER = """
 import os, signal, subprocess
@@ -155,7 +202,16 @@ def write_class(folder: Path, *, seed: Path, out: Path, solutions: Path) -> dict
     attacked = {name for spec in chapter(1).exercises if spec.id in ATTACKED for name in spec.names}
     attack_base = _code_cells(SOLUTION, solved=attacked)
     _write(sub["ann"], solved)
-    _write(sub["bob"], _code_cells(SOLUTION, solved={"create_user", "get_user_by_email", "list_users"}))
+    bob = _code_cells(SOLUTION, solved={"create_user", "get_user_by_email", "list_users"})
+    # A cell's value kept as a definition though `lesson` came from an await: the functions after it still load.
+    _write(
+        sub["bob"],
+        [
+            *bob,
+            *_renamed(bob),
+            "WHERE = lesson.url\n\n\n" + _wrapped("create_user", PRINTS_ITS_ERRORS, kwargs=True),
+        ],
+    )
     # The seed (SQLite): rewritten, edited in place, deleted, renamed; the course package: a module edited, a
     # crafted .pyc dropped, a sitecustomize in the venv.
     _write(sub["vandal"], [*stubs, f"""
@@ -217,7 +273,7 @@ for path, mode in targets:
     # Memory bomb, fork bomb, huge output, detached processes, a cell that awaits forever, killing every process
     # in sight: the definitions
     # (all correct) keep their points, since the checks load them and not what the cells did.
-    _write(sub["hog"], [*solved, """
+    _write(sub["hog"], [*solved, MEMORY_FORKS, """
 try:
     hoard = bytearray(8 * 2**30)
 except MemoryError:

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import URL
+
 from course import db
 from course.db import aio
 from course.db.postgres import admin as pg_admin
@@ -36,6 +38,19 @@ MAX_LIVE_TOTAL = 200
 _REPLY_LIMIT = 64 * 1024
 
 
+def through_socket(url: str, folder: str) -> str:
+    """url with the same login and port (it names the socket file), reached through a unix socket in folder.
+
+    Host and port both go in the query: asyncpg's own DSN parser (pg_admin.dsn) would take an empty host before
+    a port for a host name to look up, while SQLAlchemy passes the query on to asyncpg as it is.
+    """
+    parsed = db.parse_url(url)
+    query = {"host": folder, "port": str(parsed.port or 5432)}
+    # (URL.set cannot clear a field: the host must go, or it would be the one used.)
+    bare = URL.create(parsed.drivername, parsed.username, parsed.password, database=parsed.database, query=query)
+    return bare.render_as_string(hide_password=False)
+
+
 def address() -> str | None:
     """The socket of the broker this process was told to use, if any."""
     return os.environ.get(BROKER_ENV) or None
@@ -44,16 +59,31 @@ def address() -> str | None:
 class CopyBroker:
     """Serves copies of one template over a unix socket (see the module docstring)."""
 
-    def __init__(self, admin: str, template: Callable[[], str], *, name_for: Callable[[str | None], str]) -> None:
-        # template() is called before each copy: it verifies the seed (and rebuilds it) and returns its URL.
+    def __init__(
+        self,
+        admin: str,
+        template: Callable[[], str],
+        *,
+        name_for: Callable[[str | None], str],
+        folder: Path | None = None,
+        socket_host: str | None = None,
+    ) -> None:
+        """template() is called before each copy: it verifies the seed (and rebuilds it) and returns its URL.
+
+        folder: where the socket goes (default: a new folder of its own). socket_host: the copies' URLs name this
+        folder as their host (a unix socket there reaches the server), for kernels that have no network.
+        """
         self._admin = db.parse_url(admin).set(database="postgres")
         self._template = template
         self._name_for = name_for
+        self._socket_host = socket_host
         self._lock = threading.Lock()
         self._live: dict[str, tuple[str, str | None]] = {}  # drop key -> (database name, run tag)
         # A unix socket's path must stay under ~107 bytes: a deep TMPDIR (a test's, a hub's) would not do.
         base = tempfile.gettempdir()
-        self._folder = Path(tempfile.mkdtemp(prefix="course-broker-", dir="/tmp" if len(base) > 60 else base))
+        self._folder = folder or Path(
+            tempfile.mkdtemp(prefix="course-broker-", dir="/tmp" if len(base) > 60 else base)
+        )
         self.path = str(self._folder / "copies.sock")
         broker = self
 
@@ -102,6 +132,8 @@ class CopyBroker:
             with self._lock:
                 self._live.pop(key, None)
             raise
+        if self._socket_host is not None:
+            url = through_socket(url, self._socket_host)
         return {"url": url, "key": key}
 
     def _drop(self, key: str) -> None:
