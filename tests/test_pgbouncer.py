@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import secrets
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -17,7 +20,8 @@ from sqlalchemy.pool import NullPool
 from course import db
 from course.chapters.ch06_pooling import pgbouncer as module
 from course.chapters.ch06_pooling.pgbouncer import find_binary, not_run_reason, pgbouncer
-from course.chapters.ch06_pooling.traffic import clients, first_line, peaks
+from course.chapters.ch06_pooling.traffic import clients, first_line, peaks, show
+from course.db.postgres import admin as pg_admin
 from course.db.postgres.admin import dsn
 from course.domain.models import User
 from course.errors import CourseError
@@ -25,7 +29,7 @@ from course.settings import get_settings
 from tests.needs import missing
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def installed() -> None:
     try:
         find_binary()
@@ -33,14 +37,23 @@ def installed() -> None:
         missing(str(exc))
 
 
-@pytest.fixture
-async def users_url(installed: None, pg_url: str) -> str:
-    """A new database holding an empty users table: all the lesson's client workload reads."""
-    engine = db.make_engine(url=pg_url)
+async def _create_users_database(url: str) -> None:
+    await pg_admin.create_database_if_missing(url)
+    engine = db.make_engine(url=url)
     async with engine.begin() as conn:
         await conn.run_sync(User.__table__.create)  # type: ignore[attr-defined]
     await engine.dispose()
-    return pg_url
+
+
+@pytest.fixture(scope="module")
+def users_url(installed: None, pg_admin_url: str) -> Iterator[str]:
+    """A new database holding an empty users table (all the client workload reads), shared by this module's tests."""
+    url = db.parse_url(pg_admin_url).set(database=f"course_test_{secrets.token_hex(4)}")
+    asyncio.run(_create_users_database(url.render_as_string(hide_password=False)))
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        asyncio.run(pg_admin.drop_database(url))
 
 
 def behind_pgbouncer(url: str, **pool_options: Any) -> AsyncEngine:
@@ -85,7 +98,7 @@ async def test_the_fixed_configuration_serves_many_clients_on_few_server_connect
             assert [first_line(error) for error in errors] == []
             assert seen["servers"] <= 2
         # With NullPool every task was a client of its own; PgBouncer still used at most 2 server connections.
-        stats = await bouncer.show("STATS")
+        stats = await show(bouncer, "STATS")
         assert stats[0]["total_xact_count"] >= 2 * 12 * 2
 
 
@@ -112,13 +125,15 @@ def test_a_missing_binary_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert "SQLite" in (not_run_reason(get_settings(backend="sqlite")) or "")
 
 
-async def test_a_failed_start_says_why_in_one_line(users_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_failed_start_says_why_in_one_line(
+    installed: None, pg_admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with socket.socket() as taken:
         # Bound, not listening: PgBouncer's bind() fails, and nothing answers on the port meanwhile.
         taken.bind(("127.0.0.1", 0))
         monkeypatch.setattr(module, "free_port", lambda: taken.getsockname()[1])
         with pytest.raises(CourseError, match="PgBouncer did not start: ") as caught:
-            async with pgbouncer(users_url):
+            async with pgbouncer(pg_admin_url):
                 pass
     assert "\n" not in str(caught.value)
     assert not [name for name in os.listdir(module.tempfile.gettempdir()) if name.startswith("course-pgbouncer-")]

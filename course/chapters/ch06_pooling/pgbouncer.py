@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -14,10 +16,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import psycopg
-from psycopg.rows import dict_row
 from sqlalchemy.engine import URL
 
 from course import db
@@ -27,15 +27,21 @@ from course.settings import Settings
 
 # Debian installs it in /usr/sbin, which is not on every user's PATH.
 SBIN = ("/usr/sbin", "/sbin")
-START_TIMEOUT = 10.0
 MISSING = "PgBouncer is not installed (apt-get install pgbouncer; optional, for lesson 6)"
 _running: set[subprocess.Popen[bytes]] = set()
-Console = psycopg.AsyncConnection[Any]
 Owner = pwd.struct_passwd | None
 
 
 def _which() -> str | None:
     return shutil.which("pgbouncer", path=os.pathsep.join([os.environ.get("PATH", ""), *SBIN]))
+
+
+@functools.cache
+def version(binary: str) -> tuple[int, int]:
+    """PgBouncer's (major, minor) version from `pgbouncer --version` ("PgBouncer 1.18.0"); (0, 0) if unreadable."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    match = re.search(r"PgBouncer (\d+)\.(\d+)", out)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
 def find_binary() -> str:
@@ -53,14 +59,12 @@ def not_run_reason(settings: Settings) -> str | None:
 
 
 def _pooler_user() -> Owner:
-    """Who PgBouncer runs as: ourselves, or when we are root the `postgres` system user (else `nobody`)."""
-    # PgBouncer refuses to run as root, and rightly: a pooler needs no privileges at all.
+    """Who runs PgBouncer: we do, or if we are root the `postgres` system user (else `nobody`): it refuses root."""
     if os.geteuid() != 0:
         return None
-    for name in ("postgres", "nobody"):
-        with suppress(KeyError):
-            return pwd.getpwnam(name)
-    raise CourseError("running as root, with neither a `postgres` nor a `nobody` user to run PgBouncer as")
+    with suppress(KeyError):
+        return pwd.getpwnam("postgres")
+    return pwd.getpwnam("nobody")
 
 
 def _write_private(path: Path, text: str, owner: Owner) -> None:
@@ -86,24 +90,10 @@ class PgBouncer:
     folder: Path
     process: subprocess.Popen[bytes]
 
-    async def show(self, what: str = "POOLS", *, conn: Console | None = None) -> list[dict[str, Any]]:
-        """This database's rows of an admin console command (SHOW POOLS, SHOW STATS...); conn reuses a console()."""
-        if conn is None:
-            async with await self.console() as own:
-                return await self.show(what, conn=own)
-        # The console speaks only the simple query protocol: psycopg's client-side cursor uses it, asyncpg cannot.
-        cursor = psycopg.AsyncClientCursor(conn, row_factory=dict_row)
-        await cursor.execute(f"SHOW {what}")
-        database = db.parse_url(self.url).database
-        return [row for row in await cursor.fetchall() if row.get("database", database) == database]
 
-    async def console(self) -> Console:
-        """A connection to the admin console: the virtual database `pgbouncer`, same login (it is in admin_users)."""
-        url = db.parse_url(self.url).set(drivername="postgresql", database="pgbouncer")
-        return await psycopg.AsyncConnection.connect(url.render_as_string(False), autocommit=True)
-
-
-def _write_files(folder: Path, *, server: URL, port: int, pool_size: int, auth: str, owner: Owner) -> None:
+def _write_files(
+    folder: Path, owner: Owner, server: URL, port: int, pool_size: int, auth: str, binary: str
+) -> None:
     config = f"""\
 [databases]
 {server.database} = host={server.host or "127.0.0.1"} port={server.port or 5432} dbname={server.database}
@@ -123,6 +113,8 @@ max_client_conn = 500
 ; One line per login would bury the lines that matter (why it did not start).
 log_connections = 0
 log_disconnections = 0
+; 1.21+ can track protocol-level prepared statements: off, as in 1.18, so transaction mode behaves the same.
+{"max_prepared_statements = 0" if version(binary) >= (1, 21) else ""}
 """
     _write_private(folder / "pgbouncer.ini", config, owner)
     quoted = ['"' + str(value).replace('"', '""') + '"' for value in (server.username, server.password)]
@@ -130,7 +122,7 @@ log_disconnections = 0
 
 
 async def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise CourseError(f"PgBouncer did not start: {_tail(log)}")
@@ -139,7 +131,7 @@ async def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) ->
             writer.close()
             return
         await asyncio.sleep(0.02)
-    raise CourseError(f"PgBouncer did not listen within {START_TIMEOUT:.0f} s: {_tail(log)}")
+    raise CourseError(f"PgBouncer did not listen within 10 s: {_tail(log)}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -167,9 +159,9 @@ async def pgbouncer(
 ) -> AsyncIterator[PgBouncer]:
     """Start PgBouncer (transaction mode, pool_size server connections) in front of url's database; stop it after.
 
-    Clients log in to PgBouncer with scram-sha-256, as to the server: the password never crosses the wire, and
-    PgBouncer logs in to PostgreSQL with the copy in its userlist (mode 600). "plain" lets the client send the
-    password itself, acceptable only because PgBouncer listens on the loopback interface alone.
+    Clients log in with scram-sha-256, as to the server: the password never crosses the wire, and PgBouncer logs in
+    to PostgreSQL with the copy in its userlist (mode 600). "plain" lets the client send the password as it is:
+    acceptable only because PgBouncer listens on the loopback interface alone.
     """
     binary = find_binary()
     server = db.parse_url(url)
@@ -182,7 +174,7 @@ async def pgbouncer(
         if owner is not None:
             os.chown(folder, owner.pw_uid, owner.pw_gid)
         port = free_port()
-        _write_files(folder, server=server, port=port, pool_size=pool_size, auth=auth, owner=owner)
+        _write_files(folder, owner, server, port, pool_size, auth, binary)
         log = folder / "pgbouncer.log"
         # Its stderr is a file we opened, so the log works whichever user PgBouncer runs as.
         with open(log, "wb") as err:

@@ -1,4 +1,4 @@
-"""The lesson's PgBouncer workloads: many concurrent clients running short transactions, and interleaved timings."""
+"""What the lesson does with its PgBouncer: many concurrent clients, the admin console (SHOW ...), interleaved timings."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
+import psycopg
+from psycopg.rows import dict_row
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from course import db
 from course.chapters.ch06_pooling.pgbouncer import PgBouncer
 from course.domain.models import User
 
@@ -60,17 +64,37 @@ async def interleaved_ms(
     return samples
 
 
+async def console(bouncer: PgBouncer) -> psycopg.AsyncConnection[Any]:
+    """A connection to PgBouncer's admin console: the virtual database `pgbouncer`, same login (in admin_users)."""
+    url = db.parse_url(bouncer.url).set(drivername="postgresql", database="pgbouncer")
+    return await psycopg.AsyncConnection.connect(url.render_as_string(False), autocommit=True)
+
+
+async def show(
+    bouncer: PgBouncer, what: str = "POOLS", *, conn: psycopg.AsyncConnection[Any] | None = None
+) -> list[dict[str, Any]]:
+    """The bouncer's database's rows of an admin console command (SHOW POOLS, SHOW STATS...); conn reuses a console."""
+    if conn is None:
+        async with await console(bouncer) as own:
+            return await show(bouncer, what, conn=own)
+    # The console speaks only the simple query protocol: psycopg's client-side cursor uses it, asyncpg cannot.
+    cursor = psycopg.AsyncClientCursor(conn, row_factory=dict_row)
+    await cursor.execute(f"SHOW {what}")
+    database = db.parse_url(bouncer.url).database
+    return [row for row in await cursor.fetchall() if row.get("database", database) == database]
+
+
 @asynccontextmanager
 async def peaks(bouncer: PgBouncer, *, every: float = 0.02) -> AsyncIterator[dict[str, int]]:
     """Poll SHOW POOLS while the block runs: the dict ends with the most clients and server connections seen at once."""
     seen = {"clients": 0, "servers": 0}
     done = asyncio.Event()
     # One console connection for the whole block: a login per poll would load PgBouncer more than the clients do.
-    async with await bouncer.console() as conn:
+    async with await console(bouncer) as conn:
 
         async def poll() -> None:
             while not done.is_set():
-                for row in await bouncer.show("POOLS", conn=conn):
+                for row in await show(bouncer, "POOLS", conn=conn):
                     seen["clients"] = max(seen["clients"], row["cl_active"] + row["cl_waiting"])
                     servers = sum(row[key] for key in ("sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login"))
                     seen["servers"] = max(seen["servers"], servers)
