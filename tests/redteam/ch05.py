@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import insert, select, text, update
@@ -942,3 +943,45 @@ CASES = [
     Case("5.4", (withdraw_never_commits, Conflict), "fail", "'in one transaction' that is never committed"),
     Case("5.4", (withdraw_twice, Conflict), "fail", "'subtract the amount' once: doing the work twice"),
 ]
+
+# A piece of the ❌ message each `fail` case must give (chosen from the messages of the blind run, reviewed; none
+# where the flaw can show in more than one way under concurrency).
+FRAGMENTS: dict[str, str] = {
+    "5.1-fail-transfer_credit_kept_on_refusal": "a refused transfer changed the balances: refuse before",
+    "5.1-fail-transfer_for_update_no_immediate": "on SQLite a transaction that reads first may not write once",
+    "5.1-fail-transfer_ledger_twice": "write exactly one ledger row per applied transfer, none for",
+    "5.1-fail-transfer_lock_one_row": "",
+    "5.1-fail-transfer_never_commits": "cents the balances are",
+    "5.1-fail-transfer_no_ledger": "write exactly one ledger row per applied transfer, none for",
+    "5.1-fail-transfer_read_then_write": "",
+    "5.1-fail-transfer_strictly_more": "transfer of the whole balance",
+    "5.1-fail-transfer_swallows_errors": "transfers were refused, far more than the balances explain:",
+    "5.1-fail-transfer_unordered_updates": "two transfers locked the same two accounts in opposite",
+    "5.2-fail-rit_commit_outside_try": "reported by COMMIT reached the caller",
+    "5.2-fail-rit_fixed_five": "times: `attempts` counts every run, the first included",
+    "5.2-fail-rit_never_commits": "each attempt must run in its own transaction, and only the",
+    "5.2-fail-rit_no_pause": "without a pause",
+    "5.2-fail-rit_no_retry": "concurrent increments at SERIALIZABLE",
+    "5.2-fail-rit_one_extra_attempt": "times: `attempts` counts every run, the first included",
+    "5.2-fail-rit_retries_everything": "times: repeating cannot fix a broken constraint. Retry only",
+    "5.2-fail-rit_retries_integrity": "times: repeating cannot fix a broken constraint. Retry only",
+    "5.2-fail-rit_serialization_only": "two transactions that deadlocked: one ended with DBAPIError",
+    "5.2-fail-rit_swallows_last_error": "after the last attempt the caller should get the database",
+    "5.3-fail-import_commits_each": "in the middle of the batch: leave it to the caller, and",
+    "5.3-fail-import_last_duplicate_wins": "should be kept and its later duplicate skipped",
+    "5.3-fail-import_one_based": "but the rows the database refuses are at positions",
+    "5.3-fail-import_own_session": "before the caller committed",
+    "5.3-fail-import_python_validation": "at a bad row: a failed INSERT spoils the whole transaction",
+    "5.3-fail-import_returns_good": "but the rows the database refuses are at positions",
+    "5.3-fail-import_rollback_whole": "in the middle of the batch: leave it to the caller, and",
+    "5.3-fail-import_stops_at_first_bad": "A bad row must undo only itself — roll back to a savepoint",
+    "5.4-fail-withdraw_check_then_write+Conflict": "while your withdrawal was between its check and its write,",
+    "5.4-fail-withdraw_commits_then_conflicts+Conflict": "withdrawal changed the account",
+    "5.4-fail-withdraw_ignores_version+Conflict": "withdraw with a stale expected_version",
+    "5.4-fail-withdraw_leaks_stale_data+Conflict": "a stale expected_version raised ValueError: raise Conflict,",
+    "5.4-fail-withdraw_never_commits+Conflict": "withdrawing 2500 from 10000 left 10000",
+    "5.4-fail-withdraw_no_bump+Conflict": "every successful update must bump it by one",
+    "5.4-fail-withdraw_returns_old_version+Conflict": "expected the new version",
+    "5.4-fail-withdraw_twice+Conflict": "withdrawing 2500 from 10000 left 5000",
+}
+CASES = [replace(case, fragment=FRAGMENTS.get(case.id, "")) for case in CASES]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -341,7 +342,7 @@ async def post_counts_group_by(Session, user_ids, *, limit=5):  # noqa: ANN001, 
             .where(Post.author_id.in_(user_ids))
             .group_by(Post.author_id)
         )
-        found = dict(rows.tuples().all())
+        found = dict(rows.all())
     return {u: found.get(u, 0) for u in user_ids}
 
 
@@ -510,3 +511,42 @@ CASES = [
     Case("6.4", (pool_settings_rounded,), "fail", "'never need more than max_connections - reserved' (round up)"),
     Case("6.4", (pool_settings_seed_shaped,), "fail", "hard-coded for one example"),
 ]
+
+# A piece of the ❌ message each `fail` case must give (chosen from the messages of the blind run, reviewed; none
+# where the flaw can show in more than one way under concurrency).
+FRAGMENTS: dict[str, str] = {
+    "6.1-fail-get_session_closes_on_success_only": "were never closed: close the session when the request ends,",
+    "6.1-fail-get_session_commit_first": "a request that succeeded wrote a tag, but it is not in the",
+    "6.1-fail-get_session_commit_in_finally": "and the tag was committed: a request that raises must be",
+    "6.1-fail-get_session_http_only": "an endpoint wrote a tag and then crashed, and the tag was",
+    "6.1-fail-get_session_never_closes": "were never closed: close the session when the request ends,",
+    "6.1-fail-get_session_no_commit": "a request that succeeded wrote a tag, but it is not in the",
+    "6.1-fail-get_session_shared": "were never closed: close the session when the request ends,",
+    "6.1-fail-get_session_swallows": "let the exception through",
+    "6.2-fail-engine_default_timeout": "must fail with TimeoutError within 2 s",
+    "6.2-fail-engine_eight_steady": "the spec keeps 5",
+    "6.2-fail-engine_impatient": "waits up to 2 s for one",
+    "6.2-fail-engine_no_pool": "past the spec's 8 at once",
+    "6.2-fail-engine_no_pre_ping": "Have the pool test it first",
+    "6.2-fail-engine_overflow_eight": "past the spec's 8 at once",
+    "6.2-fail-engine_unbounded_overflow": "past the spec's 8 at once",
+    "6.3-fail-post_counts_fixed_five": "bound how many tasks query at once",
+    "6.3-fail-post_counts_group_by": "session: that is not a fan-out with one session per task",
+    "6.3-fail-post_counts_hides_deleted": "posts, post_counts said",
+    "6.3-fail-post_counts_missing_zeros": "every id asked for is a key",
+    "6.3-fail-post_counts_never_closed": "sessions were never closed: each keeps its connection.",
+    "6.3-fail-post_counts_one_too_many": "4 connections were in use at once with limit=3",
+    "6.3-fail-post_counts_sequential": "never two connections in use at once",
+    "6.3-fail-post_counts_shared_session": "several tasks used one session at the same time, and",
+    "6.3-fail-post_counts_unbounded": "bound how many tasks query at once",
+    "6.4-fail-pool_settings_error_below_zero": "not even one connection per worker fits, but it returned",
+    "6.4-fail-pool_settings_fixed_reserve": "give every worker the largest total that fits",
+    "6.4-fail-pool_settings_float": "both whole numbers, pool_size at least",
+    "6.4-fail-pool_settings_ignores_reserved": "connections at full overflow, more than max_connections −",
+    "6.4-fail-pool_settings_no_error": "not even one connection per worker fits, but it returned",
+    "6.4-fail-pool_settings_overflow_on_top": "connections at full overflow, more than max_connections −",
+    "6.4-fail-pool_settings_overflow_rounded_up": "(rounded down) is",
+    "6.4-fail-pool_settings_rounded": "connections at full overflow, more than max_connections −",
+    "6.4-fail-pool_settings_seed_shaped": "give every worker the largest total that fits",
+}
+CASES = [replace(case, fragment=FRAGMENTS.get(case.id, "")) for case in CASES]

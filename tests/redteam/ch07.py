@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -801,3 +802,52 @@ CASES = [
         "7.4", (helpdesk_models_no_convention,), "fail", "'on a new declarative base (with the naming convention)'"
     ),
 ]
+
+# A piece of the ❌ message each `fail` case must give (chosen from the messages of the blind run, reviewed; none
+# where the flaw can show in more than one way under concurrency).
+FRAGMENTS: dict[str, str] = {
+    "7.1-fail-project_models_assignee_cascade": "tasks.assignee_id says ON DELETE CASCADE, but the spec says",
+    "7.1-fail-project_models_assignee_unindexed": "no index starts with tasks.assignee_id: the database",
+    "7.1-fail-project_models_done_python_default": "need defaults in the database",
+    "7.1-fail-project_models_email_unique": "unique in members: the same email may join several teams,",
+    "7.1-fail-project_models_estimate_positive": "refused a task with estimate_minutes = 0",
+    "7.1-fail-project_models_extra_column": "tasks has a column the spec does not ask for: updated_at",
+    "7.1-fail-project_models_member_no_cascade": "members.team_id says ON DELETE NO ACTION, but the spec says",
+    "7.1-fail-project_models_naive_created": "teams.created_at is a timestamp without time zone: declare",
+    "7.1-fail-project_models_name_not_unique": "unique in teams",
+    "7.1-fail-project_models_name_too_long": "teams.name is VARCHAR",
+    "7.1-fail-project_models_no_convention": "naming convention, which names it",
+    "7.1-fail-project_models_python_created": "need defaults in the database",
+    "7.1-fail-project_models_role_ck_misnamed": "name it as the spec says, through the naming convention",
+    "7.1-fail-project_models_role_python_default": "need defaults in the database",
+    "7.1-fail-project_models_shared_base": "created no table members, tasks, teams: name the tables",
+    "7.1-fail-project_models_task_team_restrict": "tasks.team_id says ON DELETE RESTRICT, but the spec says",
+    "7.2-fail-soft_delete_sessionmaker_global": "Session class, so it filters every session",
+    "7.2-fail-soft_delete_sessionmaker_no_aliases": "every ORM SELECT these sessions run must leave deleted rows",
+    "7.2-fail-soft_delete_sessionmaker_no_way_out": "posts: that option is the way out of the filter, and must",
+    "7.2-fail-soft_delete_sessionmaker_plain": "every ORM SELECT these sessions run must leave deleted rows",
+    "7.2-fail-soft_delete_sessionmaker_recent_only": "every ORM SELECT these sessions run must leave deleted rows",
+    "7.2-fail-soft_delete_sessionmaker_unwired": "every ORM SELECT these sessions run must leave deleted rows",
+    "7.2-fail-soft_delete_sessionmaker_users_only": "every ORM SELECT these sessions run must leave deleted rows",
+    "7.2-fail-soft_delete_sessionmaker_where_main": "every ORM SELECT these sessions run must leave deleted rows",
+    "7.3-fail-wallet_models_float+withdraw_update_returning+InsufficientFunds": "money in cents is an integer — a float cannot even hold",
+    "7.3-fail-wallet_models_misnamed_check+withdraw_update_returning+InsufficientFunds": "no CHECK constraint named ck_wallets_balance_not_negative",
+    "7.3-fail-wallet_models_no_check+withdraw_update_returning+InsufficientFunds": "a plain UPDATE setting a balance to -1 was accepted",
+    "7.3-fail-wallet_models_nullable+withdraw_update_returning+InsufficientFunds": "balance_cents accepts NULL: a wallet always has a balance",
+    "7.3-fail-wallet_models_right+withdraw_leaks_integrity+InsufficientFunds": "IntegrityError escape: catch it, roll the session back",
+    "7.3-fail-wallet_models_right+withdraw_no_commit+InsufficientFunds": "withdraw must commit its change",
+    "7.3-fail-wallet_models_right+withdraw_no_rollback+InsufficientFunds": "after a refused withdrawal the session still has a failed",
+    "7.3-fail-wallet_models_right+withdraw_read_decide+InsufficientFunds": "withdraw read the balance before updating it: between that",
+    "7.3-fail-wallet_models_right+withdraw_returns_old+InsufficientFunds": "it should return the new balance",
+    "7.3-fail-wallet_models_strict_check+withdraw_update_returning+InsufficientFunds": "is allowed, only what is below zero is refused",
+    "7.4-fail-helpdesk_models_active_relationship": "the ORM loaded the tickets and tried to empty their",
+    "7.4-fail-helpdesk_models_agent_cascade": "deleting an agent deleted their tickets: tickets must stay,",
+    "7.4-fail-helpdesk_models_agent_not_null": "inserting customers, agents, tickets, messages and invoices",
+    "7.4-fail-helpdesk_models_invoice_cascade": "a customer who has an invoice was deleted — and the invoice",
+    "7.4-fail-helpdesk_models_message_kept": "deleting a customer must delete their tickets and those",
+    "7.4-fail-helpdesk_models_no_convention": "whose MetaData has the course's naming convention",
+    "7.4-fail-helpdesk_models_no_relationship": "the customers model has no `tickets` relationship",
+    "7.4-fail-helpdesk_models_orm_cascade": "tickets into Python: with ON DELETE CASCADE the database",
+    "7.4-fail-helpdesk_models_ticket_restrict": "deleting a customer must delete their tickets and those",
+}
+CASES = [replace(case, fragment=FRAGMENTS.get(case.id, "")) for case in CASES]
