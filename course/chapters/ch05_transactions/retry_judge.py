@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import text
@@ -198,20 +198,18 @@ async def judge_bounded(run: Callable[..., Any], db: CheckDB) -> None:
     )
 
     # From each failure to the next attempt: a rollback and a new session take about a round trip; a pause more.
-    # Five gaps (attempts=6): a randomised pause, however small its first draws, makes at least one of them long,
-    # while a loop without a pause only ever shows the round trip.
-    # The round trip alone is measured with the check's own loop (no pause) before and after the learner's, on
-    # the same busy machine; its median gap is what every gap pays anyway (a stall in the control runs does not
-    # move a median). What the learner's gaps add on top of it is their pause.
-    async def gaps_of(wrapper: Callable[..., Any]) -> list[float]:
+    # The round trip alone is measured with failing transactions sent back to back, before and after the
+    # learner's run on the same busy machine; its median gap is what every gap pays anyway (a stall in those runs
+    # does not move a median). What the learner's five gaps add on top of it is their pause.
+    async def gaps_of(attempts: Callable[[], Awaitable[Any]]) -> list[float]:
         calls.times.clear()
         failed_at.clear()
-        await _run_wrapper(wrapper, db.Session, always_conflicts, attempts=6)
+        await attempts()
         return [start - failed for failed, start in zip(failed_at, calls.times[1:], strict=False)]
 
-    before = await gaps_of(_without_pause)
-    gaps = await gaps_of(run)
-    after = await gaps_of(_without_pause)
+    before = await gaps_of(lambda: _back_to_back(db.Session, always_conflicts, 6))
+    gaps = await gaps_of(lambda: _run_wrapper(run, db.Session, always_conflicts, attempts=6))
+    after = await gaps_of(lambda: _back_to_back(db.Session, always_conflicts, 6))
     round_trip = statistics.median(before + after)
     paused = sum(max(0.0, gap - round_trip) for gap in gaps)
     expect(
@@ -222,13 +220,14 @@ async def judge_bounded(run: Callable[..., Any], db: CheckDB) -> None:
     )
 
 
-async def _without_pause(Session: Any, work: Callable[[Any], Any], *, attempts: int) -> Any:
-    """The check's own retry loop with no pause at all: the round trip every gap pays."""
-    for attempt in range(1, attempts + 1):
+async def _back_to_back(maker: Any, fails: Callable[[Any], Awaitable[Any]], runs: int) -> None:
+    """`runs` failing transactions one after another with nothing in between: the round trip every retry pays."""
+    for _ in range(runs):
+        tx = maker()
         try:
-            async with Session() as session, session.begin():
-                return await work(session)
+            await tx.begin()
+            await fails(tx)
         except DBAPIError:
-            if attempt == attempts:
-                raise
-    return None
+            await tx.rollback()
+        finally:
+            await tx.close()
