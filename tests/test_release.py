@@ -17,7 +17,6 @@ ROOT = project_root()
 # and once it is fixed the strict xfail turns into a failure that asks to remove it from this list.
 KNOWN = {
     ("5.1", "course/chapters/ch05_transactions/bank.py"),
-    ("5.2", "course/chapters/ch05_transactions/retry.py"),
 }
 
 

@@ -173,6 +173,7 @@ async def _check_retry(run_in_transaction: Callable[..., Any], db: CheckDB) -> N
     Serializable = course_db.make_sessionmaker(serializable)
     try:
         await retry_judge.judge_serialization_failures(run_in_transaction, Serializable)
+        await retry_judge.judge_commit_failure(run_in_transaction, Serializable)
         await retry_judge.judge_deadlock(run_in_transaction, db)
         await retry_judge.judge_other_errors(run_in_transaction, db)
         await retry_judge.judge_bounded(run_in_transaction, db)
@@ -221,6 +222,15 @@ async def _check_import(import_products: Callable[..., Any], db: CheckDB) -> Non
                         "the whole transaction unless it ran inside a savepoint — one begin_nested() per row"
                     )
                 raise
+        # Nothing may be visible outside the caller's transaction before the caller commits: rows written through
+        # another session (or committed behind the caller's back) are not the caller's to commit or roll back.
+        async with db.Session() as other:
+            early = sorted((await other.scalars(select(Product.sku).where(Product.sku.ilike("imp-%")))).all())
+        expect(
+            not early,
+            f"other connections saw {early} before the caller committed: insert the rows in the caller's session "
+            "(inside its transaction) and leave the commit, or the rollback, to the caller",
+        )
         # The caller's transaction goes on: it can still write, and its commit keeps the good rows.
         skus = set((await session.scalars(select(Product.sku).where(Product.sku.ilike("imp-%")))).all())
     expect(

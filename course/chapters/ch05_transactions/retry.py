@@ -1,17 +1,11 @@
-"""Which database errors mean "run the whole transaction again", and a bounded retry with backoff and jitter."""
+"""Which database errors mean "run the whole transaction again" (the retry loops themselves are written in the
+lesson and in exercise 5.2: the package holds no answer)."""
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-T = TypeVar("T")
 
 # PostgreSQL's two "not your fault, try again" SQLSTATEs: serialization_failure and deadlock_detected.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -49,32 +43,3 @@ class Attempts:
 
     count: int = 0
     retried: int = 0
-
-
-async def run_transaction(
-    Session: async_sessionmaker[AsyncSession],
-    work: Callable[[AsyncSession], Awaitable[T]],
-    *,
-    attempts: int = 8,
-    base_delay: float = 0.005,
-    max_delay: float = 0.2,
-    stats: Attempts | None = None,
-    rng: random.Random | None = None,
-) -> T:
-    """Run work(session) in its own transaction; on 40001/40P01 roll back and run it again, at most `attempts` times."""
-    rng = rng or random.Random()
-    for attempt in range(1, attempts + 1):
-        if stats is not None:
-            stats.count += 1
-        try:
-            # A new session per attempt: the failed one is rolled back and closed by the `async with`.
-            async with Session() as session, session.begin():
-                return await work(session)
-        except DBAPIError as exc:
-            if not is_retryable(exc) or attempt == attempts:
-                raise
-            if stats is not None:
-                stats.retried += 1
-        # Exponential backoff with full jitter: colliding transactions spread out instead of colliding again.
-        await asyncio.sleep(rng.uniform(0, min(max_delay, base_delay * 2**attempt)))
-    raise AssertionError("unreachable")  # pragma: no cover

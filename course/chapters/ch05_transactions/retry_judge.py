@@ -34,6 +34,8 @@ async def reset_counter(db: CheckDB) -> None:
         await conn.execute(text("DROP TABLE IF EXISTS retry_counter"))
         await conn.execute(text("CREATE TABLE retry_counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
         await conn.execute(text("INSERT INTO retry_counter VALUES (1, 0), (2, 0)"))
+        await conn.execute(text("DROP TABLE IF EXISTS retry_skew"))
+        await conn.execute(text("CREATE TABLE retry_skew (k TEXT NOT NULL)"))
 
 
 async def _run_wrapper(run: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, BaseException | None]:
@@ -77,6 +79,36 @@ async def judge_serialization_failures(run: Callable[..., Any], Session: Any) ->
     expect(
         sorted(value for value, _ in outcomes) == [1, 2, 3, 4],
         f"run_in_transaction returned {[v for v, _ in outcomes]}: return what work returned",
+    )
+
+
+async def judge_commit_failure(run: Callable[..., Any], Session: Any) -> None:
+    """A serialization failure that PostgreSQL reports at COMMIT, after work has returned (write skew)."""
+    calls = _Calls()
+
+    async def write_skew(session: Any) -> int:
+        n = calls()
+        await session.execute(text("SELECT count(*) FROM retry_skew WHERE k = 'a'"))
+        await session.execute(text("INSERT INTO retry_skew (k) VALUES ('b')"))
+        if n == 1:
+            # Another SERIALIZABLE transaction makes the mirror-image move and commits first: the learner's
+            # transaction is now doomed, and PostgreSQL says so when it tries to COMMIT.
+            async with Session() as other, other.begin():
+                await other.execute(text("SELECT count(*) FROM retry_skew WHERE k = 'b'"))
+                await other.execute(text("INSERT INTO retry_skew (k) VALUES ('a')"))
+        return n
+
+    result, exc = await _run_wrapper(run, Session, write_skew, attempts=5)
+    expect(
+        exc is None,
+        f"a serialization failure reported by COMMIT reached the caller ({describe(exc) if exc else ''}): at "
+        "SERIALIZABLE PostgreSQL often detects the conflict only when the transaction commits, so the commit "
+        "belongs inside the attempt that is retried",
+    )
+    expect(
+        len(calls.times) == 2 and result == 2,
+        f"work ran {len(calls.times)} time(s) and run_in_transaction returned {result!r} after a COMMIT failed with "
+        "40001: expected one retry, and what the successful attempt returned",
     )
 
 
@@ -191,15 +223,17 @@ async def judge_bounded(run: Callable[..., Any], db: CheckDB) -> None:
     )
     # The pause is timed from the end of the rollback that follows each failure to the next attempt, so the
     # rollback's round trip (tens of ms on a busy server) never passes for a pause. Five gaps (attempts=6): a
-    # randomised pause, however small its first draws, makes at least one of them long, while a loop without a
-    # pause only ever shows a little Python.
+    # randomised pause that grows adds up to far more than 10 ms, however small its first draws, while a loop
+    # without a pause only ever shows a little Python.
     calls.times.clear()
     failed_at.clear()
     with _rollbacks_timed(db) as rolled_back:
         await _run_wrapper(run, db.Session, always_conflicts, attempts=6)
     gaps = [start - _after(failed, rolled_back) for failed, start in zip(failed_at, calls.times[1:], strict=False)]
+    paused = sum(gaps)
     expect(
-        bool(gaps) and max(gaps) >= 0.005,
-        f"attempts followed each other after at most {1000 * max(gaps, default=0):.1f} ms, without a pause: "
-        "wait a few milliseconds, more with each attempt and randomised, so the colliding transactions spread out",
+        len(gaps) == 5 and paused >= 0.010,
+        f"between 6 attempts your wrapper waited {1000 * paused:.1f} ms in all after rolling back: "
+        "the attempts followed each other without a pause. Wait a few milliseconds, more with each attempt and "
+        "randomised, so the colliding transactions spread out",
     )

@@ -182,6 +182,12 @@ async def _check_7_3(wallet_models: Callable[[], Any], withdraw: Any, insufficie
             )
         except IntegrityError:
             pass
+        checks = sorted(name or "(unnamed)" for name, _ in (await scratch.tables())["wallets"].checks)
+        expect(
+            "ck_wallets_balance_not_negative" in checks,
+            f"no CHECK constraint named ck_wallets_balance_not_negative on wallets (found: {checks or 'none'}): "
+            "name it balance_not_negative, and the naming convention prefixes it",
+        )
         Session = async_sessionmaker(scratch.engine, expire_on_commit=False)
         await _withdraw_ok(withdraw, insufficient, Session, scratch.engine, 1, 999, 1)
         await _withdraw_refused(withdraw, insufficient, Session, scratch.engine, 1, 2)

@@ -20,6 +20,12 @@ COLUMNS_7_4 = {
     "messages": ("id", "ticket_id", "body"),
     "invoices": ("id", "customer_id", "amount_cents"),
 }
+FKS_7_4 = (
+    ("tickets", "customer_id", "customers"),
+    ("tickets", "agent_id", "agents"),
+    ("messages", "ticket_id", "tickets"),
+    ("invoices", "customer_id", "customers"),
+)
 ROWS_7_4: dict[str, list[dict[str, int | str | None]]] = {
     "customers": [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Bo"}, {"id": 3, "name": "Cy"}],
     "agents": [{"id": 1, "name": "Lin"}, {"id": 2, "name": "Mo"}],
@@ -63,6 +69,16 @@ async def judge_7_4(scratch: Scratch, models: list[type[DeclarativeBase]], fn_na
         missing = [c for c in columns if c not in t[table].c]
         expect(not missing, f"{table} has no column {', '.join(missing)}")
     await create_all(scratch, customer_class.metadata, fn_name)
+    found = await scratch.tables()
+    for table, column, target in FKS_7_4:
+        fk = found[table].fk(column)
+        expect(fk is not None, f"{table}.{column} is not a foreign key to {target}.id")
+        expect(
+            fk is not None and fk.get("name") == f"fk_{table}_{column}_{target}",
+            f"the foreign key on {table}.{column} is named {fk.get('name') if fk else None!r}: build the models on "
+            "a new declarative base whose MetaData has the course's naming convention (fk_<table>_<column>_<referred "
+            "table>)",
+        )
     try:
         async with scratch.engine.begin() as conn:
             for table, rows in ROWS_7_4.items():

@@ -148,11 +148,14 @@ class _Transactions:
         self.updates = 0
         self.per_transaction: list[int] = []
 
-    def statement(self, conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+    def statement(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
+    ) -> None:
         sql = statement.lstrip().upper()
         # UPDATE ..., or WITH ... UPDATE (PostgreSQL); SELECT ... FOR UPDATE changes nothing.
         if _UPDATE.search(sql) and not sql.startswith("SELECT"):
-            self.updates += 1
+            # An executemany runs the statement once per parameter set: one UPDATE per row, sent in one call.
+            self.updates += len(parameters) if executemany and parameters else 1
             changed = cursor.rowcount
             if changed < 0 and conn.dialect.name == "sqlite":
                 # Python's sqlite3 reports no rowcount for WITH ... UPDATE: ask SQLite what the statement changed.
@@ -213,6 +216,14 @@ async def _check_backfill(backfill_email_lower: Callable[..., Any], db: CheckDB)
         f"{seen.updates:,} UPDATE statements for {missing:,} rows: that is about one per row. Update a whole batch "
         "with one statement (a range of ids)",
     )
+    # Batches of batch_size rows need about `batches` UPDATEs (one more for a walk over every row, filled or not);
+    # id ranges of batch_size need one per range, and across the gaps most ranges hold few rows or none.
+    expect(
+        seen.updates <= batches + 2,
+        f"{seen.updates:,} UPDATE statements for {missing:,} rows in batches of {BATCH_SIZE}, where {batches} batches "
+        "would do: the ids have gaps, so a range of batch_size ids holds fewer rows. Walk the rows that exist — "
+        "each batch ends at the id of the batch_size-th next row (WHERE id > :last ORDER BY id LIMIT :n)",
+    )
     expect(
         result == missing,
         f"backfill_email_lower returned {result!r}; it should return how many rows it filled ({missing:,})",
@@ -238,18 +249,23 @@ async def _check_concurrent_index(upgrade: Callable[..., Any], downgrade: Callab
         migrations.close()
 
 
-async def _judge_concurrent_index(db: CheckDB, migrations: Any, steps: Any) -> None:
-    # A transaction that has written to the table and is still open: the moment every busy table has.
+async def _while_busy(
+    db: CheckDB, migrations: Any, steps: Any, action: str, target: str, like: str
+) -> float | None:
+    """Run the migration while another transaction has written to signups and stays open; meanwhile a third
+    connection inserts a row. The seconds that insert took, or None if it waited for a lock (was blocked)."""
+    # The writer's row id is chosen now: once the migration waits for a lock, even a SELECT on signups may queue.
+    row = await _next_signup(db)
     other = await db.engine.connect()
     try:
         await other.begin()
         await other.execute(text("UPDATE signups SET email = email WHERE id = 1"))
-        task = asyncio.create_task(migrations.upgrade("head"))
-        waiting = await pglocks.waits_for_a_lock(db.engine, task, "CREATE%INDEX%")
+        task = asyncio.create_task(getattr(migrations, action)(target))
+        waiting = await pglocks.waits_for_a_lock(db.engine, task, like)
         since = time.monotonic()
         blocked = (
             await pglocks.insert_waits(
-                db.engine, "INSERT INTO signups (id, email) VALUES (999999, 'writer@example.com')"
+                db.engine, f"INSERT INTO signups (id, email) VALUES ({row}, 'writer{row}@example.com')"
             )
             if waiting
             else 0.0
@@ -267,6 +283,16 @@ async def _judge_concurrent_index(db: CheckDB, migrations: Any, steps: Any) -> N
     if steps.error is not None:
         _explain_postgres_error(steps.error)
         await steps.raise_learner_error()
+    return blocked
+
+
+async def _next_signup(db: CheckDB) -> int:
+    async with db.engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT coalesce(max(id), 0) FROM signups"))) + 1_000_000
+
+
+async def _judge_concurrent_index(db: CheckDB, migrations: Any, steps: Any) -> None:
+    blocked = await _while_busy(db, migrations, steps, "upgrade", "head", "%CREATE%INDEX%")
     async with db.engine.connect() as conn:
         valid = await pglocks.index_is_valid(conn, INDEX)
         columns = (
@@ -283,14 +309,25 @@ async def _judge_concurrent_index(db: CheckDB, migrations: Any, steps: Any) -> N
         columns and columns.rstrip().endswith("(email_lower)"), f"{INDEX} should index email_lower only: {columns}"
     )
     expect(
+        columns and " UNIQUE " not in f" {columns.upper()} ",
+        f"{INDEX} is a UNIQUE index: it would refuse two signups with the same address, a rule nobody asked for. "
+        "Build a plain index",
+    )
+    expect(
         blocked is not None,
         "a one-row INSERT waited more than a second while the index was being built: a plain CREATE INDEX locks out "
         "every writer until it finishes. Build it CONCURRENTLY (postgresql_concurrently=True)",
     )
-    await run_steps(migrations, steps, "downgrade", "0001")
+    blocked = await _while_busy(db, migrations, steps, "downgrade", "0001", "%DROP%INDEX%")
     async with db.engine.connect() as conn:
         gone = await pglocks.index_is_valid(conn, INDEX) is None
     expect(gone, f"after downgrade the index {INDEX} is still there: the downgrade must drop it")
+    expect(
+        blocked is not None,
+        "a one-row INSERT waited more than a second while the downgrade dropped the index: a plain DROP INDEX "
+        "waits for the open transaction and locks out every writer behind it. Drop it CONCURRENTLY too, in an "
+        "autocommit block",
+    )
 
 
 def _explain_postgres_error(exc: BaseException) -> None:

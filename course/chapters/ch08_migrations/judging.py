@@ -120,7 +120,10 @@ def _one(diff: Any) -> str:
     if isinstance(diff, list):
         kind, _schema, table, column, existing, old, new = diff[0]
         what = {"modify_nullable": "NULL-ability", "modify_default": "server default", "modify_type": "type"}
-        return f"{table}.{column}: the {what.get(kind, kind)} differs ({old!s:.40} in the database, {new!s:.40} in the models)"
+        return (
+            f"{table}.{column}: the {what.get(kind, kind)} differs ({_shown(old)} in the database, "
+            f"{_shown(new)} in the models)"
+        )
     kind, obj = diff[0], diff[-1]
     if kind in ("add_column", "remove_column"):
         table, column = diff[2], diff[3]
@@ -130,6 +133,17 @@ def _one(diff: Any) -> str:
     if kind in ("add_table", "remove_table"):
         return f"table {obj.name} is {'missing' if kind == 'add_table' else 'there but not in the models'}"
     return str(kind)
+
+
+def _shown(value: Any) -> str:
+    """A type, flag or server default as a learner would write it (a DefaultClause shows its SQL, not its repr)."""
+    arg = getattr(value, "arg", value)
+    if hasattr(arg, "compile"):
+        try:
+            arg = arg.compile(compile_kwargs={"literal_binds": True})
+        except Exception:  # noqa: BLE001 - a description only: fall back to str()
+            pass
+    return f"{str(arg):.40}"
 
 
 def expect_no_diff(diffs: list[Any], when: str, target: str = "the models") -> None:
