@@ -407,7 +407,7 @@ async def update_with_core(session, user_id, changes):
 
 
 async def update_exclude_none(session, user_id, changes):
-    # UserUpdate refuses null for every field, so exclude_none keeps exactly what exclude_unset keeps here.
+    # Right for every field but display_name: a null sent to clear it is dropped like a field never sent.
     user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
     if user is None:
         return None
@@ -415,6 +415,33 @@ async def update_exclude_none(session, user_id, changes):
     for field, value in sent.items():
         setattr(user, field, value)
     if sent:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_skipping_none_values(session, user_id, changes):
+    # The class: model_dump() of every field, None taken to mean "not sent".
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    sent = {field: value for field, value in changes.model_dump().items() if value is not None}
+    for field, value in sent.items():
+        setattr(user, field, value)
+    if changes.model_fields_set:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_from_fields_set(session, user_id, changes):
+    # Correct another way: the set of field names pydantic recorded, read one attribute at a time.
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    for field in changes.model_fields_set:
+        setattr(user, field, getattr(changes, field))
+    if changes.model_fields_set:
         user.updated_at = datetime.now(UTC)
     await session.flush()
     return user
@@ -464,13 +491,15 @@ async def update_always_bumps(session, user_id, changes):
         (update_known_fields, "change of email was not saved"),
         (update_naive_unflushed, "naive datetime"),
         (update_and_commit_connection, "committed the transaction"),
+        (update_exclude_none, "explicit null was ignored"),
+        (update_skipping_none_values, "explicit null was ignored"),
     ],
 )
 async def test_update_user_rejects(tiny: Settings, wrong: Any, fragment: str) -> None:
     await fails_with(tiny, "1.4", fragment, wrong)
 
 
-@pytest.mark.parametrize("answer", [update_with_core, update_exclude_none])
+@pytest.mark.parametrize("answer", [update_with_core, update_from_fields_set])
 async def test_update_user_accepts(tiny: Settings, answer: Any) -> None:
     await check("1.4", answer, settings=tiny)
 
