@@ -82,6 +82,14 @@ async def create_as_admin(session, *, email, name, password):
     return user
 
 
+async def create_with_display_name(session, *, email, name, password):
+    # Red team: "filling in" the optional display name from the name.
+    user = await SOLVED["create_user"](session, email=email, name=name, password=password)
+    user.display_name = name
+    await session.flush()
+    return user
+
+
 async def create_lowercased(session, *, email, name, password):
     # Red team: "normalising" the address the caller gave.
     return await SOLVED["create_user"](session, email=email.lower(), name=name, password=password)
@@ -103,6 +111,7 @@ async def create_with_insert_returning(session, *, email, name, password):
     [
         (create_plain, "plain text"),
         (create_as_admin, "keeps the model's default"),
+        (create_with_display_name, "keeps the model's default"),
         (create_lowercased, "not exactly what was given"),
         (create_and_commit, "committed the transaction"),
         (create_unsalted, "not an argon2 hash"),

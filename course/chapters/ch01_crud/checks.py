@@ -57,9 +57,10 @@ async def _check_create_user(create_user: Callable[..., Any], db: CheckDB) -> No
             "the user's email or name is not exactly what was given (keep them as they are)",
         )
         expect(
-            (user.role, user.status, user.deleted_at) == ("member", "active", None),
-            f"the new user has role={user.role!r}, status={user.status!r}, deleted_at={user.deleted_at!r}: only "
-            "email, name and the password's hash are given; every other column keeps the model's default",
+            (user.role, user.status, user.deleted_at, user.display_name) == ("member", "active", None, None),
+            f"the new user has role={user.role!r}, status={user.status!r}, deleted_at={user.deleted_at!r}, "
+            f"display_name={user.display_name!r}: only email, name and the password's hash are given; every other "
+            "column keeps the model's default",
         )
         expect(user.password_hash != password, "the password is stored as plain text: store a hash instead")
         expect(password not in user.password_hash, "the stored hash contains the password itself")
