@@ -443,6 +443,47 @@ async def update_skipping_none_values(session, user_id, changes):
     return user
 
 
+async def update_exclude_defaults(session, user_id, changes):
+    # Every default of UserUpdate is None, so a null sent to clear display_name looks like a default and is dropped.
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    sent = changes.model_dump(exclude_defaults=True)
+    for field, value in sent.items():
+        setattr(user, field, value)
+    if changes.model_fields_set:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_nulls_nullable_fields(session, user_id, changes):
+    # model_dump() with None skipped only where the column is NOT NULL: an unsent nullable field is wiped.
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    for field, value in changes.model_dump().items():
+        if value is not None or User.__table__.c[field].nullable:
+            setattr(user, field, value)
+    if changes.model_fields_set:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_bumps_for_values_only(session, user_id, changes):
+    # Applies a null, but decides about updated_at from the values that are not None.
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    for field, value in changes.model_dump(exclude_unset=True).items():
+        setattr(user, field, value)
+    if changes.model_dump(exclude_none=True):
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
 async def update_from_fields_set(session, user_id, changes):
     # Correct another way: the set of field names pydantic recorded, read one attribute at a time.
     user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
@@ -502,6 +543,9 @@ async def update_always_bumps(session, user_id, changes):
         (update_and_commit_connection, "committed the transaction"),
         (update_exclude_none, "explicit null was ignored"),
         (update_skipping_none_values, "explicit null was ignored"),
+        (update_exclude_defaults, "explicit null was ignored"),
+        (update_nulls_nullable_fields, "a field the client left out keeps its stored value"),
+        (update_bumps_for_values_only, "a field sent as null is a field sent"),
     ],
 )
 async def test_update_user_rejects(tiny: Settings, wrong: Any, fragment: str) -> None:

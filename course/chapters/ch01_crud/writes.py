@@ -105,6 +105,13 @@ async def check_update_user(update_user: Callable[..., Any], db: CheckDB) -> Non
         # The text: an explicit null clears a nullable field. The seed leaves display_name NULL everywhere, so set
         # one first: only a stored value shows whether a null that was sent is applied or dropped.
         await session.execute(update(User).where(User.id == alive.id).values(display_name="Ren"))
+        await _apply(update_user, session, alive.id, UserUpdate(role="admin"))
+        row = await _row(session, alive.id)
+        expect(
+            (row.role, row.display_name) == ("admin", "Ren"),
+            f"an update that sent only role changed display_name to {row.display_name!r} (or did not save the role): "
+            "a field the client left out keeps its stored value, nullable or not",
+        )
         await _age(session, alive.id)
         await _apply(update_user, session, alive.id, UserUpdate.model_validate({"display_name": None}))
         row = await _row(session, alive.id)
@@ -118,9 +125,14 @@ async def check_update_user(update_user: Callable[..., Any], db: CheckDB) -> Non
             (row.name, row.email) == ("Renamed Person", "Renamed.Person@example.com"),
             "clearing display_name changed other fields: apply only the fields that were set in `changes`",
         )
+        # Null again, now that the column holds NULL: nothing changes but updated_at, which must move.
+        await _age(session, alive.id)
+        await _apply(update_user, session, alive.id, UserUpdate.model_validate({"display_name": None}))
         expect(
             await _stored_time(session, alive.id, "updated_at") != _LONG_AGO,
-            "clearing display_name with null left updated_at alone: a field sent as null is a field sent",
+            "display_name sent as null (it was NULL already) left updated_at alone: a field sent as null is a "
+            "field sent, and a sent field moves updated_at. The ORM sends no UPDATE when no value changed, so set "
+            "updated_at yourself",
         )
         # The text: a sent field moves updated_at even when its value is the one already stored.
         await _age(session, alive.id)
