@@ -82,6 +82,14 @@ async def create_as_admin(session, *, email, name, password):
     return user
 
 
+async def create_with_display_name(session, *, email, name, password):
+    # Red team: "filling in" the optional display name from the name.
+    user = await SOLVED["create_user"](session, email=email, name=name, password=password)
+    user.display_name = name
+    await session.flush()
+    return user
+
+
 async def create_lowercased(session, *, email, name, password):
     # Red team: "normalising" the address the caller gave.
     return await SOLVED["create_user"](session, email=email.lower(), name=name, password=password)
@@ -103,6 +111,7 @@ async def create_with_insert_returning(session, *, email, name, password):
     [
         (create_plain, "plain text"),
         (create_as_admin, "keeps the model's default"),
+        (create_with_display_name, "keeps the model's default"),
         (create_lowercased, "not exactly what was given"),
         (create_and_commit, "committed the transaction"),
         (create_unsalted, "not an argon2 hash"),
@@ -407,7 +416,7 @@ async def update_with_core(session, user_id, changes):
 
 
 async def update_exclude_none(session, user_id, changes):
-    # UserUpdate refuses null for every field, so exclude_none keeps exactly what exclude_unset keeps here.
+    # Right for every field but display_name: a null sent to clear it is dropped like a field never sent.
     user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
     if user is None:
         return None
@@ -415,6 +424,74 @@ async def update_exclude_none(session, user_id, changes):
     for field, value in sent.items():
         setattr(user, field, value)
     if sent:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_skipping_none_values(session, user_id, changes):
+    # The class: model_dump() of every field, None taken to mean "not sent".
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    sent = {field: value for field, value in changes.model_dump().items() if value is not None}
+    for field, value in sent.items():
+        setattr(user, field, value)
+    if changes.model_fields_set:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_exclude_defaults(session, user_id, changes):
+    # Every default of UserUpdate is None, so a null sent to clear display_name looks like a default and is dropped.
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    sent = changes.model_dump(exclude_defaults=True)
+    for field, value in sent.items():
+        setattr(user, field, value)
+    if changes.model_fields_set:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_nulls_nullable_fields(session, user_id, changes):
+    # model_dump() with None skipped only where the column is NOT NULL: an unsent nullable field is wiped.
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    for field, value in changes.model_dump().items():
+        if value is not None or User.__table__.c[field].nullable:
+            setattr(user, field, value)
+    if changes.model_fields_set:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_bumps_for_values_only(session, user_id, changes):
+    # Applies a null, but decides about updated_at from the values that are not None.
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    for field, value in changes.model_dump(exclude_unset=True).items():
+        setattr(user, field, value)
+    if changes.model_dump(exclude_none=True):
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_from_fields_set(session, user_id, changes):
+    # Correct another way: the set of field names pydantic recorded, read one attribute at a time.
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    for field in changes.model_fields_set:
+        setattr(user, field, getattr(changes, field))
+    if changes.model_fields_set:
         user.updated_at = datetime.now(UTC)
     await session.flush()
     return user
@@ -464,13 +541,18 @@ async def update_always_bumps(session, user_id, changes):
         (update_known_fields, "change of email was not saved"),
         (update_naive_unflushed, "naive datetime"),
         (update_and_commit_connection, "committed the transaction"),
+        (update_exclude_none, "explicit null was ignored"),
+        (update_skipping_none_values, "explicit null was ignored"),
+        (update_exclude_defaults, "explicit null was ignored"),
+        (update_nulls_nullable_fields, "a field the client left out keeps its stored value"),
+        (update_bumps_for_values_only, "a field sent as null is a field sent"),
     ],
 )
 async def test_update_user_rejects(tiny: Settings, wrong: Any, fragment: str) -> None:
     await fails_with(tiny, "1.4", fragment, wrong)
 
 
-@pytest.mark.parametrize("answer", [update_with_core, update_exclude_none])
+@pytest.mark.parametrize("answer", [update_with_core, update_from_fields_set])
 async def test_update_user_accepts(tiny: Settings, answer: Any) -> None:
     await check("1.4", answer, settings=tiny)
 

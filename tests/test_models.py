@@ -46,6 +46,22 @@ async def test_schema_in_database_matches_models(tiny: Settings) -> None:
     assert "ix_transfers_to_account_id" in indexes["transfers"]
 
 
+async def test_display_name_is_nullable_and_left_null_by_the_seed(tiny: Settings) -> None:
+    # The seed does not fill display_name: the column must still be there, nullable, NULL everywhere, and clearable.
+    async with fresh.fresh_copy(tiny) as copy:
+        engine = db.make_engine(url=copy.url)
+        async with engine.begin() as conn:
+            columns = await conn.run_sync(lambda sync: {c["name"]: c for c in inspect(sync).get_columns("users")})
+            filled = await conn.scalar(text("SELECT count(*) FROM users WHERE display_name IS NOT NULL"))
+            users = await conn.scalar(text("SELECT count(*) FROM users"))
+            await conn.execute(text("UPDATE users SET display_name = 'Ren' WHERE id = 1"))
+            await conn.execute(text("UPDATE users SET display_name = NULL WHERE id = 1"))
+            cleared = await conn.scalar(text("SELECT display_name FROM users WHERE id = 1"))
+        await engine.dispose()
+    assert columns["display_name"]["nullable"] and not columns["name"]["nullable"]
+    assert users > 0 and filled == 0 and cleared is None
+
+
 @pytest.mark.parametrize(
     "statement",
     [

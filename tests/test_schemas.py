@@ -3,6 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
+from course.domain.models import User
 from course.domain.schemas import ProfileUpdate, UserCreate, UserUpdate
 
 
@@ -13,7 +14,14 @@ def test_partial_update_keeps_only_sent_fields() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [{"email": "not-an-email"}, {"role": "superuser"}, {"name": ""}, {"password_hash": "x"}],
+    [
+        {"email": "not-an-email"},
+        {"role": "superuser"},
+        {"name": ""},
+        {"display_name": ""},
+        {"display_name": "x" * 101},
+        {"password_hash": "x"},
+    ],
 )
 def test_bad_updates_are_refused(payload: dict) -> None:
     with pytest.raises(ValidationError):
@@ -30,6 +38,26 @@ def test_create_requires_a_real_password() -> None:
 def test_update_refuses_null_for_not_null_columns(field: str) -> None:
     with pytest.raises(ValidationError, match="not set to null"):
         UserUpdate.model_validate({field: None})
+
+
+def test_update_accepts_null_exactly_for_nullable_columns() -> None:
+    # Null is refused where the column is NOT NULL and accepted (it clears the value) where the column allows it.
+    for field in UserUpdate.model_fields:
+        nullable = User.__table__.c[field].nullable
+        try:
+            UserUpdate.model_validate({field: None})
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert accepted == nullable, field
+    assert {f for f in UserUpdate.model_fields if User.__table__.c[f].nullable} == {"display_name"}
+
+
+def test_user_update_clears_display_name_with_null() -> None:
+    clear = UserUpdate.model_validate({"display_name": None})
+    assert clear.model_dump(exclude_unset=True) == {"display_name": None}
+    assert clear.model_dump(exclude_none=True) == {}
+    assert UserUpdate(display_name="Maya").model_dump(exclude_unset=True) == {"display_name": "Maya"}
 
 
 def test_profile_update_clears_location_with_null() -> None:

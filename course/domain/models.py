@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Bump when a table or column changes: a seed built for another version is rebuilt, never reused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Predictable constraint names make migrations and error messages readable on both backends.
 NAMING_CONVENTION = {
@@ -99,6 +99,8 @@ class User(TimestampMixin, SoftDeleteMixin, Base):
     external_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(100))
+    # How the user wants to be shown; NULL means "use name". Nullable on purpose: a client clears it with null.
+    display_name: Mapped[str | None] = mapped_column(String(100), default=None)
     password_hash: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="active")
     role: Mapped[str] = mapped_column(String(16), default="member")

@@ -20,14 +20,16 @@ class UserCreate(BaseModel):
 class UserUpdate(BaseModel):
     """A partial update: every field may be left out; only the fields the client sent are changed.
 
-    A field may be left out, but not sent as null: each one is a NOT NULL column, so a null would only come back
-    later as an IntegrityError (a 500 in an API) instead of a validation error now (a 422).
+    `display_name` is a nullable column: sending it as null clears it (the user is then shown by `name`). The other
+    fields may be left out, but not sent as null: their columns are NOT NULL, so a null would only come back later
+    as an IntegrityError (a 500 in an API) instead of a validation error now (a 422).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr | None = None
     name: str | None = Field(default=None, min_length=1, max_length=100)
+    display_name: str | None = Field(default=None, min_length=1, max_length=100)
     role: Literal["member", "moderator", "admin"] | None = None
     status: Literal["active", "suspended"] | None = None
 

@@ -59,9 +59,10 @@ async def _check_create_user(create_user: Callable[..., Any], db: CheckDB) -> No
             "the user's email or name is not exactly what was given (keep them as they are)",
         )
         expect(
-            (user.role, user.status, user.deleted_at) == ("member", "active", None),
-            f"the new user has role={user.role!r}, status={user.status!r}, deleted_at={user.deleted_at!r}: only "
-            "email, name and the password's hash are given; every other column keeps the model's default",
+            (user.role, user.status, user.deleted_at, user.display_name) == ("member", "active", None, None),
+            f"the new user has role={user.role!r}, status={user.status!r}, deleted_at={user.deleted_at!r}, "
+            f"display_name={user.display_name!r}: only email, name and the password's hash are given; every other "
+            "column keeps the model's default",
         )
         # The defaults of the timestamps too: a local time labelled UTC is hours off (the clock runs at UTC+09:30).
         stored = (await session.execute(select(User.created_at, User.updated_at).where(User.id == user.id))).one()

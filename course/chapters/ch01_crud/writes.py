@@ -18,7 +18,7 @@ from course.domain.schemas import UserUpdate
 
 # A time no update of this check's can produce: a value still equal to it afterwards was not moved.
 _LONG_AGO = datetime(2001, 1, 1, tzinfo=UTC)
-_COLUMNS = text("SELECT name, email, role, status, updated_at, deleted_at FROM users WHERE id = :id")
+_COLUMNS = text("SELECT name, display_name, email, role, status, updated_at, deleted_at FROM users WHERE id = :id")
 
 
 async def _row(session: AsyncSession, user_id: int) -> Any:
@@ -101,6 +101,38 @@ async def check_update_user(update_user: Callable[..., Any], db: CheckDB) -> Non
             (row.email, row.name, row.status) == ("Renamed.Person@example.com", "Renamed Person", "suspended"),
             "a change of email was not saved as sent (or it undid earlier changes): apply whichever fields the "
             "client sent, as they are",
+        )
+        # The text: an explicit null clears a nullable field. The seed leaves display_name NULL everywhere, so set
+        # one first: only a stored value shows whether a null that was sent is applied or dropped.
+        await session.execute(update(User).where(User.id == alive.id).values(display_name="Ren"))
+        await _apply(update_user, session, alive.id, UserUpdate(role="admin"))
+        row = await _row(session, alive.id)
+        expect(
+            (row.role, row.display_name) == ("admin", "Ren"),
+            f"an update that sent only role changed display_name to {row.display_name!r} (or did not save the role): "
+            "a field the client left out keeps its stored value, nullable or not",
+        )
+        await _age(session, alive.id)
+        await _apply(update_user, session, alive.id, UserUpdate.model_validate({"display_name": None}))
+        row = await _row(session, alive.id)
+        expect(
+            row.display_name is None,
+            f"the client sent display_name as null, which clears it, but it still holds {row.display_name!r}: the "
+            "explicit null was ignored, as if the field had not been sent. A field left out and a field sent as "
+            "null are different requests",
+        )
+        expect(
+            (row.name, row.email) == ("Renamed Person", "Renamed.Person@example.com"),
+            "clearing display_name changed other fields: apply only the fields that were set in `changes`",
+        )
+        # Null again, now that the column holds NULL: nothing changes but updated_at, which must move.
+        await _age(session, alive.id)
+        await _apply(update_user, session, alive.id, UserUpdate.model_validate({"display_name": None}))
+        expect(
+            await _stored_time(session, alive.id, "updated_at") != _LONG_AGO,
+            "display_name sent as null (it was NULL already) left updated_at alone: a field sent as null is a "
+            "field sent, and a sent field moves updated_at. The ORM sends no UPDATE when no value changed, so set "
+            "updated_at yourself",
         )
         # The text: a sent field moves updated_at even when its value is the one already stored.
         await _age(session, alive.id)
