@@ -199,17 +199,29 @@ def seed_postgres(url: str, scale: str, *, progress: bool = False, timings: Timi
 # --- Both -------------------------------------------------------------------------------------------------
 
 
-def seed(settings: Settings | None = None, *, url: str | None = None, progress: bool = False) -> SeedReport:
-    """Build the seed for settings (or exactly the database at url), replacing what is there."""
+def seed(
+    settings: Settings | None = None,
+    *,
+    url: str | None = None,
+    progress: bool = False,
+    timings: Timings | None = None,
+) -> SeedReport:
+    """Build the seed for settings (or exactly the database at url), replacing what is there.
+
+    timings (PostgreSQL): filled with the seconds each table's parts took, for benchmarks/seed.py.
+    """
     settings = settings or get_settings()
     target = url or seed_url(settings)
     parsed = db.parse_url(target)
     if parsed.get_backend_name() == "sqlite":
         report = seed_sqlite(target, settings.scale, progress=progress)
     else:
-        report = seed_postgres(target, settings.scale, progress=progress)
+        report = seed_postgres(target, settings.scale, progress=progress, timings=timings)
     # What later copies and grading runs compare the seed with (course/seed/verify.py).
+    start = time.perf_counter()
     verify.record(settings, target, known_digest=report.digest)
+    if timings is not None:
+        timings.record = time.perf_counter() - start
     return report
 
 

@@ -9,8 +9,10 @@ drawing thread that competes with the COPY's encoding for the GIL was slower; wa
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -47,13 +49,33 @@ class Timings:
     copy: dict[str, float] = field(default_factory=dict)
     finish: dict[str, float] = field(default_factory=dict)
     waited: float = 0.0  # drawing done, server still finishing the previous table
+    record: float = 0.0  # verify.record after the load: lock the template, fingerprint (the digest is known)
 
     def lines(self) -> list[str]:
         return [
             f"{t}: draw {self.draw[t]:.2f} s, COPY {self.copy.get(t, 0):.2f} s, "
             f"constraints+indexes+ANALYZE+digest {self.finish.get(t, 0):.2f} s"
             for t in self.draw
-        ] + [f"waiting for the server after drawing: {self.waited:.2f} s"]
+        ] + [
+            f"waiting for the server after drawing: {self.waited:.2f} s; verify.record (digest already known): "
+            f"{self.record:.2f} s"
+        ]
+
+
+@asynccontextmanager
+async def binary_timestamps(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """While open, conn sends timestamptz values given as PostgreSQL's own binary form (int64 microseconds since
+    2000-01-01 UTC, as generate.build_tables(..., "postgres") draws them) without converting them."""
+    await conn.set_type_codec(
+        "timestamptz", schema="pg_catalog", encoder=_INT64.pack, decoder=_INT64.unpack, format="binary"
+    )
+    try:
+        yield
+    finally:
+        await conn.reset_type_codec("timestamptz", schema="pg_catalog")
+
+
+_INT64 = struct.Struct("!q")
 
 
 def ordered(tables: list[TableRows]) -> list[TableRows]:
@@ -78,25 +100,25 @@ async def load_tables(
     digests: dict[str, str] = {}
     finishing: asyncio.Task[None] | None = None
     try:
-        for t in ordered(tables):
-            start = time.perf_counter()
-            data = await asyncio.to_thread(t.data)
-            timings.draw[t.table] = time.perf_counter() - start
-            if finishing is not None:
+        async with binary_timestamps(conn):
+            for t in ordered(tables):
                 start = time.perf_counter()
+                data = await asyncio.to_thread(t.data)
+                timings.draw[t.table] = time.perf_counter() - start
+                if finishing is not None:
+                    start = time.perf_counter()
+                    await finishing
+                    timings.waited += time.perf_counter() - start
+                start = time.perf_counter()
+                await conn.copy_records_to_table(
+                    t.table, records=_counted(zip(*data, strict=True), on_rows), columns=list(t.columns)
+                )
+                timings.copy[t.table] = time.perf_counter() - start
+                del data
+                work = plan.per_table.get(t.table, [])
+                finishing = asyncio.create_task(_finish(conn, t.table, work, digests, timings))
+            if finishing is not None:
                 await finishing
-                timings.waited += time.perf_counter() - start
-            start = time.perf_counter()
-            await conn.copy_records_to_table(
-                t.table, records=_counted(zip(*data, strict=True), on_rows), columns=list(t.columns)
-            )
-            timings.copy[t.table] = time.perf_counter() - start
-            del data
-            finishing = asyncio.create_task(
-                _finish(conn, t.table, plan.per_table.get(t.table, []), digests, timings)
-            )
-        if finishing is not None:
-            await finishing
     finally:
         if finishing is not None and not finishing.done():
             finishing.cancel()
