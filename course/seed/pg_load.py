@@ -1,9 +1,10 @@
-"""PostgreSQL's seed loader: one table at a time, the server finishing each table while Python draws the next.
+"""PostgreSQL's seed loader: one table at a time, the server finishing loaded tables while Python draws the next.
 
-Inside the one transaction that builds the seed, each table is drawn (in a worker thread), sent with a binary COPY,
-and then finished by the server alone: its unique constraints and indexes, ANALYZE, and its digest for
-course/seed/verify.py. That server work runs while the next table is drawn, so the two cores work at once (a
-drawing thread that competes with the COPY's encoding for the GIL was slower; waiting for the server does not).
+Inside the one transaction that builds the seed, each table is drawn (in a worker thread) and sent with a binary
+COPY; then the server alone finishes it: its unique constraints and indexes, ANALYZE, and its digest for
+course/seed/verify.py. That work waits in a queue and runs, statement by statement, whenever the connection is
+not sending rows, so the server works while Python draws the next table: both cores at once (a drawing thread
+that competes with the COPY's encoding for the GIL was slower; a thread that only waits for the server is not).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Any
 
 import asyncpg
 
@@ -24,12 +26,12 @@ from course.seed.ddl import Plan
 from course.seed.generate import TableRows
 
 # The order the tables are loaded in (foreign keys come last, so any order is valid): the first table's drawing
-# cannot overlap anything, so it is post_tags (drawn while the row counts are settled); each big table's server
-# work then hides behind the next big table's drawing, and a small table ends the run.
+# cannot overlap anything, so it is post_tags (drawn while the row counts are settled); the server's work on the
+# biggest tables then hides behind the drawing of the next ones, and small tables end the run.
 LOAD_ORDER = (
     "post_tags",
-    "posts",
     "comments",
+    "posts",
     "users",
     "orders",
     "profiles",
@@ -47,17 +49,20 @@ class Timings:
 
     draw: dict[str, float] = field(default_factory=dict)
     copy: dict[str, float] = field(default_factory=dict)
-    finish: dict[str, float] = field(default_factory=dict)
-    waited: float = 0.0  # drawing done, server still finishing the previous table
+    build: dict[str, float] = field(default_factory=dict)
+    analyze: dict[str, float] = field(default_factory=dict)
+    digest: dict[str, float] = field(default_factory=dict)
+    waited: float = 0.0  # rows drawn (or all sent), the server still busy with earlier tables
     record: float = 0.0  # verify.record after the load: lock the template, fingerprint (the digest is known)
 
     def lines(self) -> list[str]:
         return [
             f"{t}: draw {self.draw[t]:.2f} s, COPY {self.copy.get(t, 0):.2f} s, "
-            f"constraints+indexes+ANALYZE+digest {self.finish.get(t, 0):.2f} s"
+            f"constraints+indexes {self.build.get(t, 0):.2f} s, ANALYZE {self.analyze.get(t, 0):.2f} s, "
+            f"digest {self.digest.get(t, 0):.2f} s"
             for t in self.draw
         ] + [
-            f"waiting for the server after drawing: {self.waited:.2f} s; verify.record (digest already known): "
+            f"waiting for the server's queued work: {self.waited:.2f} s; verify.record (digest already known): "
             f"{self.record:.2f} s"
         ]
 
@@ -93,49 +98,91 @@ async def load_tables(
 ) -> dict[str, str]:
     """COPY every table into its bare table on conn (inside the caller's transaction); each table's digest.
 
-    Returns {table: digest} (verify.table_digest_sql) for the tables loaded. The foreign keys are left to the
-    caller: they need every table full.
+    Returns {table: digest} (verify.table_digest_sql) for the tables loaded, every queued statement done. The
+    foreign keys are left to the caller: they need every table full.
     """
     timings = timings or Timings()
     digests: dict[str, str] = {}
-    finishing: asyncio.Task[None] | None = None
-    try:
-        async with binary_timestamps(conn):
+    server = _ServerWork(conn, timings)
+    async with binary_timestamps(conn):
+        async with server:
             for t in ordered(tables):
                 start = time.perf_counter()
                 data = await asyncio.to_thread(t.data)
                 timings.draw[t.table] = time.perf_counter() - start
-                if finishing is not None:
+                async with server.connection() as copying:
                     start = time.perf_counter()
-                    await finishing
-                    timings.waited += time.perf_counter() - start
-                start = time.perf_counter()
-                await conn.copy_records_to_table(
-                    t.table, records=_counted(zip(*data, strict=True), on_rows), columns=list(t.columns)
-                )
-                timings.copy[t.table] = time.perf_counter() - start
+                    rows = _counted(zip(*data, strict=True), on_rows)
+                    await copying.copy_records_to_table(t.table, records=rows, columns=list(t.columns))
+                    timings.copy[t.table] = time.perf_counter() - start
                 del data
-                work = plan.per_table.get(t.table, [])
-                finishing = asyncio.create_task(_finish(conn, t.table, work, digests, timings))
-            if finishing is not None:
-                await finishing
-    finally:
-        if finishing is not None and not finishing.done():
-            finishing.cancel()
+                for statement in plan.per_table.get(t.table, []):
+                    server.add(timings.build, t.table, conn.execute, statement)
+                # Statistics gathered inside the building transaction count its own rows, and commit with them.
+                server.add(timings.analyze, t.table, conn.execute, f"ANALYZE {t.table}")
+                fetch = _store_in(digests, t.table, conn.fetchval)
+                server.add(timings.digest, t.table, fetch, verify.table_digest_sql(Base.metadata.tables[t.table]))
+            start = time.perf_counter()
+        timings.waited += time.perf_counter() - start
     return digests
 
 
-async def _finish(
-    conn: asyncpg.Connection, table: str, statements: list[str], digests: dict[str, str], timings: Timings
-) -> None:
-    """A loaded table's constraints and indexes, its planner statistics, then its digest: all server work."""
-    start = time.perf_counter()
-    for statement in statements:
-        await conn.execute(statement)
-    # Statistics gathered inside the building transaction count its own rows, and commit with them.
-    await conn.execute(f"ANALYZE {table}")
-    digests[table] = await conn.fetchval(verify.table_digest_sql(Base.metadata.tables[table]))
-    timings.finish[table] = time.perf_counter() - start
+Run = Callable[[str], Awaitable[Any]]
+
+
+def _store_in(into: dict[str, str], key: str, fetch: Run) -> Run:
+    async def run(sql: str) -> None:
+        into[key] = await fetch(sql)
+
+    return run
+
+
+class _ServerWork:
+    """Statements queued for the server, run one at a time whenever the loader is not using the connection."""
+
+    def __init__(self, conn: asyncpg.Connection, timings: Timings) -> None:
+        self._conn = conn
+        self._timings = timings
+        # asyncio.Lock is fair: a COPY waiting for it goes before the queue's next statement.
+        self._lock = asyncio.Lock()
+        self._queue: asyncio.Queue[tuple[dict[str, float], str, Run, str] | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, seconds: dict[str, float], table: str, run: Run, sql: str) -> None:
+        """Queue run(sql); its time is added to seconds[table]."""
+        self._queue.put_nowait((seconds, table, run, sql))
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """The connection, as soon as the statement running now (not the whole queue) is done."""
+        start = time.perf_counter()
+        async with self._lock:
+            if self._task is not None and self._task.done():
+                self._task.result()  # a queued statement failed: its error, not COPY's "transaction is aborted"
+            self._timings.waited += time.perf_counter() - start
+            yield self._conn
+
+    async def _work(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            seconds, table, run, sql = item
+            async with self._lock:
+                start = time.perf_counter()
+                await run(sql)
+                seconds[table] = seconds.get(table, 0.0) + time.perf_counter() - start
+
+    async def __aenter__(self) -> _ServerWork:
+        self._task = asyncio.create_task(self._work())
+        return self
+
+    async def __aexit__(self, kind: object, error: object, tb: object) -> None:
+        assert self._task is not None
+        if error is None:
+            self._queue.put_nowait(None)
+            await self._task  # everything queued is done; a failed statement raises here
+            return
+        self._task.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await self._task
 
 
 def _counted(rows: Iterator[tuple], on_rows: Callable[[int], None], size: int = 20_000) -> Iterator[tuple]:
