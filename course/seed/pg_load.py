@@ -74,10 +74,10 @@ async def binary_timestamps(conn: asyncpg.Connection) -> AsyncIterator[None]:
     await conn.set_type_codec(
         "timestamptz", schema="pg_catalog", encoder=_INT64.pack, decoder=_INT64.unpack, format="binary"
     )
-    try:
-        yield
-    finally:
-        await conn.reset_type_codec("timestamptz", schema="pg_catalog")
+    yield
+    # Not after an error: resetting queries the catalog, which an aborted transaction refuses, and that refusal
+    # would hide the error itself (the loader's engine is disposed right after anyway).
+    await conn.reset_type_codec("timestamptz", schema="pg_catalog")
 
 
 _INT64 = struct.Struct("!q")

@@ -4,7 +4,7 @@ Two measures, kept in the cache folder (never beside the seed, where whoever can
 rewrite them):
 - the digest: exact, over every byte of the SQLite file, or (PostgreSQL) over every row of every table in key
   order plus the schema's definitions (columns, constraints, indexes, triggers, routines, policies), hashed by the
-  server. At `small` it costs ~0.15 s (SQLite) and ~0.5 s (PostgreSQL, where the seed's loader computes it while
+  server. At `small` it costs ~0.15 s (SQLite) and ~0.35 s (PostgreSQL, where the seed's loader computes it while
   it draws the rows, see table_digest_sql); the backend-independent
   `content_checksum` of status.py takes ~20 s, too slow for this.
 - the fingerprint: what changes whenever the seed is written to, read in a few milliseconds: the file's size,
