@@ -53,6 +53,9 @@ class Timings:
     analyze: dict[str, float] = field(default_factory=dict)
     digest: dict[str, float] = field(default_factory=dict)
     waited: float = 0.0  # rows drawn (or all sent), the server still busy with earlier tables
+    before: float = 0.0  # reopen, drop the old tables, create the bare ones
+    after: float = 0.0  # foreign keys, sequences, the completion marker, the schema's lines
+    commit: float = 0.0
     record: float = 0.0  # verify.record after the load: lock the template, fingerprint (the digest is known)
 
     def lines(self) -> list[str]:
@@ -62,8 +65,10 @@ class Timings:
             f"digest {self.digest.get(t, 0):.2f} s"
             for t in self.draw
         ] + [
-            f"waiting for the server's queued work: {self.waited:.2f} s; verify.record (digest already known): "
-            f"{self.record:.2f} s"
+            f"waiting for the server's queued work: {self.waited:.2f} s",
+            f"before the rows (reopen, drop, bare tables): {self.before:.2f} s; after them (foreign keys, sequences, "
+            f"marker, schema): {self.after:.2f} s; commit {self.commit:.2f} s; verify.record (digest already known): "
+            f"{self.record:.2f} s",
         ]
 
 
