@@ -4,8 +4,8 @@ Two measures, kept in the cache folder (never beside the seed, where whoever can
 rewrite them):
 - the digest: exact, over every byte of the SQLite file, or (PostgreSQL) over every row of every table in key
   order plus the schema's definitions (columns, constraints, indexes, triggers, routines, policies), hashed by the
-  server over two connections. At `small` it costs ~0.15 s (SQLite) and ~0.35 s (PostgreSQL; at large ~2 s, and
-  the seed's loader computes it while it draws the rows, see table_digest_sql); the backend-independent
+  server. At `small` it costs ~0.15 s (SQLite) and ~0.35 s (PostgreSQL, where the seed's loader computes it while
+  it draws the rows, see table_digest_sql); the backend-independent
   `content_checksum` of status.py takes ~20 s, too slow for this.
 - the fingerprint: what changes whenever the seed is written to, read in a few milliseconds: the file's size,
   inode and times (ctime cannot be set back); the template's connection settings, owner, privileges, size and the
@@ -16,7 +16,6 @@ not the rows). A grading run compares the digest itself. A seed whose digest dif
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -30,7 +29,6 @@ from course.db import aio
 from course.db.postgres import admin as pg_admin
 from course.db.postgres import roles
 from course.domain.models import Base
-from course.errors import CourseError
 from course.settings import Settings, get_settings
 
 # Bumped whenever digest() or fingerprint() measure differently, so old records are not taken for damage.
@@ -57,8 +55,6 @@ SELECT coalesce(string_agg(line, E'\\n' ORDER BY line), '') FROM (
   UNION ALL SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%temp\\_%'
 ) AS lines
 """
-
-_SIZES_SQL = "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
 
 _FINGERPRINT_SQL = """
 SELECT d.datallowconn, d.datistemplate, d.datconnlimit, d.datdba::regrole::text AS owner, d.datacl::text AS acl,
@@ -182,47 +178,22 @@ def combine(schema: str, tables: dict[str, str]) -> str:
 
 
 async def _postgres_digest(url: str) -> str:
-    """The digest over two connections that share one snapshot, each hashing tables (largest first) in turn.
-
-    The server hashes each table on one core; two sessions use both (at large on a quiet machine: ~3.5 s of
-    hashing in ~2 s). A grading run compares this before it starts.
-    """
-    first = await pg_admin.connect(url)
+    conn = await pg_admin.connect(url)
     values: dict[str, str] = {}
     try:
         # One snapshot for all tables: a digest taken while nobody writes is the same every time.
-        async with first.transaction(isolation="repeatable_read", readonly=True):
-            snapshot = await first.fetchval("SELECT pg_export_snapshot()")
-            schema = await schema_lines(first)
-            sizes = dict(await first.fetch(_SIZES_SQL))
-            todo = sorted(Base.metadata.sorted_tables, key=lambda t: -sizes.get(t.name, 0))
-            try:
-                second = await pg_admin.connect(url)
-            except CourseError:
-                # No second session to be had (connection limit): one does it all.
-                await _hash_tables(first, todo, values)
-            else:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            schema = await schema_lines(conn)
+            for table in Base.metadata.sorted_tables:
                 try:
-                    async with second.transaction(isolation="repeatable_read", readonly=True):
-                        await second.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-                        await asyncio.gather(_hash_tables(first, todo, values), _hash_tables(second, todo, values))
-                finally:
-                    await second.close()
+                    # A savepoint: a dropped table spoils only its own line.
+                    async with conn.transaction():
+                        values[table.name] = await conn.fetchval(table_digest_sql(table))
+                except asyncpg.PostgresError as exc:
+                    values[table.name] = f"unreadable ({type(exc).__name__})"
     finally:
-        await first.close()
+        await conn.close()
     return combine(schema, values)
-
-
-async def _hash_tables(conn: asyncpg.Connection, todo: list[Table], values: dict[str, str]) -> None:
-    """Take tables from todo (shared with the other connection) until none is left; each one's digest in values."""
-    while todo:
-        table = todo.pop(0)
-        try:
-            # A savepoint: a dropped table spoils only its own line.
-            async with conn.transaction():
-                values[table.name] = await conn.fetchval(table_digest_sql(table))
-        except asyncpg.PostgresError as exc:
-            values[table.name] = f"unreadable ({type(exc).__name__})"
 
 
 def record(settings: Settings, url: str, *, known_digest: str | None = None) -> None:
