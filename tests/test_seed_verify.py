@@ -122,3 +122,36 @@ def test_an_unchanged_postgres_seed_takes_the_one_query_path_and_a_locked_one_do
     verify.verified_seed(pg_seed)
     assert "connection limit was 0" in capsys.readouterr().out
     assert verify._unchanged(pg_seed, url)
+
+
+# One edit per table of the models, each changing one stored value (or removing a row where every column is key).
+_EDITS = {
+    "course_meta": "UPDATE course_meta SET value = value || '.' WHERE key = 'scale'",
+    "users": "UPDATE users SET deleted_at = created_at WHERE id = (SELECT min(id) FROM users WHERE deleted_at IS NULL)",
+    "profiles": "UPDATE profiles SET bio = bio || '.' WHERE id = 1",
+    "posts": "UPDATE posts SET created_at = created_at + interval '1 microsecond' WHERE id = 1",
+    "comments": "UPDATE comments SET body = body || ' ' WHERE id = 1",
+    "tags": "UPDATE tags SET name = name || 'x' WHERE id = 1",
+    "post_tags": "DELETE FROM post_tags WHERE (post_id, tag_id) = (SELECT post_id, tag_id FROM post_tags LIMIT 1)",
+    "products": "UPDATE products SET price_cents = price_cents + 1 WHERE id = 1",
+    "orders": "UPDATE orders SET total_cents = total_cents + 1 WHERE id = 1",
+    "order_items": "UPDATE order_items SET quantity = quantity + 1 WHERE id = 1",
+    "accounts": "UPDATE accounts SET version = version + 1 WHERE id = 1",
+    "transfers": "UPDATE transfers SET amount_cents = amount_cents + 1 WHERE id = 1",
+}
+
+
+def test_the_postgres_digest_is_the_loaders_and_moves_with_any_edited_row(pg_seed: Settings) -> None:
+    """The digest the loader computed while seeding is the one digest() reads afterwards; one changed value in
+    any table changes it."""
+    from course.domain.models import Base
+
+    assert set(_EDITS) == {t.name for t in Base.metadata.sorted_tables}, "every table needs an edit here"
+    url = load.seed_url(pg_seed)
+    seen = {verify._read_record(pg_seed, url)["digest"]}
+    assert verify.digest(url) in seen
+    for table, edit in _EDITS.items():
+        asyncio.run(_execute(url, edit))
+        now = verify.digest(url)
+        assert now not in seen, f"an edited row in {table} left the digest unchanged"
+        seen.add(now)

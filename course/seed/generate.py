@@ -83,7 +83,8 @@ class TableRows:
 def build_tables(scale: str, backend: str) -> list[TableRows]:
     """All tables of the seed in foreign-key order; each table's values are drawn when its `data()` is called.
 
-    backend is the encoding: "sqlite" (text timestamps, hex UUIDs) or "postgres" (asyncpg's Python types).
+    backend is the encoding: "sqlite" (text timestamps, hex UUIDs) or "postgres" (asyncpg's Python types, but
+    timestamps as int64 microseconds since 2000-01-01 UTC: see pg_load.binary_timestamps).
     """
     size = SIZES[scale]
     # Shapes that several tables share, drawn first from one stream in a fixed order.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -19,8 +20,9 @@ from course import db
 from course.db import aio
 from course.db.postgres import admin as pg_admin
 from course.domain.models import DOMAIN_TABLES, SCHEMA_VERSION, Base, CourseMeta
-from course.seed import ddl
+from course.seed import ddl, pg_load, verify
 from course.seed.generate import SEED_VERSION, TableRows, build_tables
+from course.seed.pg_load import Timings
 from course.settings import Settings, get_settings
 
 CHUNK = 20_000
@@ -34,6 +36,8 @@ class SeedReport:
     scale: str
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # PostgreSQL: the digest the loader computed (course/seed/verify.py), recorded without reading the rows again.
+    digest: str | None = None
 
     @property
     def total_rows(self) -> int:
@@ -136,68 +140,79 @@ def seed_sqlite(url: str, scale: str, *, progress: bool = False) -> SeedReport:
 # --- PostgreSQL -------------------------------------------------------------------------------------------
 
 
-async def _seed_postgres(url: str, scale: str, *, progress: bool) -> dict[str, int]:
-    """Bare tables, COPY, then constraints and indexes: everything, the completion marker included, in one transaction."""
+async def _seed_postgres(
+    url: str, scale: str, *, progress: bool, timings: Timings | None = None
+) -> tuple[dict[str, int], str]:
+    """Bare tables, COPY, then constraints and indexes: everything, the completion marker included, in one transaction.
+
+    Returns the row counts and the seed's digest (course/seed/verify.py), computed by the server as it loaded.
+    """
+    # The shapes the tables share are drawn (in a worker thread) while the server clears the way.
+    drawing = asyncio.ensure_future(asyncio.to_thread(build_tables, scale, "postgres"))
+    try:
+        return await _build_postgres(url, scale, drawing, progress=progress, timings=timings)
+    finally:
+        if not drawing.done():
+            await asyncio.wait([drawing])  # a thread cannot be cancelled: never leave it behind
+        if not drawing.cancelled():
+            drawing.exception()  # seen here, whichever error is raised
+
+
+async def _build_postgres(
+    url: str, scale: str, drawing: asyncio.Future[list[TableRows]], *, progress: bool, timings: Timings | None
+) -> tuple[dict[str, int], str]:
+    started, timings = time.perf_counter(), timings or Timings()
     from course.db.postgres import roles
 
     # A template left refusing connections (ALTER DATABASE ... ALLOW_CONNECTIONS false) is opened again first.
     await roles.reopen(url)
     await pg_admin.create_database_if_missing(url)
     engine = db.make_engine(url=url)
-    counts: dict[str, int] = {}
-    before, after = ddl.phases(Base.metadata, engine.dialect)
+    plan = ddl.plan(Base.metadata, engine.dialect)
     try:
         # One transaction: if anything fails, the database keeps what it had (PostgreSQL DDL is transactional).
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.drop_all)
             raw: Any = (await conn.get_raw_connection()).driver_connection
-            for statement in before:
+            for statement in plan.bare:
                 await raw.execute(statement)
-            tables = build_tables(scale, "postgres")
+            tables = await drawing
             with _progress(sum(t.count for t in tables), progress) as bar:
-                for t in tables:
-                    # One binary COPY per table, streamed from the rows as they are drawn and encoded. (COPY's text
-                    # format from a second process that draws the rows was tried: the server's slower parsing of
-                    # text ate the overlap, 14.7 s against 15.7 s at large.)
-                    await raw.copy_records_to_table(
-                        t.table, records=_counted(t.rows(), bar), columns=list(t.columns)
-                    )
-                    counts[t.table] = t.count
-            # Unique constraints and foreign keys are validated here, once, over the loaded rows.
-            for statement in after:
+                # One binary COPY per table. (COPY's text format from a second process that draws the rows was
+                # tried: the server's slower parsing of text ate the overlap, 14.7 s against 15.7 s at large.)
+                timings.before = time.perf_counter() - started
+                digests = await pg_load.load_tables(raw, tables, plan, bar.update, timings)
+                started = time.perf_counter()
+            # Foreign keys are validated here, once, over the loaded rows.
+            for statement in plan.foreign_keys:
                 await raw.execute(statement)
             for t in tables:
                 if "id" in t.columns:
                     # COPY with explicit ids leaves the sequences at 1: move them past the seeded rows.
-                    await conn.execute(
-                        text(
-                            f"SELECT setval(pg_get_serial_sequence('{t.table}', 'id'), "
-                            f"(SELECT coalesce(max(id), 0) + 1 FROM {t.table}), false)"
-                        )
+                    await raw.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{t.table}', 'id'), "
+                        f"(SELECT coalesce(max(id), 0) + 1 FROM {t.table}), false)"
                     )
             meta = {**expected_meta(scale), "complete": "yes"}
             await conn.execute(insert(CourseMeta), [{"key": k, "value": v} for k, v in meta.items()])
-        async with engine.connect() as conn:
-            await conn.execute(text("COMMIT"))
-            driver: Any = (await conn.get_raw_connection()).driver_connection
-            await driver.execute("ANALYZE")
+            for table in Base.metadata.sorted_tables:
+                if table.name not in digests:
+                    await raw.execute(f"ANALYZE {table.name}")
+                    digests[table.name] = await raw.fetchval(verify.table_digest_sql(table))
+            digest = verify.combine(await verify.schema_lines(raw), digests)
+            timings.after = time.perf_counter() - started
+            started = time.perf_counter()
     finally:
         await engine.dispose()
-    return counts
+    timings.commit = time.perf_counter() - started
+    return {t.table: t.count for t in tables}, digest
 
 
-def _counted(rows: Iterator[tuple], bar: tqdm) -> Iterator[tuple]:
-    """rows unchanged, moving the progress bar every CHUNK rows."""
-    for chunk in _chunks(rows):
-        yield from chunk
-        bar.update(len(chunk))
-
-
-def seed_postgres(url: str, scale: str, *, progress: bool = False) -> SeedReport:
+def seed_postgres(url: str, scale: str, *, progress: bool = False, timings: Timings | None = None) -> SeedReport:
     async def run() -> SeedReport:
         start = time.perf_counter()
-        counts = await _seed_postgres(url, scale, progress=progress)
-        return SeedReport(url=url, scale=scale, rows=counts, seconds=time.perf_counter() - start)
+        counts, digest = await _seed_postgres(url, scale, progress=progress, timings=timings)
+        return SeedReport(url=url, scale=scale, rows=counts, seconds=time.perf_counter() - start, digest=digest)
 
     return aio.run(run())
 
@@ -205,19 +220,29 @@ def seed_postgres(url: str, scale: str, *, progress: bool = False) -> SeedReport
 # --- Both -------------------------------------------------------------------------------------------------
 
 
-def seed(settings: Settings | None = None, *, url: str | None = None, progress: bool = False) -> SeedReport:
-    """Build the seed for settings (or exactly the database at url), replacing what is there."""
+def seed(
+    settings: Settings | None = None,
+    *,
+    url: str | None = None,
+    progress: bool = False,
+    timings: Timings | None = None,
+) -> SeedReport:
+    """Build the seed for settings (or exactly the database at url), replacing what is there.
+
+    timings (PostgreSQL): filled with the seconds each table's parts took, for benchmarks/seed.py.
+    """
     settings = settings or get_settings()
     target = url or seed_url(settings)
-    from course.seed import verify
-
     parsed = db.parse_url(target)
     if parsed.get_backend_name() == "sqlite":
         report = seed_sqlite(target, settings.scale, progress=progress)
     else:
-        report = seed_postgres(target, settings.scale, progress=progress)
+        report = seed_postgres(target, settings.scale, progress=progress, timings=timings)
     # What later copies and grading runs compare the seed with (course/seed/verify.py).
-    verify.record(settings, target)
+    start = time.perf_counter()
+    verify.record(settings, target, known_digest=report.digest)
+    if timings is not None:
+        timings.record = time.perf_counter() - start
     return report
 
 
