@@ -9,7 +9,9 @@ they prove both ways on both backends, for every exercise the registry runs ther
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,7 +54,7 @@ def _runs_on(source: str, exercise: str) -> tuple[str, ...]:
     return chapter(source.removeprefix("solutions/")).exercise(exercise).backends
 
 
-def _not_run_in_a_kernel(kernel_backend) -> list:  # noqa: ANN001 - solution_backend or stub_backend
+def _not_run_in_a_kernel(kernel_backend: Callable[[Path], str]) -> list:
     """(source, exercise, names, backend) for each backend the exercise runs on where no kernel run checks it."""
     return [
         pytest.param(*call, backend, id=f"{backend}-{call[1]}")
