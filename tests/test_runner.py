@@ -32,6 +32,18 @@ def _rows(stdout: str) -> dict[str, str]:
     return rows
 
 
+def _private_tmp(tmp_path: Path) -> dict[str, str]:
+    """A temp folder of the run's own: `course check` makes its run folder (copies, kernel files) in it."""
+    (tmp_path / "tmp").mkdir()
+    return {"TMPDIR": str(tmp_path / "tmp")}
+
+
+def _nothing_left(env: dict[str, str]) -> None:
+    # The run folder, with every copy the kernel and the grader made, is gone once `course check` exits (see
+    # test_cleanup.py for kernels that are stopped, hoard copies or are interrupted).
+    assert sorted(p.name for p in Path(env["TMPDIR"]).iterdir() if p.name.startswith("course-")) == []
+
+
 @pytest.mark.notebooks
 def test_solved_copy_passes_from_any_folder(tmp_path: Path) -> None:
     # A learner's copy outside the repo, checked from an unrelated working folder.
@@ -40,8 +52,10 @@ def test_solved_copy_passes_from_any_folder(tmp_path: Path) -> None:
     shutil.copy(SOLUTION, learner)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = course("check", str(learner), "--timeout", "30", cwd=elsewhere)
+    env = _private_tmp(tmp_path)
+    result = course("check", str(learner), "--timeout", "30", cwd=elsewhere, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+    _nothing_left(env)
     rows = _rows(result.stdout)
     assert "✅" in rows["99.1"] and "2/2" in rows["99.1"]
     assert "✅" in rows["99.2"] and "3/3" in rows["99.2"]
@@ -52,8 +66,10 @@ def test_solved_copy_passes_from_any_folder(tmp_path: Path) -> None:
 @pytest.mark.notebooks
 def test_stub_fails_every_exercise_with_its_own_message(tmp_path: Path) -> None:
     stub = built_fixture(tmp_path / "root")
-    result = course("check", str(stub), "--json", cwd=tmp_path)
+    env = _private_tmp(tmp_path)
+    result = course("check", str(stub), "--json", cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stdout + result.stderr
+    _nothing_left(env)
     (notebook,) = json.loads(result.stdout)
     assert notebook["error"] is None and notebook["passed"] is False
     assert [(e["id"], e["status"], e["points"], e["max_points"]) for e in notebook["exercises"]] == [
@@ -194,7 +210,9 @@ def test_hazardous_cells_do_not_stop_the_checks_and_the_grader_decides(tmp_path:
 def test_a_dying_kernel_is_reported_at_once(tmp_path: Path) -> None:
     notebook = variant(tmp_path / "99_demo.ipynb", _insert_after_setup("import os\nos._exit(3)"))
     started = time.perf_counter()
-    result = course("check", str(notebook), "--timeout", "300", cwd=tmp_path)
+    env = _private_tmp(tmp_path)
+    result = course("check", str(notebook), "--timeout", "300", cwd=tmp_path, env=env)
+    _nothing_left(env)
     # Not the cell's whole time limit (a kernel start alone can take 20 s on a busy machine running tests in parallel).
     assert time.perf_counter() - started < 150
     assert result.returncode == 1, result.stdout + result.stderr
