@@ -111,22 +111,25 @@ def test_doctor_reports_a_running_server_without_its_password(pg_admin_url: str)
 
 
 @pytest.mark.postgres
-def test_doctor_warns_about_a_server_that_trusts_everyone(tmp_path: Path) -> None:
+def test_doctor_warns_about_a_server_that_trusts_everyone(tmp_path: Path, private_pg_cache: Path) -> None:
+    # The worker's own server (tests/conftest.py), shared with the tests that restart one: its pg_hba.conf is
+    # changed here and put back; the doctor reads the file, the server never reloads it.
     from course.db.postgres import provider as postgres
     from course.settings import Settings
 
     if postgres.find_binaries() is None:
         pytest.skip("no PostgreSQL binaries")
-    settings = Settings(cache_dir=tmp_path)
-    info = postgres.start(settings)
+    info = postgres.start(Settings(cache_dir=private_pg_cache))
+    assert info.data_dir is not None
+    hba = info.data_dir / "pg_hba.conf"
+    private = hba.read_text()
+    env = {"COURSE_CACHE_DIR": str(private_pg_cache), "COURSE_SCALE": "tiny", "COURSE_DATA_DIR": str(tmp_path)}
+    assert "without a password" not in course("doctor", env=env).stdout
     try:
-        assert info.data_dir is not None
-        env = {"COURSE_CACHE_DIR": str(tmp_path), "COURSE_SCALE": "tiny", "COURSE_DATA_DIR": str(tmp_path)}
-        assert "without a password" not in course("doctor", env=env).stdout
-        # What a cluster made by older versions of the course says (the doctor reads files; no reload needed).
-        (info.data_dir / "pg_hba.conf").write_text("host all all 127.0.0.1/32 trust\n")
+        # What a cluster made by older versions of the course says.
+        hba.write_text("host all all 127.0.0.1/32 trust\n")
         result = course("doctor", env=env)
-        assert result.returncode == 1
-        assert "without a password" in result.stdout and "course postgres start" in result.stdout
     finally:
-        postgres.stop(settings)
+        hba.write_text(private)
+    assert result.returncode == 1
+    assert "without a password" in result.stdout and "course postgres start" in result.stdout
