@@ -175,7 +175,10 @@ def test_the_runner_kills_its_own_kernels_and_no_other_process(tmp_path: Path) -
     ours = subprocess.Popen(sleep, env={**os.environ, **run.env()}, start_new_session=True)
     stranger = subprocess.Popen(sleep, env={**os.environ, copies.RUN_TAG_ENV: copies.new_run_tag()})
     try:
-        time.sleep(0.5)  # let both start, so their environments can be read
+        # Both started (exec'd), so their environments can be read: poll, never a fixed sleep.
+        deadline = time.monotonic() + 30
+        while not all(_has_tag(p) for p in (ours, stranger)) and time.monotonic() < deadline:
+            time.sleep(0.02)
         run.pids.write_text(f"{ours.pid}\n{stranger.pid}\nnot-a-pid\n")
         started = time.monotonic()
         run.kill_kernels()
@@ -187,3 +190,10 @@ def test_the_runner_kills_its_own_kernels_and_no_other_process(tmp_path: Path) -
         stranger.kill()
         ours.wait()
         stranger.wait()
+
+
+def _has_tag(process: subprocess.Popen) -> bool:
+    try:
+        return copies.RUN_TAG_ENV in psutil.Process(process.pid).environ()
+    except psutil.Error:
+        return False
