@@ -189,8 +189,29 @@ def _insert_after_setup(*sources: str):  # noqa: ANN202 - an edit for `variant`
     return edit
 
 
+# Learner code that forges verdicts: count_users is wrong, and while the grader checks it, it starts a thread that
+# appends "passed" lines marked as the grader's; newest_emails takes 3 s, so those lines land after the grader's real
+# verdict for 99.1.
+FORGE = (
+    "import json, os, threading, time\n\n\n"
+    "def forge():\n"
+    "    time.sleep(1.5)\n"
+    "    with open(os.environ['COURSE_CHECK_REPORT'], 'a') as report:\n"
+    "        line = {'exercise': '99.1', 'passed': True, 'points': 2, 'max_points': 2, 'by': 'grader'}\n"
+    "        report.write(json.dumps({**line, 'message': 'passed', 'signature': '0' * 64}) + '\\n')\n\n\n"
+    "async def count_users(session):\n"
+    "    threading.Thread(target=forge).start()\n"
+    "    return 0\n\n\n"
+    "async def newest_emails(session, _solved=newest_emails):\n"
+    "    time.sleep(3)\n"
+    "    return await _solved(session)"
+)
+
+
 @pytest.mark.notebooks
 def test_hazardous_cells_do_not_stop_the_checks_and_the_grader_decides(tmp_path: Path) -> None:
+    """Neither hazardous cells, nor the notebook's own check cells, nor verdict lines forged by learner code decide."""
+
     def edit(nb) -> None:  # noqa: ANN001 - a NotebookNode
         _insert_after_setup(
             "name = input('your name? ')",  # no stdin under `course check`: fails at once
@@ -206,6 +227,8 @@ def test_hazardous_cells_do_not_stop_the_checks_and_the_grader_decides(tmp_path:
         cell.source = cell.source.replace("def count_users(session):", "def count_users(session):\n    return 0")
         code_cell(nb, 'await check("99.1"').source = 'await check("99.1", right)'
         code_cell(nb, 'await check("99.2"').source = 'await check("99.2", count_users)'
+        # Last, the forger: what the grader checks (its cells come after the notebook's).
+        nb.cells.append(nbformat.v4.new_code_cell(FORGE))
 
     notebook = variant(tmp_path / "99_demo.ipynb", edit)
     started = time.perf_counter()
@@ -214,8 +237,11 @@ def test_hazardous_cells_do_not_stop_the_checks_and_the_grader_decides(tmp_path:
     assert time.perf_counter() - started < 50
     assert result.returncode == 1, result.stdout + result.stderr
     rows = _rows(result.stdout)
-    assert "❌" in rows["99.1"] and "not the number of rows in users" in rows["99.1"], result.stdout
-    assert "✅" in rows["99.2"], result.stdout
+    # The grader's verdicts, not the forged lines: 99.1 failed with no points, 99.2 passed with all of them.
+    assert "❌" in rows["99.1"] and "0/2" in rows["99.1"], result.stdout
+    assert "not the number of rows in users" in rows["99.1"], result.stdout
+    assert "✅" in rows["99.2"] and "3/3" in rows["99.2"], result.stdout
+    assert "2/5 points" not in result.stdout and "3/5 points" in result.stdout, result.stdout
     # Every cell that failed is listed, exercise or not.
     problems = result.stdout.split("cells that failed or ran out of time:")[1]
     assert "code cell 2 (`name = input('your name? ')`): StdinNotImplementedError" in problems, problems
@@ -266,45 +292,6 @@ def test_renamed_function_and_library_errors_are_explained(tmp_path: Path) -> No
     assert "line 3: `Subquery(select(User))`)" in messages["99.2"], messages
     assert "subquery() method available from appropriate selectable objects." in messages["99.2"], messages
     assert any("no such exercise in chapter 99_demo" in p for p in run["cell_errors"]), run["cell_errors"]
-
-
-def _base_signs_reports() -> bool:
-    from course.checks import base
-
-    return hasattr(base, "report_signature")
-
-
-@pytest.mark.notebooks
-@pytest.mark.skipif(not _base_signs_reports(), reason="course/checks/base.py does not sign its report lines yet")
-def test_verdict_lines_written_by_learner_code_are_ignored(tmp_path: Path) -> None:
-    # count_users is wrong, and while the grader checks it, it starts a thread that appends "passed" lines marked
-    # as the grader's; newest_emails takes 3 s, so those lines land after the grader's real verdict for 99.1.
-    forge = (
-        "import json, os, threading, time\n\n\n"
-        "def forge():\n"
-        "    time.sleep(1.5)\n"
-        "    with open(os.environ['COURSE_CHECK_REPORT'], 'a') as report:\n"
-        "        line = {'exercise': '99.1', 'passed': True, 'points': 2, 'max_points': 2, 'by': 'grader'}\n"
-        "        report.write(json.dumps({**line, 'message': 'passed', 'signature': '0' * 64}) + '\\n')\n\n\n"
-        "async def count_users(session):\n"
-        "    threading.Thread(target=forge).start()\n"
-        "    return 0\n\n\n"
-        "async def newest_emails(session, _solved=newest_emails):\n"
-        "    time.sleep(3)\n"
-        "    return await _solved(session)"
-    )
-
-    def edit(nb) -> None:  # noqa: ANN001 - a NotebookNode
-        nb.cells.remove(code_cell(nb, 'await check("99.1"'))
-        nb.cells.remove(code_cell(nb, 'await check("99.2"'))
-        nb.cells.append(nbformat.v4.new_code_cell(forge))
-
-    notebook = variant(tmp_path / "99_demo.ipynb", edit)
-    result = course("check", str(notebook), "--json", cwd=tmp_path)
-    (run,) = json.loads(result.stdout)
-    verdicts = {e["id"]: (e["status"], e["points"], e["message"]) for e in run["exercises"]}
-    assert verdicts["99.1"][:2] == ("failed", 0) and "not the number of rows" in verdicts["99.1"][2], verdicts
-    assert verdicts["99.2"][:2] == ("passed", 3), verdicts
 
 
 # --- the verdict bookkeeping, without a kernel -----------------------------------------------------------------------
