@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from course import db
+from course.cli.main import main
 
 
 def course(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -54,8 +55,21 @@ def test_seed_on_postgres(pg_url: str) -> None:
         ({"COURSE_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/course"}, ["not answering"]),
     ],
 )
-def test_bad_settings_give_one_line(env: dict[str, str], fragments: list[str]) -> None:
-    assert_one_line_error(course("seed", env=env), *fragments)
+def test_bad_settings_give_one_line(
+    env: dict[str, str],
+    fragments: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if "not answering" in fragments:
+        # A failed connection, as a learner runs the command: nothing else (a warning at exit) may reach stderr.
+        assert_one_line_error(course("seed", env=env), *fragments)
+        return
+    # Refused while reading the settings, before anything connects: in this process, the same one line.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(["seed"])
+    assert_one_line_error(subprocess.CompletedProcess(["seed"], code, "", capsys.readouterr().err), *fragments)
 
 
 def test_corrupt_seed_file_gives_one_line(tmp_path: Path) -> None:
@@ -80,13 +94,15 @@ def test_doctor_reports_missing_seed(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-def test_postgres_url_and_status(pg_admin_url: str) -> None:
+def test_postgres_url_and_status(pg_admin_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     status = course("postgres", "status")
     assert status.returncode == 0, status.stdout + status.stderr
     assert db.describe(pg_admin_url) in status.stdout
-    url = course("postgres", "url")
-    assert url.stdout.strip() == db.describe(pg_admin_url)
-    assert course("postgres", "url", "--password").stdout.strip() == pg_admin_url
+    # The URL two ways, in this process (the command above already ran as a learner runs it).
+    assert main(["postgres", "url"]) == 0
+    assert capsys.readouterr().out.strip() == db.describe(pg_admin_url)
+    assert main(["postgres", "url", "--password"]) == 0
+    assert capsys.readouterr().out.strip() == pg_admin_url
 
 
 def test_doctor_only_looks_it_never_starts_a_server(tmp_path: Path) -> None:
@@ -111,22 +127,25 @@ def test_doctor_reports_a_running_server_without_its_password(pg_admin_url: str)
 
 
 @pytest.mark.postgres
-def test_doctor_warns_about_a_server_that_trusts_everyone(tmp_path: Path) -> None:
+def test_doctor_warns_about_a_server_that_trusts_everyone(tmp_path: Path, private_pg_cache: Path) -> None:
+    # The worker's own server (tests/conftest.py), shared with the tests that restart one: its pg_hba.conf is
+    # changed here and put back; the doctor reads the file, the server never reloads it.
     from course.db.postgres import provider as postgres
     from course.settings import Settings
 
     if postgres.find_binaries() is None:
         pytest.skip("no PostgreSQL binaries")
-    settings = Settings(cache_dir=tmp_path)
-    info = postgres.start(settings)
+    info = postgres.start(Settings(cache_dir=private_pg_cache))
+    assert info.data_dir is not None
+    hba = info.data_dir / "pg_hba.conf"
+    private = hba.read_text()
+    env = {"COURSE_CACHE_DIR": str(private_pg_cache), "COURSE_SCALE": "tiny", "COURSE_DATA_DIR": str(tmp_path)}
+    assert "without a password" not in course("doctor", env=env).stdout
     try:
-        assert info.data_dir is not None
-        env = {"COURSE_CACHE_DIR": str(tmp_path), "COURSE_SCALE": "tiny", "COURSE_DATA_DIR": str(tmp_path)}
-        assert "without a password" not in course("doctor", env=env).stdout
-        # What a cluster made by older versions of the course says (the doctor reads files; no reload needed).
-        (info.data_dir / "pg_hba.conf").write_text("host all all 127.0.0.1/32 trust\n")
+        # What a cluster made by older versions of the course says.
+        hba.write_text("host all all 127.0.0.1/32 trust\n")
         result = course("doctor", env=env)
-        assert result.returncode == 1
-        assert "without a password" in result.stdout and "course postgres start" in result.stdout
     finally:
-        postgres.stop(settings)
+        hba.write_text(private)
+    assert result.returncode == 1
+    assert "without a password" in result.stdout and "course postgres start" in result.stdout

@@ -82,28 +82,50 @@ def test_summary_counts_the_better_of_two_hand_ins() -> None:
 
 
 @pytest.mark.notebooks
-def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
+def test_grading_a_class_with_broken_submissions_and_awkward_messages(tmp_path: Path) -> None:
+    """One `course grade` of a class with every kind of hand-in (three kernel runs: alice, bob and fay)."""
     reference = built_fixture(tmp_path / "root").parent
     subs = tmp_path / "subs"
-    for learner in ("alice", "bob", "carol", "dave", "erin"):
+    for learner in ("alice", "bob", "carol", "dave", "erin", "gus"):
         (subs / learner).mkdir(parents=True)
+    # Fay's code raises with commas, quotes and a line break in the message, and her exercise 99.2 is deleted
+    # (still graded, same maximum).
+    raising = '    raise ValueError("a, b,\\n\\"c\\"")\n    # BEGIN SOLUTION'
 
-    def drop_99_2(nb) -> None:  # noqa: ANN001 - a NotebookNode
+    def raise_and_drop_99_2(nb) -> None:  # noqa: ANN001 - a NotebookNode
+        cell = code_cell(nb, "from sqlalchemy import")
+        cell.source = cell.source.replace("    # BEGIN SOLUTION", raising, 1)
         del nb.cells[next(i for i, c in enumerate(nb.cells) if c.source.startswith("### Exercise 99.2")) :]
 
-    variant(subs / "fay" / "99_demo.ipynb", drop_99_2)  # exercise 99.2 deleted: still graded, same maximum
+    variant(subs / "fay" / "99_demo.ipynb", raise_and_drop_99_2)
     shutil.copy(SOLUTION, subs / "alice" / "99_demo.ipynb")
     shutil.copy(reference / "99_demo.ipynb", subs / "bob" / "99_demo.ipynb")
     (subs / "carol" / "99_demo.ipynb").write_text(SOLUTION.read_text()[:400])  # cut off mid-upload
     (subs / "dave" / "99_demo.ipynb").write_text('{"grade": "A+ please"}')  # JSON, not a notebook
     shutil.copy(SOLUTION, subs / "erin" / "homework.ipynb")  # no chapter in the name
     (subs / "erin" / "notes.txt").write_text("not a notebook, not graded")
+    # Gus hands in chapter 4's exercises under the demo chapter's name: reported, not run.
+    shutil.copy(ROOT / "exercises" / "04_pagination.ipynb", subs / "gus" / "99_demo.ipynb")
     out = tmp_path / "out"
+    # --reference is no longer needed: it is accepted (old scripts) and ignored, with a notice.
     result = course(
-        "grade", str(subs), "--out", str(out), "--jobs", "2", "--timeout", "30", "--no-sandbox", cwd=tmp_path
+        "grade",
+        str(subs),
+        "--out",
+        str(out),
+        "--reference",
+        str(reference),
+        "--jobs",
+        "2",
+        "--timeout",
+        "30",
+        "--no-sandbox",
+        cwd=tmp_path,
     )
+    assert "--reference is no longer needed" in result.stderr
     assert result.returncode == 0, result.stdout + result.stderr
     grades = _csv(out / "grades.csv")
+    assert len((out / "grades.csv").read_text(encoding="utf-8").splitlines()) == len(grades) + 1
     assert list(grades[0])[:7] == ["learner", "chapter", "exercise", "points", "max_points", "status", "message"]
     table = {(g["learner"], g["exercise"]): (g["status"], g["points"], g["max_points"]) for g in grades}
     assert table == {
@@ -116,15 +138,20 @@ def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
         ("dave", "99.1"): ("error", "0", "2"),
         ("dave", "99.2"): ("error", "0", "3"),
         ("erin", ""): ("error", "0", "0"),
-        ("fay", "99.1"): ("passed", "2", "2"),
+        ("fay", "99.1"): ("failed", "0", "2"),
         ("fay", "99.2"): ("failed", "0", "3"),
+        ("gus", "99.1"): ("error", "0", "2"),
+        ("gus", "99.2"): ("error", "0", "3"),
     }
     messages = {(g["learner"], g["exercise"]): g["message"] for g in grades}
     assert "not solved yet (Exercise 99.2)" in messages["bob", "99.2"]
     assert "not valid JSON" in messages["carol", "99.1"]
     assert "not a Jupyter notebook" in messages["dave", "99.1"]
     assert "unknown chapter" in messages["erin", ""]
+    assert 'raised ValueError: a, b, "c" (code cell 2, line 8: `raise ValueError(' in messages["fay", "99.1"]
     assert "not found: define `newest_emails`" in messages["fay", "99.2"]
+    fours = ", ".join(e.id for e in registry.chapter(4).exercises)
+    assert f"holds exercises {fours}, not those of 99_demo" in messages["gus", "99.1"]
     assert all(g["chapter"] == "99_demo" for g in grades if g["learner"] != "erin")
     summary = {s["learner"]: (s["points"], s["max_points"]) for s in _csv(out / "summary.csv")}
     assert summary == {
@@ -133,9 +160,10 @@ def test_grading_a_class_with_broken_submissions(tmp_path: Path) -> None:
         "carol": ("0", "5"),
         "dave": ("0", "5"),
         "erin": ("0", "0"),
-        "fay": ("2", "5"),
+        "fay": ("0", "5"),
+        "gus": ("0", "5"),
     }
-    assert "6 learner(s)" in result.stdout and "grades.csv" in result.stdout
+    assert "7 learner(s)" in result.stdout and "grades.csv" in result.stdout
 
 
 @pytest.mark.parametrize("make", ["missing", "empty"])
@@ -158,47 +186,3 @@ def test_csv_keeps_each_grade_on_one_well_formed_line(tmp_path: Path) -> None:
     (row,) = _csv(tmp_path / "grades.csv")
     assert row["learner"] == "ann, the 2nd"
     assert row["message"] == 'your code raised ValueError: a, b, "c" red  end'
-
-
-@pytest.mark.notebooks
-def test_another_chapters_notebook_and_awkward_messages(tmp_path: Path) -> None:
-    reference = built_fixture(tmp_path / "root").parent
-    subs = tmp_path / "subs"
-    # Alice hands in chapter 4's exercises under the demo chapter's name: reported, not run.
-    (subs / "alice").mkdir(parents=True)
-    shutil.copy(ROOT / "exercises" / "04_pagination.ipynb", subs / "alice" / "99_demo.ipynb")
-    # Bob's code raises with commas, quotes and a line break in the message.
-    raising = '    raise ValueError("a, b,\\n\\"c\\"")\n    # BEGIN SOLUTION'
-
-    def edit(nb) -> None:  # noqa: ANN001 - a NotebookNode
-        cell = code_cell(nb, "from sqlalchemy import")
-        cell.source = cell.source.replace("    # BEGIN SOLUTION", raising, 1)
-
-    variant(subs / "bob" / "99_demo.ipynb", edit)
-    out = tmp_path / "out"
-    # --reference is no longer needed: it is accepted (old scripts) and ignored, with a notice.
-    result = course(
-        "grade",
-        str(subs),
-        "--out",
-        str(out),
-        "--reference",
-        str(reference),
-        "--timeout",
-        "30",
-        "--no-sandbox",
-        cwd=tmp_path,
-    )
-    assert "--reference is no longer needed" in result.stderr
-    assert result.returncode == 0, result.stdout + result.stderr
-    grades = _csv(out / "grades.csv")
-    assert len((out / "grades.csv").read_text(encoding="utf-8").splitlines()) == len(grades) + 1
-    table = {(g["learner"], g["exercise"]): (g["status"], g["message"]) for g in grades}
-    status, message = table["alice", "99.1"]
-    fours = ", ".join(e.id for e in registry.chapter(4).exercises)
-    assert status == "error" and f"holds exercises {fours}, not those of 99_demo" in message
-    status, message = table["bob", "99.1"]
-    assert (
-        status == "failed" and 'raised ValueError: a, b, "c" (code cell 2, line 8: `raise ValueError(' in message
-    )
-    assert table["bob", "99.2"][0] == "passed"

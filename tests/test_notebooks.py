@@ -6,9 +6,9 @@ Kernel runs are the slowest tests, so each one must prove something only a kerne
   use) twice: its solution on one backend, its generated stub on the other. The cells the two share (setup, the
   cells between exercises: `course build` only replaces solution regions) thus run on both backends, every
   solution is graded in a kernel, and every stub is graded 0. The solution runs on PostgreSQL when the chapter has
-  a PostgreSQL-only exercise (on SQLite its check would only be skipped), else on SQLite. What the other backend
-  would add to a solution run, each check against the solution on that backend, test_checks.py proves in-process
-  (test_solution_passes and test_stub_fails run every check cell on both backends).
+  a PostgreSQL-only exercise (on SQLite its check would only be skipped), else on SQLite. The other half, each
+  check against the solution on the other backend and against the stub on the solution's backend, test_checks.py
+  proves in-process (and only that half: each (exercise, backend) solution and stub run happens once in the suite).
 """
 
 from __future__ import annotations

@@ -66,28 +66,19 @@ def _assert_private(info: postgres.ServerInfo) -> None:
     assert str(password) not in db.describe(info.url)
 
 
-def test_a_new_server_needs_its_secret(settings: Settings) -> None:
+def test_a_server_is_private_when_new_and_after_a_lost_secret_or_an_old_trust_setup(settings: Settings) -> None:
+    """One cluster (initdb costs seconds) through each way a server could end up open; each step sets up its own."""
+    # New: it needs its secret. status() reads files only, and still hands out a URL that logs in.
     info = postgres.start(settings)
     _assert_private(info)
-    # status() reads files only, and still hands out a URL that logs in.
     assert postgres.status(settings) == info
-
-
-def test_a_stopped_trust_cluster_is_upgraded_on_start(settings: Settings) -> None:
-    info = postgres.start(settings)
-    assert info.data_dir is not None
-    postgres.stop(settings)
-    # Make it look like a cluster from before: trust everywhere, no secret file.
-    (info.data_dir / "pg_hba.conf").write_text(OLD_TRUST_HBA)
-    postgres_secret.secret_path(info.data_dir).unlink()
-    upgraded = postgres.start(settings)
-    assert upgraded.port == info.port
-    _assert_private(upgraded)
-
-
-def test_a_running_trust_server_is_restarted_private(settings: Settings) -> None:
-    info = postgres.start(settings)
     assert info.data_dir is not None and BINARIES is not None
+
+    # A lost secret (the server running) is replaced.
+    postgres_secret.secret_path(info.data_dir).unlink()
+    _assert_private(postgres.start(settings))
+
+    # A running server that trusts everyone is restarted private.
     (info.data_dir / "pg_hba.conf").write_text(OLD_TRUST_HBA)
     reload = postgres_local._run([str(BINARIES[0] / "pg_ctl"), "-D", str(info.data_dir), "reload"])
     assert reload.returncode == 0, reload.stdout
@@ -95,12 +86,13 @@ def test_a_running_trust_server_is_restarted_private(settings: Settings) -> None
     assert aio.run(_login(info.port, None)) == "postgres"
     _assert_private(postgres.start(settings))
 
-
-def test_a_lost_secret_is_replaced(settings: Settings) -> None:
-    info = postgres.start(settings)
-    assert info.data_dir is not None
+    # A stopped cluster from before (trust everywhere, no secret file) is upgraded on start, on its port.
+    postgres.stop(settings)
+    (info.data_dir / "pg_hba.conf").write_text(OLD_TRUST_HBA)
     postgres_secret.secret_path(info.data_dir).unlink()
-    _assert_private(postgres.start(settings))
+    upgraded = postgres.start(settings)
+    assert upgraded.port == info.port
+    _assert_private(upgraded)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the nobody fallback only applies to root")

@@ -12,8 +12,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course.chapters import registry
 from course.chapters.registry import ExerciseSpec
+from course.cli.main import main
 from course.grading import nbval_hooks, runner, verdicts
+from tests.fixtures.demo_chapter import DEMO
 from tests.fixtures.tooling import SOLUTION, built_fixture, code_cell, course, variant
 
 
@@ -32,6 +35,18 @@ def _rows(stdout: str) -> dict[str, str]:
     return rows
 
 
+def _private_tmp(tmp_path: Path) -> dict[str, str]:
+    """A temp folder of the run's own: `course check` makes its run folder (copies, kernel files) in it."""
+    (tmp_path / "tmp").mkdir()
+    return {"TMPDIR": str(tmp_path / "tmp")}
+
+
+def _nothing_left(env: dict[str, str]) -> None:
+    # The run folder, with every copy the kernel and the grader made, is gone once `course check` exits (see
+    # test_cleanup.py for kernels that are stopped, hoard copies or are interrupted).
+    assert sorted(p.name for p in Path(env["TMPDIR"]).iterdir() if p.name.startswith("course-")) == []
+
+
 @pytest.mark.notebooks
 def test_solved_copy_passes_from_any_folder(tmp_path: Path) -> None:
     # A learner's copy outside the repo, checked from an unrelated working folder.
@@ -40,8 +55,10 @@ def test_solved_copy_passes_from_any_folder(tmp_path: Path) -> None:
     shutil.copy(SOLUTION, learner)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = course("check", str(learner), "--timeout", "30", cwd=elsewhere)
+    env = _private_tmp(tmp_path)
+    result = course("check", str(learner), "--timeout", "30", cwd=elsewhere, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+    _nothing_left(env)
     rows = _rows(result.stdout)
     assert "✅" in rows["99.1"] and "2/2" in rows["99.1"]
     assert "✅" in rows["99.2"] and "3/3" in rows["99.2"]
@@ -52,8 +69,10 @@ def test_solved_copy_passes_from_any_folder(tmp_path: Path) -> None:
 @pytest.mark.notebooks
 def test_stub_fails_every_exercise_with_its_own_message(tmp_path: Path) -> None:
     stub = built_fixture(tmp_path / "root")
-    result = course("check", str(stub), "--json", cwd=tmp_path)
+    env = _private_tmp(tmp_path)
+    result = course("check", str(stub), "--json", cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stdout + result.stderr
+    _nothing_left(env)
     (notebook,) = json.loads(result.stdout)
     assert notebook["error"] is None and notebook["passed"] is False
     assert [(e["id"], e["status"], e["points"], e["max_points"]) for e in notebook["exercises"]] == [
@@ -97,18 +116,32 @@ def test_solved_notebook_passes_on_postgres(tmp_path: Path, pg_admin_url: str) -
     assert "5/5 points" in result.stdout
 
 
-@pytest.mark.parametrize(
-    ("content", "fragment"),
-    [(None, "no such notebook"), ("{ broken", "not valid JSON")],
-)
-def test_unusable_input_is_one_line_exit_2(tmp_path: Path, content: str | None, fragment: str) -> None:
-    path = tmp_path / "99_demo.ipynb"
-    if content is not None:
-        path.write_text(content)
-    result = course("check", str(path), cwd=tmp_path)
+def _check_in_process(
+    path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, list[str]]:
+    """`course check path` in this process, with chapter 99 registered as demo_cli.py registers it: exit code and
+    stderr lines. (For input refused before any kernel starts: a subprocess would only add an interpreter start.)"""
+    monkeypatch.setattr(registry, "CHAPTERS", (*registry.CHAPTERS, DEMO))
+    code = main(["check", str(path)])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_a_missing_notebook_is_one_line_exit_2_from_the_command(tmp_path: Path) -> None:
+    # The real command, once: nothing else (an import's warning, a traceback) reaches stderr.
+    result = course("check", str(tmp_path / "99_demo.ipynb"), cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    assert len(lines) == 1 and "no such notebook" in lines[0], result.stderr
+
+
+def test_a_broken_notebook_file_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "99_demo.ipynb"
+    path.write_text("{ broken")
+    code, lines = _check_in_process(path, monkeypatch, capsys)
+    assert code == 2
+    assert len(lines) == 1 and "not valid JSON" in lines[0], lines
 
 
 @pytest.mark.parametrize(
@@ -119,12 +152,13 @@ def test_unusable_input_is_one_line_exit_2(tmp_path: Path, content: str | None, 
         ("00_start_here.ipynb", "chapter 00_start_here has no exercises"),
     ],
 )
-def test_a_notebook_that_is_no_chapter_is_one_line_exit_2(tmp_path: Path, name: str, fragment: str) -> None:
+def test_a_notebook_that_is_no_chapter_is_one_line_exit_2(
+    tmp_path: Path, name: str, fragment: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     shutil.copy(SOLUTION, tmp_path / name)
-    result = course("check", str(tmp_path / name), cwd=tmp_path)
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    code, lines = _check_in_process(tmp_path / name, monkeypatch, capsys)
+    assert code == 2, lines
+    assert len(lines) == 1 and fragment in lines[0], lines
     assert "99_demo.ipynb" in lines[0]  # it says which names would do
 
 
@@ -155,8 +189,29 @@ def _insert_after_setup(*sources: str):  # noqa: ANN202 - an edit for `variant`
     return edit
 
 
+# Learner code that forges verdicts: count_users is wrong, and while the grader checks it, it starts a thread that
+# appends "passed" lines marked as the grader's; newest_emails takes 3 s, so those lines land after the grader's real
+# verdict for 99.1.
+FORGE = (
+    "import json, os, threading, time\n\n\n"
+    "def forge():\n"
+    "    time.sleep(1.5)\n"
+    "    with open(os.environ['COURSE_CHECK_REPORT'], 'a') as report:\n"
+    "        line = {'exercise': '99.1', 'passed': True, 'points': 2, 'max_points': 2, 'by': 'grader'}\n"
+    "        report.write(json.dumps({**line, 'message': 'passed', 'signature': '0' * 64}) + '\\n')\n\n\n"
+    "async def count_users(session):\n"
+    "    threading.Thread(target=forge).start()\n"
+    "    return 0\n\n\n"
+    "async def newest_emails(session, _solved=newest_emails):\n"
+    "    time.sleep(3)\n"
+    "    return await _solved(session)"
+)
+
+
 @pytest.mark.notebooks
 def test_hazardous_cells_do_not_stop_the_checks_and_the_grader_decides(tmp_path: Path) -> None:
+    """Neither hazardous cells, nor the notebook's own check cells, nor verdict lines forged by learner code decide."""
+
     def edit(nb) -> None:  # noqa: ANN001 - a NotebookNode
         _insert_after_setup(
             "name = input('your name? ')",  # no stdin under `course check`: fails at once
@@ -172,6 +227,8 @@ def test_hazardous_cells_do_not_stop_the_checks_and_the_grader_decides(tmp_path:
         cell.source = cell.source.replace("def count_users(session):", "def count_users(session):\n    return 0")
         code_cell(nb, 'await check("99.1"').source = 'await check("99.1", right)'
         code_cell(nb, 'await check("99.2"').source = 'await check("99.2", count_users)'
+        # Last, the forger: what the grader checks (its cells come after the notebook's).
+        nb.cells.append(nbformat.v4.new_code_cell(FORGE))
 
     notebook = variant(tmp_path / "99_demo.ipynb", edit)
     started = time.perf_counter()
@@ -180,8 +237,11 @@ def test_hazardous_cells_do_not_stop_the_checks_and_the_grader_decides(tmp_path:
     assert time.perf_counter() - started < 50
     assert result.returncode == 1, result.stdout + result.stderr
     rows = _rows(result.stdout)
-    assert "❌" in rows["99.1"] and "not the number of rows in users" in rows["99.1"], result.stdout
-    assert "✅" in rows["99.2"], result.stdout
+    # The grader's verdicts, not the forged lines: 99.1 failed with no points, 99.2 passed with all of them.
+    assert "❌" in rows["99.1"] and "0/2" in rows["99.1"], result.stdout
+    assert "not the number of rows in users" in rows["99.1"], result.stdout
+    assert "✅" in rows["99.2"] and "3/3" in rows["99.2"], result.stdout
+    assert "2/5 points" not in result.stdout and "3/5 points" in result.stdout, result.stdout
     # Every cell that failed is listed, exercise or not.
     problems = result.stdout.split("cells that failed or ran out of time:")[1]
     assert "code cell 2 (`name = input('your name? ')`): StdinNotImplementedError" in problems, problems
@@ -194,7 +254,9 @@ def test_hazardous_cells_do_not_stop_the_checks_and_the_grader_decides(tmp_path:
 def test_a_dying_kernel_is_reported_at_once(tmp_path: Path) -> None:
     notebook = variant(tmp_path / "99_demo.ipynb", _insert_after_setup("import os\nos._exit(3)"))
     started = time.perf_counter()
-    result = course("check", str(notebook), "--timeout", "300", cwd=tmp_path)
+    env = _private_tmp(tmp_path)
+    result = course("check", str(notebook), "--timeout", "300", cwd=tmp_path, env=env)
+    _nothing_left(env)
     # Not the cell's whole time limit (a kernel start alone can take 20 s on a busy machine running tests in parallel).
     assert time.perf_counter() - started < 150
     assert result.returncode == 1, result.stdout + result.stderr
@@ -230,45 +292,6 @@ def test_renamed_function_and_library_errors_are_explained(tmp_path: Path) -> No
     assert "line 3: `Subquery(select(User))`)" in messages["99.2"], messages
     assert "subquery() method available from appropriate selectable objects." in messages["99.2"], messages
     assert any("no such exercise in chapter 99_demo" in p for p in run["cell_errors"]), run["cell_errors"]
-
-
-def _base_signs_reports() -> bool:
-    from course.checks import base
-
-    return hasattr(base, "report_signature")
-
-
-@pytest.mark.notebooks
-@pytest.mark.skipif(not _base_signs_reports(), reason="course/checks/base.py does not sign its report lines yet")
-def test_verdict_lines_written_by_learner_code_are_ignored(tmp_path: Path) -> None:
-    # count_users is wrong, and while the grader checks it, it starts a thread that appends "passed" lines marked
-    # as the grader's; newest_emails takes 3 s, so those lines land after the grader's real verdict for 99.1.
-    forge = (
-        "import json, os, threading, time\n\n\n"
-        "def forge():\n"
-        "    time.sleep(1.5)\n"
-        "    with open(os.environ['COURSE_CHECK_REPORT'], 'a') as report:\n"
-        "        line = {'exercise': '99.1', 'passed': True, 'points': 2, 'max_points': 2, 'by': 'grader'}\n"
-        "        report.write(json.dumps({**line, 'message': 'passed', 'signature': '0' * 64}) + '\\n')\n\n\n"
-        "async def count_users(session):\n"
-        "    threading.Thread(target=forge).start()\n"
-        "    return 0\n\n\n"
-        "async def newest_emails(session, _solved=newest_emails):\n"
-        "    time.sleep(3)\n"
-        "    return await _solved(session)"
-    )
-
-    def edit(nb) -> None:  # noqa: ANN001 - a NotebookNode
-        nb.cells.remove(code_cell(nb, 'await check("99.1"'))
-        nb.cells.remove(code_cell(nb, 'await check("99.2"'))
-        nb.cells.append(nbformat.v4.new_code_cell(forge))
-
-    notebook = variant(tmp_path / "99_demo.ipynb", edit)
-    result = course("check", str(notebook), "--json", cwd=tmp_path)
-    (run,) = json.loads(result.stdout)
-    verdicts = {e["id"]: (e["status"], e["points"], e["message"]) for e in run["exercises"]}
-    assert verdicts["99.1"][:2] == ("failed", 0) and "not the number of rows" in verdicts["99.1"][2], verdicts
-    assert verdicts["99.2"][:2] == ("passed", 3), verdicts
 
 
 # --- the verdict bookkeeping, without a kernel -----------------------------------------------------------------------
