@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,8 +214,13 @@ def grade(
             ): s
             for s in todo
         }
-        for future in as_completed(futures):
-            book.add(futures[future], future.result())
+        pending = set(futures)
+        while pending:
+            # Never an unbounded wait: the kernel may hand Ctrl-C (SIGINT) to a run's thread, and Python acts on it
+            # only when the main thread runs again, which a wait without a timeout would put off until a run ends.
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                book.add(futures[future], future.result())
     except BaseException:
         # Ctrl-C: start nothing new and stop the kernels that are running, rather than wait for them; each run's
         # own thread then cleans up after its kernel.
