@@ -13,8 +13,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from sqlalchemy import select
+
 from course.chapters.ch05_transactions import anomalies, bank
+from course.domain.models import Account, Transfer
 from course.tools.lesson import setup
+
+
+async def locking_transfer(Session: bank.Sessions, from_id: int, to_id: int, amount_cents: int) -> bool:
+    """Lesson 05's FOR UPDATE transfer (section 5.7 writes it out; the package holds no answer to exercise 5.1)."""
+    async with Session() as session, session.begin():
+        await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})  # ignored by PostgreSQL
+        stmt = select(Account).where(Account.id.in_([from_id, to_id])).order_by(Account.id).with_for_update()
+        accounts = {account.id: account for account in await session.scalars(stmt)}
+        if accounts[from_id].balance_cents < amount_cents:
+            return False
+        accounts[from_id].balance_cents -= amount_cents
+        accounts[to_id].balance_cents += amount_cents
+        session.add(Transfer(from_account_id=from_id, to_account_id=to_id, amount_cents=amount_cents))
+    return True
 
 
 async def main(transfers: int, tasks: int, hot: int, skip_anomalies: bool) -> None:
@@ -29,7 +46,7 @@ async def main(transfers: int, tasks: int, hot: int, skip_anomalies: bool) -> No
         stats = bank.RetryStats()
         approaches = {
             "naive": bank.naive_transfer,
-            "FOR UPDATE": bank.locking_transfer,
+            "FOR UPDATE": locking_transfer,
             "atomic UPDATE": bank.atomic_transfer,
             "optimistic": bank.optimistic_transfer_with(stats),
         }

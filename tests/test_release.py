@@ -13,11 +13,6 @@ from course.grading.release import find_leaks, release, solution_regions
 from course.settings import project_root
 
 ROOT = project_root()
-# Answers that lesson helpers in the package hold today (reported to their chapters' owners): each must fail here,
-# and once it is fixed the strict xfail turns into a failure that asks to remove it from this list.
-KNOWN = {
-    ("5.1", "course/chapters/ch05_transactions/bank.py"),
-}
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +38,8 @@ def test_the_release_holds_the_course_and_no_solutions(out: Path) -> None:
 
 def test_no_reference_answer_survives_in_the_release(out: Path) -> None:
     assert len(solution_regions(ROOT / "solutions")) >= 20
-    leaks = {(leak.exercise, leak.file) for leak in find_leaks(out, ROOT / "solutions")}
-    assert leaks <= KNOWN, f"reference answers in the release: {sorted(leaks - KNOWN)}"
-
-
-@pytest.mark.parametrize("exercise, file", sorted(KNOWN))
-def test_known_answers_in_lesson_helpers(out: Path, exercise: str, file: str) -> None:
-    leaks = {(leak.exercise, leak.file) for leak in find_leaks(out, ROOT / "solutions")}
-    if (exercise, file) in leaks:
-        pytest.xfail(f"the answer to {exercise} is in {file}: its chapter's owner must move it out")
-    pytest.fail(f"{file} no longer holds the answer to {exercise}: remove it from KNOWN")
+    leaks = sorted((leak.exercise, leak.file) for leak in find_leaks(out, ROOT / "solutions"))
+    assert not leaks, f"reference answers in the release: {leaks}"
 
 
 def test_planted_answers_are_found(out: Path) -> None:

@@ -55,7 +55,7 @@ async def open_hot_accounts(Session: Sessions, *, count: int = 4, balance_cents:
     return ids
 
 
-# --- four ways to write a transfer --------------------------------------------------------------------------------
+# --- ways to write a transfer (the FOR UPDATE one is written out in lesson 05, section 5.7) ---------------------
 
 
 async def naive_transfer(Session: Sessions, from_id: int, to_id: int, amount_cents: int) -> bool:
@@ -76,21 +76,6 @@ async def naive_transfer(Session: Sessions, from_id: int, to_id: int, amount_cen
                 .where(Account.id == account_id)
                 .values(balance_cents=new[account_id], version=Account.version + 1)
             )
-        session.add(Transfer(from_account_id=from_id, to_account_id=to_id, amount_cents=amount_cents))
-    return True
-
-
-async def locking_transfer(Session: Sessions, from_id: int, to_id: int, amount_cents: int) -> bool:
-    """SELECT ... FOR UPDATE on both rows, always in id order, then decide and write."""
-    async with Session() as session, session.begin():
-        # SQLite has no FOR UPDATE: BEGIN IMMEDIATE takes the (database-wide) write lock at the start instead.
-        await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-        stmt = select(Account).where(Account.id.in_([from_id, to_id])).order_by(Account.id).with_for_update()
-        accounts = {a.id: a for a in await session.scalars(stmt)}
-        if accounts[from_id].balance_cents < amount_cents:
-            return False
-        accounts[from_id].balance_cents -= amount_cents
-        accounts[to_id].balance_cents += amount_cents
         session.add(Transfer(from_account_id=from_id, to_account_id=to_id, amount_cents=amount_cents))
     return True
 
