@@ -99,14 +99,17 @@ def test_folders_of_ended_processes_are_reaped_and_no_others(tmp_path: Path) -> 
     dead, alive = _dead_pid(), os.getppid()
     names = [f"course-run-{dead}-abc", f"course-run-{alive}-def", f"course-run-{os.getpid()}-ghi", "course-run-x1"]
     names += [f"course-check-{dead}-jkl", f"course-check-{alive}-mno"]  # runners' work folders
+    names += [f"course-broker-{dead}-pqr", f"course-broker-{alive}-stu"]  # copy brokers' socket folders
     for name in names:
         (tmp_path / name).mkdir()
         (tmp_path / name / "course.sqlite3").write_bytes(b"x")
     (tmp_path / f"course-run-{dead}-file").write_text("a file, not a copy folder")
     reaped = copies.reap_abandoned_folders(tmp_path)
-    assert sorted(reaped) == [tmp_path / f"course-check-{dead}-jkl", tmp_path / f"course-run-{dead}-abc"]
+    dead_ones = (f"course-broker-{dead}-pqr", f"course-check-{dead}-jkl", f"course-run-{dead}-abc")
+    assert sorted(reaped) == [tmp_path / name for name in dead_ones]
     left = [f"course-run-{alive}-def", f"course-run-{os.getpid()}-ghi", "course-run-x1", f"course-run-{dead}-file"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*left, f"course-check-{alive}-mno"])
+    expected = [*left, f"course-check-{alive}-mno", f"course-broker-{alive}-stu"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(expected)
 
 
 async def test_a_lesson_without_a_runner_reaps_dead_processes_copies(

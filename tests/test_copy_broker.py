@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -96,3 +98,16 @@ async def test_a_kernel_cannot_drop_another_kernels_copy_or_hoard_copies(
         await broker.request_drop(where, b[1])
     finally:
         await a.drop()
+
+
+def test_a_broker_leaves_no_folder_even_when_the_server_is_gone() -> None:
+    # Nothing listens on port 1: the copy still alive at close cannot be dropped, and the close says so.
+    service = broker.CopyBroker(
+        "postgresql+asyncpg://nobody@127.0.0.1:1/postgres", lambda: "unused", name_for=lambda tag: "unused"
+    )
+    folder = Path(service.path).parent
+    assert folder.is_dir() and folder.name.startswith(f"{broker.FOLDER_PREFIX}{os.getpid()}-")
+    service._live["key"] = ("course_run_gone", None)
+    with pytest.raises(CourseError, match="not answering"):
+        service.close()
+    assert not folder.exists()

@@ -10,6 +10,7 @@ folders carry their process id, and folders of processes that ended on this mach
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -35,7 +36,7 @@ _TAG_RE = re.compile(r"^r[0-9a-f]{8}$")
 # course-run-<pid>-<random>: a copy folder made outside a run folder by process <pid>; course-check-<pid>-<random>:
 # the work folder of a runner (it holds its run folder), left behind only when the runner itself was killed.
 RUNNER_PREFIX = "course-check-"
-_FOLDER_RE = re.compile(rf"^(?:{FOLDER_PREFIX}|{RUNNER_PREFIX})(\d+)-")
+_FOLDER_RE = re.compile(rf"^(?:{FOLDER_PREFIX}|{RUNNER_PREFIX}|{broker.FOLDER_PREFIX})(\d+)-")
 
 
 @dataclass
@@ -138,13 +139,14 @@ def _new_folder() -> Path:
 
 
 def reap_abandoned_folders(parent: Path | None = None) -> list[Path]:
-    """Remove this user's copy folders and runner work folders in parent (the temp folder) whose process has ended."""
-    parent = Path(parent or tempfile.gettempdir())
+    """Remove this user's copy folders, runner work folders and broker folders whose process has ended, in parent
+    (default: the temp folder, and /tmp, where folders holding a unix socket go when the temp folder's path is long)."""
+    parents = [Path(parent)] if parent else list(dict.fromkeys([Path(tempfile.gettempdir()), Path("/tmp")]))
     removed = []
-    try:
-        entries = list(os.scandir(parent))
-    except OSError:
-        return []
+    entries = []
+    for folder in parents:
+        with contextlib.suppress(OSError):
+            entries += list(os.scandir(folder))
     for entry in entries:
         match = _FOLDER_RE.match(entry.name)
         if match is None or int(match[1]) == os.getpid():

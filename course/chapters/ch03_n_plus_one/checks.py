@@ -5,12 +5,19 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import func, select
 
 from course.chapters.ch03_n_plus_one.budget import judge_statement_helper
+from course.chapters.ch03_n_plus_one.data import (
+    MANY_POSTS,
+    NO_POSTS,
+    POSTS_PER_CALL,
+    all_rows,
+    posts_of,
+    reshape,
+)
 from course.chapters.ch03_n_plus_one.judges import (
     as_list_of,
     judge_n_plus_one,
@@ -26,71 +33,6 @@ from course.domain.models import Comment, Post, User
 registry = Registry(chapter(3))
 check = registry.check
 
-# Users whose data the check reshapes, so the answer never rests on the seed's accidents.
-MANY_POSTS, NO_POSTS = 2, 3
-DELETED_AT = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
-# The most posts 3.2 asks for in one call, with its busy author: under selectinload's 500 keys per statement.
-POSTS_PER_CALL = 300
-
-
-# SQLite returns a table (or an IN list) in id order even without ORDER BY; this pragma, made for testing exactly
-# that, reverses the order of every SELECT that does not ask for one. PostgreSQL reads an IN list through the primary
-# key, in id order too; without index scans it reads the table in storage order, which _reshape shuffles.
-_UNORDERED = {
-    "sqlite": ("PRAGMA reverse_unordered_selects = ON",),
-    "postgresql": ("SET enable_indexscan = off", "SET enable_bitmapscan = off", "SET enable_indexonlyscan = off"),
-}
-
-
-def _unordered_reads(dialect: str) -> Callable[[Any, object], None]:
-    def on_connect(dbapi_connection: Any, _record: object) -> None:
-        cursor = dbapi_connection.cursor()
-        for statement in _UNORDERED[dialect]:
-            cursor.execute(statement)
-        cursor.close()
-
-    return on_connect
-
-
-async def _reshape(db: CheckDB) -> int:
-    """User 2 gets more posts (some soft-deleted, some with many comments), user 3 none; a new user has only
-    soft-deleted posts; rows come back in id order only when a query asks for it. Returns the new user's id."""
-    event.listen(db.engine.sync_engine, "connect", _unordered_reads(db.dialect))
-    await db.engine.dispose()
-    async with db.Session() as session, session.begin():
-        await session.execute(
-            delete(Comment).where(Comment.post_id.in_(select(Post.id).where(Post.author_id == NO_POSTS)))
-        )
-        await session.execute(delete(Post).where(Post.author_id == NO_POSTS))
-        for n in range(7):
-            deleted = DELETED_AT if n % 3 == 0 else None
-            post = Post(
-                author_id=MANY_POSTS, title=f"Check post {n}", body="x", status="published", deleted_at=deleted
-            )
-            post.comments = [Comment(author_id=1 + (n * k) % 5, body=f"c{k}") for k in range(n % 4 * 2)]
-            session.add(post)
-        # Rewritten rows move to the end of a PostgreSQL table: a scan without ORDER BY no longer starts at id 1.
-        await session.execute(update(User).where(User.id <= 12).values(name=User.name))
-        ghost = User(email="Only.Deleted@Example.org", name="Ödön Only-Deleted", password_hash="x")
-        session.add(ghost)
-        await session.flush()
-        for n in range(3):
-            session.add(Post(author_id=ghost.id, title=f"gone {n}", body="x", deleted_at=DELETED_AT))
-        return ghost.id
-
-
-async def _all(db: CheckDB, stmt: Any) -> list[Any]:
-    async with db.Session() as session:
-        return list((await session.execute(stmt)).all())
-
-
-async def _posts_of(db: CheckDB) -> dict[int, set[int]]:
-    posts: dict[int, set[int]] = {}
-    for author_id, post_id in await _all(db, select(Post.author_id, Post.id)):
-        posts.setdefault(author_id, set()).add(post_id)
-    return posts
-
-
 # --- 3.1 users with their posts ------------------------------------------------------------------------------------
 
 LIMITS = (3, 40, 150)
@@ -100,9 +42,9 @@ _ORDER_BY = re.compile(r"\bORDER BY\b", re.IGNORECASE)
 
 @registry.exercise("3.1")
 async def _check_users_with_posts(users_with_posts: Callable[..., Any], db: CheckDB) -> None:
-    await _reshape(db)
-    user_ids = [i for (i,) in await _all(db, select(User.id).order_by(User.id))]
-    posts = await _posts_of(db)
+    await reshape(db)
+    user_ids = [i for (i,) in await all_rows(db, select(User.id).order_by(User.id))]
+    posts = await posts_of(db)
     for limit in LIMITS:
         want = user_ids[:limit]
         want_posts = sum(len(posts.get(i, ())) for i in want)
@@ -171,11 +113,11 @@ def _short(ids: list[int]) -> str:
 
 @registry.exercise("3.2")
 async def _check_users_posts_comments(users_posts_comments: Callable[..., Any], db: CheckDB) -> None:
-    await _reshape(db)
-    user_ids = [i for (i,) in await _all(db, select(User.id).order_by(User.id))]
-    posts = await _posts_of(db)
+    await reshape(db)
+    user_ids = [i for (i,) in await all_rows(db, select(User.id).order_by(User.id))]
+    posts = await posts_of(db)
     comments: dict[int, set[int]] = {}
-    for post_id, comment_id in await _all(db, select(Comment.post_id, Comment.id)):
+    for post_id, comment_id in await all_rows(db, select(Comment.post_id, Comment.id)):
         comments.setdefault(post_id, set()).add(comment_id)
     rng = random.Random(3)
     # A busy author, but not the seed's busiest: each call stays under 500 posts, where every eager-loading
@@ -257,10 +199,10 @@ async def _check_users_posts_comments(users_posts_comments: Callable[..., Any], 
 
 @registry.exercise("3.3")
 async def _check_post_counts(post_counts: Callable[..., Any], db: CheckDB) -> None:
-    only_deleted = await _reshape(db)
-    user_ids = [i for (i,) in await _all(db, select(User.id))]
+    only_deleted = await reshape(db)
+    user_ids = [i for (i,) in await all_rows(db, select(User.id))]
     want = dict.fromkeys(user_ids, 0)
-    for author_id, n in await _all(
+    for author_id, n in await all_rows(
         db, select(Post.author_id, func.count()).where(Post.deleted_at.is_(None)).group_by(Post.author_id)
     ):
         want[author_id] = n

@@ -30,6 +30,9 @@ from course.db.postgres import admin as pg_admin
 from course.db.postgres import owners, roles
 from course.errors import CourseError
 
+# Folders holding a broker's socket: course-broker-<pid>-<random>.
+FOLDER_PREFIX = "course-broker-"
+
 BROKER_ENV = "COURSE_COPY_BROKER"
 # Copies alive at once per run tag: a chapter's lesson plus its checks use a handful. The tag is the kernel's word,
 # so a cap for the whole broker too: a kernel inventing tags cannot fill the disk either.
@@ -82,7 +85,8 @@ class CopyBroker:
         # A unix socket's path must stay under ~107 bytes: a deep TMPDIR (a test's, a hub's) would not do.
         base = tempfile.gettempdir()
         self._folder = folder or Path(
-            tempfile.mkdtemp(prefix="course-broker-", dir="/tmp" if len(base) > 60 else base)
+            # The pid in the name lets the next run remove the folder of a grader that was killed (copies.py).
+            tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-", dir="/tmp" if len(base) > 60 else base)
         )
         self.path = str(self._folder / "copies.sock")
         broker = self
@@ -149,16 +153,20 @@ class CopyBroker:
         self._server.server_close()
         with self._lock:
             left, self._live = list(self._live.values()), {}
-        if left:
+        try:
+            if left:
 
-            async def drop_all() -> None:
-                for name, _ in left:
-                    await pg_admin.drop_database(self._admin.set(database=name))
+                async def drop_all() -> None:
+                    for name, _ in left:
+                        await pg_admin.drop_database(self._admin.set(database=name))
 
-            aio.run(drop_all())
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
-            os.rmdir(self._folder)
+                aio.run(drop_all())
+        finally:
+            # Even when the server could not drop a copy (it is down): the socket's folder never outlives the broker.
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            with contextlib.suppress(OSError):
+                os.rmdir(self._folder)
 
 
 @contextlib.contextmanager
