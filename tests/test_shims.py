@@ -1,4 +1,5 @@
-"""The import paths of the previous release's exercise notebooks still work (DESIGN: thin shims for one release).
+"""The import paths of the previous release's exercise notebooks still work (DESIGN: thin shims for one release,
+course/__init__.py's MOVED).
 
 Learners keep their own copies of exercise notebooks; the lines below are the imports those copies hold, taken from
 the exercises/ of the release before the layout moved into sub-packages.
