@@ -9,8 +9,9 @@ from sqlalchemy import text
 
 from course import db, seed
 from course.db import aio
+from course.db.postgres import admin as pg_admin
 from course.errors import CourseError
-from course.seed import fresh
+from course.seed import fresh, pg_build
 from course.seed import generate as seed_data
 from course.seed import load as seed_load
 from course.settings import Settings, get_settings
@@ -104,11 +105,41 @@ async def test_failed_postgres_seed_keeps_old_rows(pg_url: str, monkeypatch: pyt
         tables[3] = seed_data.TableRows("comments", tables[3].columns, 1, lambda: [["boom"]])
         return tables
 
-    monkeypatch.setattr(seed_load, "build_tables", failing)
+    monkeypatch.setattr(pg_build, "build_tables", failing)
     with pytest.raises(Exception):  # noqa: B017 - asyncpg's own error type is not the point
         await aio_to_thread(seed.seed, settings, url=pg_url)
     assert await seed.content_checksum(pg_url) == before
     assert (await aio_to_thread(seed.status, settings, url=pg_url)).ok
+    assert await _schemas(pg_url) == ["public"], "the half-built tables are dropped with their schema"
+
+
+async def test_a_killed_postgres_build_is_cleared_by_the_next(pg_url: str) -> None:
+    """A build killed before its swap leaves its schema (and the old seed as it was); the next build drops it."""
+    settings = get_settings(scale="tiny")
+    await aio_to_thread(seed.seed, settings, url=pg_url)
+    before = await seed.content_checksum(pg_url)
+    conn = await pg_admin.connect(pg_url)
+    try:
+        await conn.execute(
+            f"CREATE SCHEMA {pg_build.BUILD_SCHEMA}; CREATE TABLE {pg_build.BUILD_SCHEMA}.users (x int)"
+        )
+    finally:
+        await conn.close()
+    assert await seed.content_checksum(pg_url) == before
+    await aio_to_thread(seed.seed, settings, url=pg_url)
+    assert await _schemas(pg_url) == ["public"]
+    assert await seed.content_checksum(pg_url) == before
+
+
+async def _schemas(url: str) -> list[str]:
+    conn = await pg_admin.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
+        )
+    finally:
+        await conn.close()
+    return sorted(r["nspname"] for r in rows)
 
 
 def test_corrupt_seed_file_is_a_one_line_error(tmp_path: Path) -> None:
@@ -173,7 +204,6 @@ async def test_checksum_of_a_missing_file_does_not_create_it(tmp_path: Path) -> 
 
 
 async def test_postgres_database_with_other_tables_is_foreign(pg_url: str) -> None:
-    from course.db.postgres import admin as pg_admin
 
     conn = await pg_admin.connect(pg_url)
     await conn.execute("CREATE TABLE notes (body text)")
@@ -247,7 +277,6 @@ async def test_seeded_schema_equals_create_all(
 async def _two_databases(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, str]:
     if backend == "sqlite":
         return _sqlite_target(tmp_path, "seeded.sqlite3"), _sqlite_target(tmp_path, "reference.sqlite3")
-    from course.db.postgres import admin as pg_admin
 
     admin = request.getfixturevalue("pg_admin_url")
     urls = []

@@ -19,6 +19,7 @@ class Plan:
     """
 
     bare: list[str] = field(default_factory=list)
+    create: dict[str, str] = field(default_factory=dict)  # each table's statement in bare, by table name
     per_table: dict[str, list[str]] = field(default_factory=dict)
     foreign_keys: list[str] = field(default_factory=list)
 
@@ -37,11 +38,14 @@ def plan(metadata: MetaData, dialect: Dialect) -> Plan:
         if late_constraints:
             bare = table.to_metadata(MetaData(naming_convention=metadata.naming_convention))
             bare.constraints = {c for c in bare.constraints if not isinstance(c, UniqueConstraint)}
-            result.bare.append(str(CreateTable(bare, include_foreign_key_constraints=[]).compile(dialect=dialect)))
+            result.create[table.name] = str(
+                CreateTable(bare, include_foreign_key_constraints=[]).compile(dialect=dialect)
+            )
             unique = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
             after += [str(AddConstraint(c).compile(dialect=dialect)) for c in _by_name(unique)]
         else:
-            result.bare.append(str(CreateTable(table).compile(dialect=dialect)))
+            result.create[table.name] = str(CreateTable(table).compile(dialect=dialect))
+        result.bare.append(result.create[table.name])
         after += [str(CreateIndex(index).compile(dialect=dialect)) for index in sorted(table.indexes, key=_name)]
     if late_constraints:
         for table in tables:

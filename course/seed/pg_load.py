@@ -1,10 +1,11 @@
-"""PostgreSQL's seed loader: one table at a time, the server finishing loaded tables while Python draws the next.
+"""PostgreSQL's seed loader: one table at a time, servers finishing loaded tables while Python draws the next.
 
-Inside the one transaction that builds the seed, each table is drawn (in a worker thread) and sent with a binary
-COPY; then the server alone finishes it: its unique constraints and indexes, ANALYZE, and its digest for
-course/seed/verify.py. That work waits in a queue and runs, statement by statement, whenever the connection is
-not sending rows, so the server works while Python draws the next table: both cores at once (a drawing thread
-that competes with the COPY's encoding for the GIL was slower; a thread that only waits for the server is not).
+Each table is drawn (in a worker thread), created on one of the build's connections (in that connection's open
+transaction, see pg_build.py) and sent with a binary COPY; then that connection's server alone finishes it: its
+unique constraints and indexes, ANALYZE, and its digest for course/seed/verify.py. That work waits in the
+connection's queue and runs, statement by statement, whenever the connection is not sending rows; the next table
+goes to the connection with the least work queued. So Python draws and sends while the servers build (a drawing
+thread that competes with the COPY's encoding for the GIL was slower; a thread that only waits is not).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -98,50 +99,55 @@ def ordered(tables: list[TableRows]) -> list[TableRows]:
 
 
 async def load_tables(
-    conn: asyncpg.Connection,
+    conns: Sequence[asyncpg.Connection],
     tables: list[TableRows],
     plan: Plan,
     on_rows: Callable[[int], None],
     timings: Timings | None = None,
 ) -> dict[str, str]:
-    """COPY every table into its bare table on conn (inside the caller's transaction); each table's digest.
+    """Create and COPY every table on one of conns (each inside its caller's transaction); each table's digest.
 
+    Each table goes to the connection with the least server work still queued, and is created there (so its
+    transaction holds it): one connection's server finishes a table while another receives the next.
     Returns {table: digest} (verify.table_digest_sql) for the tables loaded, every queued statement done. The
     foreign keys are left to the caller: they need every table full.
     """
     timings = timings or Timings()
     digests: dict[str, str] = {}
-    server = _ServerWork(conn, timings)
-    async with binary_timestamps(conn):
-        async with server:
-            queue = ordered(tables)
-            ahead: asyncio.Future[Sequence[list[Any]]] | None = None
-            try:
-                for i, t in enumerate(queue):
-                    data = await (ahead or asyncio.to_thread(_drawn, t, timings))
-                    ahead = None
-                    if t.table in DRAW_NEXT_DURING and i + 1 < len(queue):
-                        ahead = asyncio.ensure_future(asyncio.to_thread(_drawn, queue[i + 1], timings))
-                    async with server.connection() as copying:
-                        start = time.perf_counter()
-                        rows = _counted(zip(*data, strict=True), on_rows)
-                        await copying.copy_records_to_table(t.table, records=rows, columns=list(t.columns))
-                        timings.copy[t.table] = time.perf_counter() - start
-                    del data
-                    for statement in plan.per_table.get(t.table, []):
-                        server.add(timings.build, t.table, conn.execute, statement)
-                    # Statistics gathered inside the building transaction count its own rows, and commit with them.
-                    server.add(timings.analyze, t.table, conn.execute, f"ANALYZE {t.table}")
-                    fetch = _store_in(digests, t.table, conn.fetchval)
-                    server.add(
-                        timings.digest, t.table, fetch, verify.table_digest_sql(Base.metadata.tables[t.table])
-                    )
-            finally:
-                if ahead is not None:  # a failed COPY: the drawing thread cannot be stopped, only waited for
-                    await asyncio.wait([ahead])
-                    ahead.exception()
-            start = time.perf_counter()
-        timings.waited += time.perf_counter() - start
+    async with AsyncExitStack() as stack:
+        servers = []
+        for conn in conns:
+            await stack.enter_async_context(binary_timestamps(conn))
+            servers.append(await stack.enter_async_context(_ServerWork(conn, timings)))
+        queue = ordered(tables)
+        ahead: asyncio.Future[Sequence[list[Any]]] | None = None
+        try:
+            for i, t in enumerate(queue):
+                data = await (ahead or asyncio.to_thread(_drawn, t, timings))
+                ahead = None
+                if t.table in DRAW_NEXT_DURING and i + 1 < len(queue):
+                    ahead = asyncio.ensure_future(asyncio.to_thread(_drawn, queue[i + 1], timings))
+                server = min(servers, key=lambda s: s.backlog)
+                async with server.connection() as copying:
+                    start = time.perf_counter()
+                    await copying.execute(plan.create[t.table])
+                    rows = _counted(zip(*data, strict=True), on_rows)
+                    await copying.copy_records_to_table(t.table, records=rows, columns=list(t.columns))
+                    timings.copy[t.table] = time.perf_counter() - start
+                del data
+                for statement in plan.per_table.get(t.table, []):
+                    server.add(timings.build, t.table, copying.execute, statement)
+                # Statistics gathered inside the building transaction count its own rows, and commit with them.
+                server.add(timings.analyze, t.table, copying.execute, f"ANALYZE {t.table}")
+                fetch = _store_in(digests, t.table, copying.fetchval)
+                digest_sql = verify.table_digest_sql(Base.metadata.tables[t.table])
+                server.add(timings.digest, t.table, fetch, digest_sql, rows=t.count)
+        finally:
+            if ahead is not None:  # a failed COPY: the drawing thread cannot be stopped, only waited for
+                await asyncio.wait([ahead])
+                ahead.exception()
+        start = time.perf_counter()
+    timings.waited += time.perf_counter() - start
     return digests
 
 
@@ -170,12 +176,14 @@ class _ServerWork:
         self._timings = timings
         # asyncio.Lock is fair: a COPY waiting for it goes before the queue's next statement.
         self._lock = asyncio.Lock()
-        self._queue: asyncio.Queue[tuple[dict[str, float], str, Run, str] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[dict[str, float], str, Run, str, int] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self.backlog = 0  # rows whose tables still have work queued here
 
-    def add(self, seconds: dict[str, float], table: str, run: Run, sql: str) -> None:
-        """Queue run(sql); its time is added to seconds[table]."""
-        self._queue.put_nowait((seconds, table, run, sql))
+    def add(self, seconds: dict[str, float], table: str, run: Run, sql: str, *, rows: int = 0) -> None:
+        """Queue run(sql); its time is added to seconds[table]. rows: counted in backlog until it is done."""
+        self.backlog += rows
+        self._queue.put_nowait((seconds, table, run, sql, rows))
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -189,11 +197,12 @@ class _ServerWork:
 
     async def _work(self) -> None:
         while (item := await self._queue.get()) is not None:
-            seconds, table, run, sql = item
+            seconds, table, run, sql, rows = item
             async with self._lock:
                 start = time.perf_counter()
                 await run(sql)
                 seconds[table] = seconds.get(table, 0.0) + time.perf_counter() - start
+            self.backlog -= rows
 
     async def __aenter__(self) -> _ServerWork:
         self._task = asyncio.create_task(self._work())
