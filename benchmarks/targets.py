@@ -28,7 +28,7 @@ def verdict(name: str, ratio: float) -> str:
     met = ratio >= target
     if not met:
         _missed.append(name)
-    return f"target {name}: {what} >= {target:g}x; measured {ratio:,.1f}x: {'met' if met else 'MISSED'}"
+    return f"target {name}: {what} >= {target:g}x; measured {ratio:,.2f}x: {'met' if met else 'MISSED'}"
 
 
 def finish() -> None:
