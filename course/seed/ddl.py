@@ -22,6 +22,8 @@ class Plan:
     create: dict[str, str] = field(default_factory=dict)  # each table's statement in bare, by table name
     per_table: dict[str, list[str]] = field(default_factory=dict)
     foreign_keys: list[str] = field(default_factory=list)
+    # (table, constraint name) of each foreign key, in the same order: for ADD ... NOT VALID, then VALIDATE.
+    foreign_key_names: list[tuple[str, str]] = field(default_factory=list)
 
 
 def plan(metadata: MetaData, dialect: Dialect) -> Plan:
@@ -50,7 +52,10 @@ def plan(metadata: MetaData, dialect: Dialect) -> Plan:
     if late_constraints:
         for table in tables:
             keys = [c for c in table.constraints if isinstance(c, ForeignKeyConstraint)]
-            result.foreign_keys += [str(AddConstraint(c).compile(dialect=dialect)) for c in _by_name(keys)]
+            for key in _by_name(keys):
+                result.foreign_keys.append(str(AddConstraint(key).compile(dialect=dialect)))
+                name = dialect.identifier_preparer.format_constraint(key)
+                result.foreign_key_names.append((table.name, str(name)))
     return result
 
 

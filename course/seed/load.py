@@ -101,13 +101,18 @@ def _progress(total: int, enabled: bool) -> tqdm:
 # --- SQLite -----------------------------------------------------------------------------------------------
 
 
-def load_sqlite(path: Path, tables: list[TableRows], *, progress: bool = False) -> dict[str, int]:
+def load_sqlite(
+    path: Path, tables: list[TableRows], *, progress: bool = False, timings: Timings | None = None
+) -> dict[str, int]:
     """Create the tables in a new file at path, bulk-load the rows in one transaction, then build the indexes.
 
     SQLite cannot add constraints to a table afterwards, so UNIQUE and FOREIGN KEY stay in CREATE TABLE (foreign
     keys cost nothing while `PRAGMA foreign_keys` is off); the secondary indexes come after the rows.
+    timings: filled per table (draw: getting the rows, drawing-process waits included; copy: inserting them;
+    build: the table's indexes) and after (commit, ANALYZE), for benchmarks/seed.py.
     """
-    before, after = ddl.phases(Base.metadata, sqlite_dialect.dialect())
+    plan = ddl.plan(Base.metadata, sqlite_dialect.dialect())
+    timings = timings or Timings()
     counts: dict[str, int] = {}
     con = sqlite3.connect(path, isolation_level=None)
     try:
@@ -116,24 +121,34 @@ def load_sqlite(path: Path, tables: list[TableRows], *, progress: bool = False) 
         con.execute("PRAGMA synchronous=OFF")
         con.execute("PRAGMA cache_size=-200000")
         con.execute("BEGIN")
-        for statement in before:
+        for statement in plan.bare:
             con.execute(statement)
         with _progress(sum(t.count for t in tables), progress) as bar:
             for t in tables:
                 sql = f"INSERT INTO {t.table} ({', '.join(t.columns)}) VALUES ({', '.join('?' * len(t.columns))})"
+                start = time.perf_counter()
+                data = t.data()
+                timings.draw[t.table] = time.perf_counter() - start
                 counts[t.table] = 0
-                for chunk in _chunks(t.rows()):
+                for chunk in _chunks(zip(*data, strict=True)):
                     con.executemany(sql, chunk)
                     counts[t.table] += len(chunk)
                     bar.update(len(chunk))
-        for statement in after:
-            con.execute(statement)
+                del data
+                timings.copy[t.table] = time.perf_counter() - start - timings.draw[t.table]
+        for table, statements in plan.per_table.items():
+            start = time.perf_counter()
+            for statement in statements:
+                con.execute(statement)
+            timings.build[table] = time.perf_counter() - start
+        start = time.perf_counter()
         con.execute("COMMIT")
         # Planner statistics, as a real database would have after some use.
         # Sampled statistics (as `PRAGMA optimize` gathers them) are enough for the planner and cost far less.
         con.execute("PRAGMA analysis_limit=1000")
         con.execute("ANALYZE")
         con.execute("PRAGMA journal_mode=DELETE")
+        timings.after = time.perf_counter() - start
     finally:
         con.close()
     return counts
@@ -148,7 +163,7 @@ def _write_sqlite_meta(path: Path, meta: dict[str, str]) -> None:
         con.close()
 
 
-def seed_sqlite(url: str, scale: str, *, progress: bool = False) -> SeedReport:
+def seed_sqlite(url: str, scale: str, *, progress: bool = False, timings: Timings | None = None) -> SeedReport:
     """Build into a temporary file beside the target and swap it in only when complete."""
     path = db.sqlite_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +173,7 @@ def seed_sqlite(url: str, scale: str, *, progress: bool = False) -> SeedReport:
     try:
         with drawing_beside(scale, "sqlite", DRAWN_BESIDE) as beside:
             tables = sorted(build_tables(scale, "sqlite"), key=lambda t: SQLITE_ORDER.index(t.table))
-            counts = load_sqlite(tmp, beside(tables), progress=progress)
+            counts = load_sqlite(tmp, beside(tables), progress=progress, timings=timings)
         _write_sqlite_meta(tmp, {**expected_meta(scale), "complete": "yes"})
         # A -wal file left by the old seed would be replayed into the new one: it goes first.
         for stale in ("-wal", "-shm"):
@@ -197,14 +212,14 @@ def seed(
 ) -> SeedReport:
     """Build the seed for settings (or exactly the database at url), replacing what is there.
 
-    timings (PostgreSQL): filled with the seconds each table's parts took, for benchmarks/seed.py.
+    timings: filled with the seconds each table's parts took, for benchmarks/seed.py.
     """
     settings = settings or get_settings()
     target = url or seed_url(settings)
     parsed = db.parse_url(target)
     with gc_paused():
         if parsed.get_backend_name() == "sqlite":
-            report = seed_sqlite(target, settings.scale, progress=progress)
+            report = seed_sqlite(target, settings.scale, progress=progress, timings=timings)
         else:
             report = seed_postgres(target, settings.scale, progress=progress, timings=timings)
     # What later copies and grading runs compare the seed with (course/seed/verify.py).
