@@ -38,28 +38,35 @@ async def _load(engine: AsyncEngine, rows: int) -> None:
 async def load_then_index(engine: AsyncEngine, *, rows: int = 200_000, repeat: int = 2) -> pd.DataFrame:
     """Seconds to load `rows` rows with the three extra indexes in place, against loading bare and indexing after.
 
-    Both end with the same table and the same indexes; the best of `repeat` runs of each is kept.
+    Both end with the same table and the same indexes; the best of `repeat` runs of each is kept. SQLite works
+    inside this process, so its runs are timed by the CPU this process spends (a busy machine makes a run wait,
+    not work more: one CI run saw "load, then build" take 3x its usual wall time); PostgreSQL works in its server,
+    so its runs are timed by the clock.
     """
     import pandas as pd
 
+    clock, clock_name = (
+        (time.process_time, "CPU time of this process")
+        if engine.dialect.name == "sqlite"
+        else (time.perf_counter, "wall clock")
+    )
     best = {"indexes kept up to date during the load": float("inf"), "load, then build the indexes": float("inf")}
     for _ in range(repeat):
         await _fresh_table(engine, with_indexes=True)
-        start = time.perf_counter()
+        start = clock()
         await _load(engine, rows)
         best["indexes kept up to date during the load"] = min(
-            best["indexes kept up to date during the load"], time.perf_counter() - start
+            best["indexes kept up to date during the load"], clock() - start
         )
         await _fresh_table(engine, with_indexes=False)
-        start = time.perf_counter()
+        start = clock()
         await _load(engine, rows)
         async with engine.begin() as conn:
             await _create_indexes(conn)
-        best["load, then build the indexes"] = min(
-            best["load, then build the indexes"], time.perf_counter() - start
-        )
+        best["load, then build the indexes"] = min(best["load, then build the indexes"], clock() - start)
     async with engine.begin() as conn:
         await conn.execute(text(f"DROP TABLE IF EXISTS {_TABLE}"))
     frame = pd.DataFrame([{"method": method, "seconds": seconds} for method, seconds in best.items()])
     frame["rows"] = rows
+    frame["timed by"] = clock_name
     return frame
