@@ -285,7 +285,7 @@ def _setup_output(path: Path) -> str:
     return "".join("".join(out.get("text", "")) for out in first["outputs"])
 
 
-@pytest.mark.notebooks(cost=5)  # ~65 s: scheduled among the first (tests/conftest.py)
+@pytest.mark.notebooks
 @pytest.mark.slow
 def test_binder_builds_and_runs_a_sqlite_and_a_postgresql_lesson(binder: Binder) -> None:
     env = _environment_yml()

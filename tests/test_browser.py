@@ -273,7 +273,7 @@ def _lesson_plot_shows(page: Any, lab: Lab, artifacts: Path) -> None:
     assert plot.evaluate("img => img.complete && img.naturalWidth > 200")
 
 
-@pytest.mark.notebooks(cost=5)  # ~55 s
+@pytest.mark.notebooks
 @pytest.mark.slow
 def test_learner_session_in_the_browser(browser: Any, lab: Lab, artifacts: Path) -> None:
     """The learner's notebook runs to green (a ✅ line per exercise), then a lesson shows its plot as an image.

@@ -140,7 +140,7 @@ def _run_lesson() -> str:
 
 # Its set-up builds the rootfs on a machine with no cache (CI: minutes, see tests/containers/build-postgres-rootfs).
 @pytest.mark.timeout(1200)
-@pytest.mark.notebooks(cost=3)  # ~30 s
+@pytest.mark.notebooks
 def test_a_lesson_and_a_check_run_on_the_course_container(
     on_container: Settings, private_docker: docker_engine.Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -189,7 +189,7 @@ def _a_rerun_resumes_and_grades_nothing_twice(graded: dict[str, Any]) -> None:
     assert sorted(map(repr, again.rows)) == sorted(map(repr, graded["report"].rows))
 
 
-@pytest.mark.notebooks(cost=6)  # six submissions, two at a time: ~65 s
+@pytest.mark.notebooks(cost=5)  # six submissions, two at a time
 def test_a_hostile_class_is_graded_fairly(graded: dict[str, Any]) -> None:
     """One grading run of the class (the expensive part), then each promise about it in turn."""
     _honest_learners_keep_exact_grades_and_attackers_get_nothing(graded)

@@ -108,7 +108,7 @@ def _graded(out: Path) -> int:
         return 0
 
 
-@pytest.mark.notebooks(cost=6)  # three runs of unsolved notebooks, one at a time: ~70 s
+@pytest.mark.notebooks(cost=2)  # three runs of unsolved notebooks, one at a time
 def test_a_grader_killed_mid_class_leaves_its_grades_and_a_rerun_finishes_the_rest(
     pg_admin_url: str, tmp_path: Path
 ) -> None:

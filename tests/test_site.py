@@ -56,7 +56,7 @@ def _build(tmp: Path, clone: Path) -> SiteReport:
     return build.build(clone, tmp / "site", launch=LAUNCH, execute={EXECUTED}, env=env, timeout=240)
 
 
-@pytest.mark.notebooks(cost=2)  # ~27 s
+@pytest.mark.notebooks
 def test_the_site_as_readers_find_it(tmp_path: Path) -> None:
     """One build, one kernel run, judged on every count (one test, so the build is never repeated on another
     xdist worker); each check below is named for what it proves."""
