@@ -3,8 +3,9 @@
 A thread could not do it: drawing and the loader's per-row work both need the GIL. The child (serve, below)
 builds the same TableRows (build_tables is deterministic), draws the tables it is given in that order, and writes
 each one's columns to its stdout without waiting; a reader thread here takes each as it comes. The columns travel
-packed (pack/unpack: one string per text column, one int64 array per integer column), which costs ~0.4 s at
-`large` where pickling the lists cost ~3 s on both sides. A plain subprocess (`python -c`), not multiprocessing:
+packed (pack/unpack: one string per text column, one int64 array per integer column): the child packs and pickles
+every table of `large` in 1.2 s where pickling the lists took 1.9 s; unpacking here costs what unpickling did
+(1.1 s). A plain subprocess (`python -c`), not multiprocessing:
 its spawn start imports the caller's `__main__` again in the child (a learner's unguarded script would seed
 twice). Below CHILD_FROM_ROWS, starting the child (~0.5 s: a fresh interpreter importing numpy) costs more than
 it saves, and everything is drawn in-process.

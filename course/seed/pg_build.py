@@ -106,7 +106,7 @@ async def _foreign_keys(conns: list[asyncpg.Connection], plan: ddl.Plan, rows: d
             await conns[0].execute(f"{statement} NOT VALID")
     shares: list[list[str]] = [[] for _ in conns]
     load = [0] * len(conns)
-    for table in sorted({t for t, _ in plan.foreign_key_names}, key=lambda t: -rows.get(t, 0)):
+    for table in sorted({t for t, _ in plan.foreign_key_names}, key=lambda t: (-rows.get(t, 0), t)):
         least = load.index(min(load))
         load[least] += rows.get(table, 0)
         shares[least] += [
