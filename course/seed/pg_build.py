@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
+from course import db
 from course.db.postgres import admin as pg_admin
 from course.domain.models import Base
 from course.seed import ddl, pg_load, verify
@@ -88,8 +89,10 @@ async def _build(
             conn.terminate()  # the server rolls its transaction back
         await _drop_build_schema(url)
         raise
+    pids = [conn.get_server_pid() for conn in conns]
     for conn in conns:
         await conn.close()
+    await _ended(url, pids)
     timings.commit = time.perf_counter() - started
     return {t.table: t.count for t in tables}, digest
 
@@ -157,6 +160,20 @@ async def _swap_in(
             await main.execute(f"ANALYZE {table.name}")
             digests[table.name] = await main.fetchval(verify.table_digest_sql(table))
     return verify.combine(await verify.schema_lines(main), digests)
+
+
+async def _ended(url: str, pids: list[int], *, seconds: float = 5.0) -> None:
+    """Wait until the build's sessions have left the server: a session hands in its row counters as it exits,
+    after close() returns, and the seed's fingerprint (verify.record, next) must count them."""
+    conn = await pg_admin.connect(db.parse_url(url).set(database="postgres"))
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
+        ):
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
 
 
 async def _drop_build_schema(url: str) -> None:
