@@ -1,6 +1,7 @@
 """Seeding is deterministic, identical on both backends, rebuilt when stale, and never destroys a good seed."""
 
 import sqlite3
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from course import db, seed
 from course.db import aio
 from course.db.postgres import admin as pg_admin
 from course.errors import CourseError
-from course.seed import fresh, pg_build
+from course.seed import fresh, pg_build, pg_load
 from course.seed import generate as seed_data
 from course.seed import load as seed_load
 from course.settings import Settings, get_settings
@@ -111,6 +112,42 @@ async def test_failed_postgres_seed_keeps_old_rows(pg_url: str, monkeypatch: pyt
     assert await seed.content_checksum(pg_url) == before
     assert (await aio_to_thread(seed.status, settings, url=pg_url)).ok
     assert await _schemas(pg_url) == ["public"], "the half-built tables are dropped with their schema"
+
+
+async def test_a_session_ended_mid_copy_is_one_line_and_keeps_the_old_seed(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends the build's sessions while a COPY is sending rows (asyncpg used to wait forever there)."""
+    settings = get_settings(scale="tiny")
+    await aio_to_thread(seed.seed, settings, url=pg_url)
+    before = await seed.content_checksum(pg_url)
+    name = db.parse_url(pg_url).database
+    admin = db.parse_url(pg_url).set(database="postgres").render_as_string(hide_password=False)
+
+    async def end_sessions() -> None:
+        conn = await pg_admin.connect(admin)
+        try:
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        finally:
+            await conn.close()
+
+    real = pg_load._counted
+
+    def counted(rows, on_rows, size=20_000):  # noqa: ANN001, ANN202 - pg_load._counted's own signature
+        ended = False
+        for row in real(rows, on_rows, size):
+            if not ended:  # mid-COPY: the first row is being sent
+                ended = True
+                ending = threading.Thread(target=lambda: aio.run(end_sessions()))
+                ending.start()
+                ending.join()
+            yield row
+
+    monkeypatch.setattr(pg_load, "_counted", counted)
+    with pytest.raises(CourseError, match="PostgreSQL ended the seeding session.*the old seed is kept"):
+        await aio_to_thread(seed.seed, settings, url=pg_url)
+    assert await seed.content_checksum(pg_url) == before
+    assert await _schemas(pg_url) == ["public"]
 
 
 async def test_a_killed_postgres_build_is_cleared_by_the_next(pg_url: str) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from course import db
 from course.db.postgres import admin as pg_admin
 from course.domain.models import Base
+from course.errors import CourseError
 from course.seed import ddl, pg_load, verify
 from course.seed.generate import TableRows, build_tables
 from course.seed.pg_load import Timings
@@ -84,10 +85,12 @@ async def _build(
         timings.after = time.perf_counter() - started
         started = time.perf_counter()
         await main.execute("COMMIT")
-    except BaseException:
+    except BaseException as exc:
         for conn in conns:
             conn.terminate()  # the server rolls its transaction back
         await _drop_build_schema(url)
+        if isinstance(exc, pg_load.SESSION_ENDED):
+            raise CourseError(pg_load.SESSION_LOST) from None
         raise
     pids = [conn.get_server_pid() for conn in conns]
     for conn in conns:

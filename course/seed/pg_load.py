@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from course.domain.models import Base
+from course.errors import CourseError
 from course.seed import verify
 from course.seed.ddl import Plan
 from course.seed.generate import TableRows
@@ -132,7 +133,9 @@ async def load_tables(
                     start = time.perf_counter()
                     await copying.execute(plan.create[t.table])
                     rows = _counted(zip(*data, strict=True), on_rows)
-                    await copying.copy_records_to_table(t.table, records=rows, columns=list(t.columns))
+                    await unless_lost(
+                        copying, copying.copy_records_to_table(t.table, records=rows, columns=list(t.columns))
+                    )
                     timings.copy[t.table] = time.perf_counter() - start
                 del data
                 for statement in plan.per_table.get(t.table, []):
@@ -149,6 +152,39 @@ async def load_tables(
         start = time.perf_counter()
     timings.waited += time.perf_counter() - start
     return digests
+
+
+SESSION_LOST = (
+    "PostgreSQL ended the seeding session (the server restarted, or the session was ended); the old seed is kept: "
+    "run `course seed` again"
+)
+# How asyncpg reports a session the server ended, outside a COPY.
+SESSION_ENDED = (asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError, ConnectionError)
+
+
+async def unless_lost(conn: asyncpg.Connection, step: Awaitable[Any]) -> Any:
+    """step's result, or a CourseError as soon as conn's session ends under it (asyncpg's COPY from records waited
+    forever when the server ended its session mid-COPY: a terminated backend, a restarted server)."""
+    lost = asyncio.get_running_loop().create_future()
+
+    def on_lost(_: object) -> None:
+        if not lost.done():
+            lost.set_result(None)
+
+    conn.add_termination_listener(on_lost)
+    work = asyncio.ensure_future(step)
+    try:
+        await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        conn.remove_termination_listener(on_lost)
+        if not work.done():
+            work.cancel()
+            await asyncio.wait({work}, timeout=5)  # a step stuck on a dead socket is abandoned, not awaited
+    if work.done() and not work.cancelled() and work.exception() is None:
+        return work.result()
+    if lost.done():
+        raise CourseError(SESSION_LOST)
+    return work.result()  # the step's own error
 
 
 def _drawn(t: TableRows, timings: Timings) -> Sequence[list[Any]]:
