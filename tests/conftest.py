@@ -8,6 +8,7 @@ course/seed/status.py).
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import secrets
 import shutil
@@ -46,6 +47,16 @@ REQUIRE_POSTGRES = os.environ.get("COURSE_REQUIRE_POSTGRES", "") not in ("", "0"
 REQUIRE_SYSTEM_PACKAGES = os.environ.get("COURSE_REQUIRE_SYSTEM_PACKAGES", "") not in ("", "0", "false")
 # A whole notebook in a kernel, on a busy 2-core machine: far above the < 60 s a lesson takes, far below a hang.
 NOTEBOOK_TIMEOUT = 600
+# pytest-timeout fails a test once, by an exception in the main thread; a test whose cleanup then waits for a
+# stuck thread (a thread pool's shutdown, an event loop's default executor) hangs for good, and CI's run with it.
+# Past its timeout by HANG_GRACE, the worker writes every thread's stack to a file in the _HANGS folder and exits:
+# xdist reports the test as crashed and goes on with a new worker, and the summary prints the stacks (a worker's
+# stderr is not shown). The folder is made by the first pytest process; xdist's workers inherit it.
+HANG_GRACE = float(os.environ.get("COURSE_TEST_HANG_GRACE", 60))
+_HANGS = "COURSE_TEST_HANG_DIR"
+_HANGS_MADE_HERE = not os.environ.get(_HANGS)
+if _HANGS_MADE_HERE:
+    os.environ[_HANGS] = tempfile.mkdtemp(prefix="course-test-hangs-")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -112,6 +123,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # go first: `@pytest.mark.notebooks(cost=N)` is a rough weight (default 1; a lesson is about 3 course-check
     # runs of an exercise notebook). A stable sort: every worker computes the same order, as xdist requires.
     items.sort(key=_schedule)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A hang guard behind pytest-timeout (see HANG_GRACE)."""
+    marker = item.get_closest_marker("timeout")
+    limit = float(marker.args[0] if marker and marker.args else item.config.getini("timeout") or 0)
+    stacks = None
+    if limit > 0:
+        stacks = (Path(os.environ[_HANGS]) / f"{os.getpid()}.txt").open("w")
+        stacks.write(f"{item.nodeid} still running {limit + HANG_GRACE:.0f} s after it started:\n")
+        stacks.flush()
+        faulthandler.dump_traceback_later(limit + HANG_GRACE, exit=True, file=stacks)
+    try:
+        yield
+    finally:
+        if stacks is not None:
+            faulthandler.cancel_dump_traceback_later()
+            stacks.close()
+            Path(stacks.name).unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _HANGS_MADE_HERE:
+        return  # an xdist worker (they have a summary too, never shown): the folder is the controller's
+    folder = Path(os.environ[_HANGS])
+    for dump in sorted(folder.glob("*.txt")):
+        terminalreporter.section(f"hung test (stacks of worker pid {dump.stem})")
+        terminalreporter.write(dump.read_text())
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _schedule(item: pytest.Item) -> tuple[bool, float]:

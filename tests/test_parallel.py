@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from course import seed
 from course.db.postgres import admin as pg_admin
@@ -55,3 +56,25 @@ async def test_the_local_server_copies_seeds_file_by_file(pg_admin_url: str) -> 
         assert await seed.content_checksum(copy) == await seed.content_checksum(seed_url)
     finally:
         await pg_admin.drop_database(copy)
+
+
+def test_a_test_stuck_after_its_timeout_is_reported_and_the_run_goes_on() -> None:
+    # pytest-timeout alone cannot end it (CI once waited 90 minutes for such a test): the hang guard in conftest.py.
+    env = {**os.environ, "COURSE_TEST_HANG_GRACE": "2"}
+    for name in ("COURSE_TEST_HANG_DIR", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"):
+        env.pop(name, None)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "tests/hang_probe.py"],
+        env=env,
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    from tests.conftest import _sweep_abandoned_data_folders
+
+    _sweep_abandoned_data_folders()  # the crashed worker's
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "crashed while running 'tests/hang_probe.py::test_stuck_in_cleanup'" in run.stdout, run.stdout
+    assert "1 failed, 1 passed" in run.stdout, run.stdout
+    assert "still running 3 s after it started" in run.stdout and "in test_stuck_in_cleanup" in run.stdout
