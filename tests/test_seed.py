@@ -150,6 +150,31 @@ async def test_a_session_ended_mid_copy_is_one_line_and_keeps_the_old_seed(
     assert await _schemas(pg_url) == ["public"]
 
 
+async def test_a_session_holding_the_old_tables_is_named_and_the_old_seed_kept(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook's transaction left open on the seed: the swap waits LOCK_PATIENCE_S for it, then says who it is."""
+    settings = get_settings(scale="tiny")
+    await aio_to_thread(seed.seed, settings, url=pg_url)
+    before = await seed.content_checksum(pg_url)
+    monkeypatch.setattr(pg_build, "LOCK_PATIENCE_S", 1)
+    holder = await pg_admin.connect(pg_url)
+    try:
+        await holder.execute("SET application_name = 'a learner kernel'; BEGIN; SELECT count(*) FROM users")
+        only_the_holder = (
+            r"in use for 1 s by pid \d+ \(a learner kernel, idle in transaction\); the old seed is kept"
+        )
+        with pytest.raises(CourseError, match=only_the_holder):
+            await aio_to_thread(seed.seed, settings, url=pg_url)
+        await holder.execute("ROLLBACK")
+    finally:
+        await holder.close()
+    assert await seed.content_checksum(pg_url) == before
+    assert await _schemas(pg_url) == ["public"]
+    await aio_to_thread(seed.seed, settings, url=pg_url)  # once the session has gone, the seed is built
+    assert await seed.content_checksum(pg_url) == before
+
+
 async def test_a_killed_postgres_build_is_cleared_by_the_next(pg_url: str) -> None:
     """A build killed before its swap leaves its schema (and the old seed as it was); the next build drops it."""
     settings = get_settings(scale="tiny")

@@ -31,6 +31,8 @@ BUILD_SCHEMA = "course_seed_build"
 LOADERS = 2
 # Held (per database) by the connection that builds: a second build of the same database waits for the first.
 _LOCK_KEY = 0x5EED_B11D
+# How long the swap waits for sessions that use the old seed's tables, and a failed build's cleanup for the lock.
+LOCK_PATIENCE_S = 30
 
 Bar = Callable[[int], AbstractContextManager[Any]]
 
@@ -86,9 +88,10 @@ async def _build(
         started = time.perf_counter()
         await main.execute("COMMIT")
     except BaseException as exc:
+        pids = [conn.get_server_pid() for conn in conns]
         for conn in conns:
             conn.terminate()  # the server rolls its transaction back
-        await _drop_build_schema(url)
+        await _drop_build_schema(url, pids)
         if isinstance(exc, pg_load.SESSION_ENDED):
             raise CourseError(pg_load.SESSION_LOST) from None
         raise
@@ -154,7 +157,13 @@ async def _swap_in(
     # The old tables go; the new ones move in with their indexes, constraints and sequences. public itself (its
     # owner, privileges, anything else in it) stays as it is.
     names = [table.name for table in Base.metadata.sorted_tables]
-    await main.execute(f"DROP TABLE IF EXISTS {', '.join(f'public.{n}' for n in names)} CASCADE")
+    await main.execute(f"SET LOCAL lock_timeout = '{LOCK_PATIENCE_S}s'; SAVEPOINT old_tables")
+    try:
+        await main.execute(f"DROP TABLE IF EXISTS {', '.join(f'public.{n}' for n in names)} CASCADE")
+    except asyncpg.LockNotAvailableError:
+        await main.execute("ROLLBACK TO SAVEPOINT old_tables")
+        raise CourseError(await _holders_message(main)) from None
+    await main.execute("SET LOCAL lock_timeout = 0")
     for name in names:
         await main.execute(f"ALTER TABLE {BUILD_SCHEMA}.{name} SET SCHEMA public")
     await main.execute(f"DROP SCHEMA {BUILD_SCHEMA}; SET LOCAL search_path = public")
@@ -179,14 +188,35 @@ async def _ended(url: str, pids: list[int], *, seconds: float = 5.0) -> None:
         await conn.close()
 
 
-async def _drop_build_schema(url: str) -> None:
+async def _holders_message(main: asyncpg.Connection) -> str:
+    """One line: the sessions that kept the old seed's tables busy (a notebook's open transaction, a query)."""
+    rows = await main.fetch(
+        "SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), 'no name') AS name, a.state "
+        "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.granted AND l.pid <> pg_backend_pid() AND l.relation IN "
+        "(SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace) ORDER BY a.pid"
+    )
+    who = (
+        ", ".join(f"pid {r['pid']} ({r['name']}, {r['state']})" for r in rows) or "a session that has ended since"
+    )
+    return (
+        f"the old seed's tables stayed in use for {LOCK_PATIENCE_S} s by {who}; the old seed is kept: close those "
+        "sessions (or restart their kernels) and run `course seed` again"
+    )
+
+
+async def _drop_build_schema(url: str, pids: list[int]) -> None:
     """Best effort after a failed build (a killed one is cleaned up by the next build)."""
     try:
         conn = await pg_admin.connect(url)
     except Exception:
         return
     try:
+        # A backend notices its client has gone only when it next reads from it: one waiting for a lock would hold
+        # the build lock (and its transaction) until then. Ended here, at once.
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
         # Under the build lock: another build may have started since, and its schema is not this one's to drop.
+        await conn.execute(f"SET lock_timeout = '{LOCK_PATIENCE_S}s'")
         await conn.execute(f"SELECT pg_advisory_lock({_LOCK_KEY})")
         await conn.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
     except Exception:
