@@ -64,7 +64,7 @@ def test_a_test_stuck_after_its_timeout_is_reported_and_the_run_goes_on() -> Non
     for name in ("COURSE_TEST_HANG_DIR", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"):
         env.pop(name, None)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "tests/hang_probe.py"],
+        [sys.executable, "-m", "pytest", "-n", "1", "-p", "no:cacheprovider", "tests/hang_probe.py"],
         env=env,
         cwd=Path(__file__).parents[1],
         capture_output=True,
