@@ -95,10 +95,19 @@ def test_failed_seed_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert [p.name for p in tmp_path.iterdir()] == ["seed.sqlite3"], "no half-built file is left behind"
 
 
-async def test_failed_postgres_seed_keeps_old_rows(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = get_settings(scale="tiny")
-    await aio_to_thread(seed.seed, settings, url=pg_url)
-    before = await seed.content_checksum(pg_url)
+TINY = get_settings(scale="tiny")
+
+
+@pytest.fixture
+async def before(pg_url: str) -> str:
+    """pg_url seeded at tiny; its content checksum, which a failed or refused build must leave as it was."""
+    await aio_to_thread(seed.seed, TINY, url=pg_url)
+    return await seed.content_checksum(pg_url)
+
+
+async def test_failed_postgres_seed_keeps_old_rows(
+    pg_url: str, before: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = seed_data.build_tables
 
     def failing(scale: str, backend: str):
@@ -108,19 +117,16 @@ async def test_failed_postgres_seed_keeps_old_rows(pg_url: str, monkeypatch: pyt
 
     monkeypatch.setattr(pg_build, "build_tables", failing)
     with pytest.raises(Exception):  # noqa: B017 - asyncpg's own error type is not the point
-        await aio_to_thread(seed.seed, settings, url=pg_url)
+        await aio_to_thread(seed.seed, TINY, url=pg_url)
     assert await seed.content_checksum(pg_url) == before
-    assert (await aio_to_thread(seed.status, settings, url=pg_url)).ok
+    assert (await aio_to_thread(seed.status, TINY, url=pg_url)).ok
     assert await _schemas(pg_url) == ["public"], "the half-built tables are dropped with their schema"
 
 
 async def test_a_session_ended_mid_copy_is_one_line_and_keeps_the_old_seed(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, before: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server ends the build's sessions while a COPY is sending rows (asyncpg used to wait forever there)."""
-    settings = get_settings(scale="tiny")
-    await aio_to_thread(seed.seed, settings, url=pg_url)
-    before = await seed.content_checksum(pg_url)
     name = db.parse_url(pg_url).database
     admin = db.parse_url(pg_url).set(database="postgres").render_as_string(hide_password=False)
 
@@ -145,18 +151,15 @@ async def test_a_session_ended_mid_copy_is_one_line_and_keeps_the_old_seed(
 
     monkeypatch.setattr(pg_load, "_counted", counted)
     with pytest.raises(CourseError, match="PostgreSQL ended the seeding session.*the old seed is kept"):
-        await aio_to_thread(seed.seed, settings, url=pg_url)
+        await aio_to_thread(seed.seed, TINY, url=pg_url)
     assert await seed.content_checksum(pg_url) == before
     assert await _schemas(pg_url) == ["public"]
 
 
 async def test_a_session_holding_the_old_tables_is_named_and_the_old_seed_kept(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, before: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A notebook's transaction left open on the seed: the swap waits LOCK_PATIENCE_S for it, then says who it is."""
-    settings = get_settings(scale="tiny")
-    await aio_to_thread(seed.seed, settings, url=pg_url)
-    before = await seed.content_checksum(pg_url)
     monkeypatch.setattr(pg_build, "LOCK_PATIENCE_S", 1)
     holder = await pg_admin.connect(pg_url)
     try:
@@ -165,21 +168,18 @@ async def test_a_session_holding_the_old_tables_is_named_and_the_old_seed_kept(
             r"in use for 1 s by pid \d+ \(a learner kernel, idle in transaction\); the old seed is kept"
         )
         with pytest.raises(CourseError, match=only_the_holder):
-            await aio_to_thread(seed.seed, settings, url=pg_url)
+            await aio_to_thread(seed.seed, TINY, url=pg_url)
         await holder.execute("ROLLBACK")
     finally:
         await holder.close()
     assert await seed.content_checksum(pg_url) == before
     assert await _schemas(pg_url) == ["public"]
-    await aio_to_thread(seed.seed, settings, url=pg_url)  # once the session has gone, the seed is built
+    await aio_to_thread(seed.seed, TINY, url=pg_url)  # once the session has gone, the seed is built
     assert await seed.content_checksum(pg_url) == before
 
 
-async def test_a_killed_postgres_build_is_cleared_by_the_next(pg_url: str) -> None:
+async def test_a_killed_postgres_build_is_cleared_by_the_next(pg_url: str, before: str) -> None:
     """A build killed before its swap leaves its schema (and the old seed as it was); the next build drops it."""
-    settings = get_settings(scale="tiny")
-    await aio_to_thread(seed.seed, settings, url=pg_url)
-    before = await seed.content_checksum(pg_url)
     conn = await pg_admin.connect(pg_url)
     try:
         await conn.execute(
@@ -188,7 +188,7 @@ async def test_a_killed_postgres_build_is_cleared_by_the_next(pg_url: str) -> No
     finally:
         await conn.close()
     assert await seed.content_checksum(pg_url) == before
-    await aio_to_thread(seed.seed, settings, url=pg_url)
+    await aio_to_thread(seed.seed, TINY, url=pg_url)
     assert await _schemas(pg_url) == ["public"]
     assert await seed.content_checksum(pg_url) == before
 
