@@ -5,6 +5,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -176,6 +177,41 @@ async def test_a_session_holding_the_old_tables_is_named_and_the_old_seed_kept(
     assert await _schemas(pg_url) == ["public"]
     await aio_to_thread(seed.seed, TINY, url=pg_url)  # once the session has gone, the seed is built
     assert await seed.content_checksum(pg_url) == before
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["after-the-commit", "before-the-commit"])
+async def test_a_session_ended_at_the_commit_tells_which_seed_is_there(
+    pg_url: str, before: str, landed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last COMMIT's answer is lost with the session: the build asks the server whether its tables are in."""
+    old_users = await _users_oid(pg_url)
+
+    async def commit_then_lose(main: asyncpg.Connection) -> None:
+        if landed:
+            await main.execute("COMMIT")
+        main.terminate()
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+    monkeypatch.setattr(pg_build, "_commit", commit_then_lose)
+    if landed:
+        report = await aio_to_thread(seed.seed, TINY, url=pg_url)
+        assert report.rows == TINY_ROWS
+        assert await _users_oid(pg_url) != old_users, "the new seed is in place"
+    else:
+        with pytest.raises(CourseError, match="ended the seeding session.*the old seed is kept"):
+            await aio_to_thread(seed.seed, TINY, url=pg_url)
+        assert await _users_oid(pg_url) == old_users
+    assert await seed.content_checksum(pg_url) == before
+    assert (await aio_to_thread(seed.status, TINY, url=pg_url)).ok
+    assert await _schemas(pg_url) == ["public"]
+
+
+async def _users_oid(url: str) -> int:
+    conn = await pg_admin.connect(url)
+    try:
+        return await conn.fetchval("SELECT 'public.users'::regclass::oid")
+    finally:
+        await conn.close()
 
 
 async def test_a_killed_postgres_build_is_cleared_by_the_next(pg_url: str, before: str) -> None:

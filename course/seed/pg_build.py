@@ -31,6 +31,10 @@ BUILD_SCHEMA = "course_seed_build"
 LOADERS = 2
 # Held (per database) by the connection that builds: a second build of the same database waits for the first.
 _LOCK_KEY = 0x5EED_B11D
+COMMIT_UNKNOWN = (
+    "PostgreSQL ended the seeding session while it committed the new seed, and cannot be asked now whether the "
+    "commit landed: run `course seed` again"
+)
 # How long the swap waits for sessions that use the old seed's tables, and a failed build's cleanup for the lock.
 LOCK_PATIENCE_S = 30
 
@@ -67,8 +71,12 @@ async def _build(
     await pg_admin.create_database_if_missing(url)
     plan = ddl.plan(Base.metadata, asyncpg_dialect.dialect())
     conns: list[asyncpg.Connection] = []
+    pids: list[int] = []  # taken at once: a terminated connection forgets its server's pid
+    swapped = None  # the new users table's oid, once the swap waits for its COMMIT
     try:
-        conns = [await pg_admin.connect(url) for _ in range(LOADERS)]
+        for _ in range(LOADERS):
+            conns.append(await pg_admin.connect(url))
+            pids.append(conns[-1].get_server_pid())
         main = conns[0]
         await main.execute(f"SELECT pg_advisory_lock({_LOCK_KEY})")
         await main.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE; CREATE SCHEMA {BUILD_SCHEMA}")
@@ -84,23 +92,47 @@ async def _build(
         await _foreign_keys(conns, plan, {t.table: t.count for t in tables})
         await main.execute("BEGIN")
         digest = await _swap_in(main, plan, tables, meta, digests)
+        swapped = await main.fetchval("SELECT 'public.users'::regclass::oid")
         timings.after = time.perf_counter() - started
         started = time.perf_counter()
-        await main.execute("COMMIT")
+        await _commit(main)
     except BaseException as exc:
-        pids = [conn.get_server_pid() for conn in conns]
         for conn in conns:
             conn.terminate()  # the server rolls its transaction back
         await _drop_build_schema(url, pids)
-        if isinstance(exc, pg_load.SESSION_ENDED):
+        if not isinstance(exc, pg_load.SESSION_ENDED):
+            raise
+        # The server ended a session. During the last COMMIT, the commit may have landed first: the server says.
+        landed = swapped is not None and await _in_place(url, swapped)
+        if landed is None:
+            raise CourseError(COMMIT_UNKNOWN) from None
+        if not landed:
             raise CourseError(pg_load.SESSION_LOST) from None
-        raise
-    pids = [conn.get_server_pid() for conn in conns]
     for conn in conns:
-        await conn.close()
+        if not conn.is_closed():
+            await conn.close()
     await _ended(url, pids)
     timings.commit = time.perf_counter() - started
     return {t.table: t.count for t in tables}, digest
+
+
+async def _commit(main: asyncpg.Connection) -> None:
+    """The swap's COMMIT (apart, so that a test can end the session around it)."""
+    await main.execute("COMMIT")
+
+
+async def _in_place(url: str, users_oid: int) -> bool | None:
+    """Whether the build's tables are public's now (its COMMIT landed); None when the server cannot say."""
+    try:
+        conn = await pg_admin.connect(url)
+    except Exception:
+        return None
+    try:
+        return bool(await conn.fetchval("SELECT to_regclass('public.users')::oid = $1", users_oid))
+    except Exception:
+        return None
+    finally:
+        await conn.close()
 
 
 async def _foreign_keys(conns: list[asyncpg.Connection], plan: ddl.Plan, rows: dict[str, int]) -> None:
