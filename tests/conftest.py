@@ -56,7 +56,7 @@ HANG_GRACE = float(os.environ.get("COURSE_TEST_HANG_GRACE", 60))
 _HANGS = "COURSE_TEST_HANG_DIR"
 _HANGS_MADE_HERE = not os.environ.get(_HANGS)
 if _HANGS_MADE_HERE:
-    os.environ[_HANGS] = tempfile.mkdtemp(prefix="course-test-hangs-")
+    os.environ[_HANGS] = tempfile.mkdtemp(prefix=f"course-test-data-{os.getpid()}-hangs-")  # swept like _DATA
 
 
 def pytest_configure(config: pytest.Config) -> None:
