@@ -451,6 +451,19 @@ async def rit_constant_pause(Session, work, *, attempts=5):  # noqa: ANN001, ANN
     raise AssertionError("unreachable")
 
 
+async def rit_fixed_doubling(Session, work, *, attempts=5):  # noqa: ANN001, ANN201
+    """A pause that doubles with each attempt, but is the same in every run: not random."""
+    for attempt in range(attempts):
+        try:
+            async with Session() as session, session.begin():
+                return await work(session)
+        except DBAPIError as exc:
+            if _sqlstate(exc) not in RETRYABLE or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.004 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 async def rit_serialization_only(Session, work, *, attempts=5):  # noqa: ANN001, ANN201
     """Retries 40001 but not deadlocks (40P01)."""
     for attempt in range(attempts):
@@ -887,6 +900,7 @@ CASES = [
     Case("5.2", (rit_no_pause,), "fail", "'after a short random pause': none"),
     # blind verdict: passed; left: a constant pause cannot be told from a growing random one by timing on a loaded machine without flaky verdicts (xfail in the harness)
     Case("5.2", (rit_constant_pause,), "fail", "'a short random pause that grows with each attempt': constant"),
+    Case("5.2", (rit_fixed_doubling,), "fail", "'a short random pause': grows, the same in every run"),
     Case("5.2", (rit_serialization_only,), "fail", "'or a deadlock (40P01)': not retried"),
     Case("5.2", (rit_retries_integrity,), "fail", "'Any other exception ... without a retry': retries 23505"),
     # blind verdict: passed (no conflict surfaced at COMMIT); fixed in fab39e2: a write skew that PostgreSQL reports at COMMIT

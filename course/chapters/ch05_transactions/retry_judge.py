@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import sysconfig
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -187,6 +190,36 @@ def _rollbacks_timed(db: CheckDB) -> Iterator[list[float]]:
         del dialect.do_rollback  # the class's method again
 
 
+# Code that is not the learner's: the standard library, installed packages (tenacity, anyio...) and the course.
+_NOT_LEARNERS = tuple(
+    {str(Path(sysconfig.get_paths()[key]).resolve()) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    | {str(Path(__file__).resolve().parents[2])}
+)
+
+
+@contextmanager
+def _pauses_asked() -> Iterator[list[float]]:
+    """While open, the seconds of every asyncio.sleep(seconds) the learner's own code awaits, in order.
+
+    What the wrapper asks for, not what the clock saw: a constant or fixed pause shows whatever the machine's load.
+    Pauses taken another way (time.sleep, `from asyncio import sleep`, a library's sleep) are not seen here; the
+    clock still judges those (judge_bounded)."""
+    asked: list[float] = []
+    real = asyncio.sleep
+
+    def sleep(delay: float, *args: Any, **kwargs: Any) -> Any:
+        caller = str(Path(sys._getframe(1).f_code.co_filename).resolve())
+        if not caller.startswith(_NOT_LEARNERS):
+            asked.append(float(delay))
+        return real(delay, *args, **kwargs)
+
+    asyncio.sleep = sleep
+    try:
+        yield asked
+    finally:
+        asyncio.sleep = real
+
+
 def _after(failed: float, rolled_back: list[float]) -> float:
     """The end of the first rollback after a failure (the failure itself when the wrapper never rolled back)."""
     return next((t for t in rolled_back if t >= failed), failed)
@@ -207,7 +240,8 @@ async def judge_bounded(run: Callable[..., Any], db: CheckDB) -> None:
         finally:
             failed_at.append(time.perf_counter())
 
-    _, exc = await _run_wrapper(run, db.Session, always_conflicts, attempts=3)
+    with _pauses_asked() as first_pauses:
+        _, exc = await _run_wrapper(run, db.Session, always_conflicts, attempts=3)
     expect(
         len(calls.times) <= 20,
         "work that always fails with 40001 was run more than 20 times with attempts=3: stop after `attempts`",
@@ -227,7 +261,7 @@ async def judge_bounded(run: Callable[..., Any], db: CheckDB) -> None:
     # without a pause only ever shows a little Python.
     calls.times.clear()
     failed_at.clear()
-    with _rollbacks_timed(db) as rolled_back:
+    with _rollbacks_timed(db) as rolled_back, _pauses_asked() as pauses:
         await _run_wrapper(run, db.Session, always_conflicts, attempts=6)
     gaps = [start - _after(failed, rolled_back) for failed, start in zip(failed_at, calls.times[1:], strict=False)]
     paused = sum(gaps)
@@ -236,4 +270,16 @@ async def judge_bounded(run: Callable[..., Any], db: CheckDB) -> None:
         f"between 6 attempts your wrapper waited {1000 * paused:.1f} ms in all after rolling back: "
         "the attempts followed each other without a pause. Wait a few milliseconds, more with each attempt and "
         "randomised, so the colliding transactions spread out",
+    )
+    shown = ", ".join(f"{1000 * p:.1f}" for p in pauses)
+    expect(
+        len(pauses) < 3 or len(set(pauses)) > 1,
+        f"between 6 attempts your wrapper paused {shown} ms: the same pause every time. Transactions that collided "
+        "once retry in step and collide again: draw each pause at random, from a range that grows with each attempt",
+    )
+    expect(
+        not first_pauses or pauses[: len(first_pauses)] != first_pauses,
+        f"your wrapper's pauses were {shown} ms, and the same again in another run: they are not random. Two "
+        "transactions that collided would wait alike and collide again: draw each pause at random "
+        "(random.uniform(0, base * 2 ** attempt))",
     )
