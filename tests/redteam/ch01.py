@@ -1333,6 +1333,7 @@ CASES += [
         "fail",
         "red team C1 (blind): returns a soft-deleted user (unchanged): 'change nothing and return None'",
     ),
+    # blind verdict: passed on both backends (wrongly): empty changes on a soft-deleted user are not tried
     Case(
         "1.4",
         (update_user_empty_skips_deleted_test,),

@@ -1132,12 +1132,14 @@ CASES += [
         "fail",
         "red team C1 (blind): no signature, no check: 'a cursor with its signature cut off'",
     ),
+    # blind verdict: passed on both backends (wrongly): no edit changes only the case of a signature character
     Case(
         "4.2",
         (encode_cursor_hex_signature, decode_cursor_hex_case_blind),
         "fail",
         "red team C1 (blind): hex signature compared case-blind: 'a changed character'",
     ),
+    # blind verdict: passed on both backends (wrongly): a plain ValueError for garbage is taken as InvalidCursor
     Case(
         "4.2",
         (encode_cursor_hmac, decode_cursor_plain_value_errors),
@@ -1157,12 +1159,14 @@ CASES += [
         "red team C1 (blind): itsdangerous.Signer over base64url('iso|id')",
     ),
     # 4.3
+    # blind verdict: passed on both backends (wrongly): a commit inside add_comments_index goes unnoticed
     Case(
         "4.3",
         (add_comments_index_commits, comments_page_ref),
         "fail",
         "red team C1 (blind): add_comments_index commits: '(the caller commits)'",
     ),
+    # blind verdict: passed on both backends (wrongly): the index scan happens to give id order inside ties
     Case(
         "4.3",
         (add_comments_index_ref, comments_page_no_tiebreak),
@@ -1205,6 +1209,8 @@ CASES += [
         "pass",
         "red team C1 (blind): UNIQUE index on (created_at, id)",
     ),
+    # blind verdict: the check crashed on both backends (NotImplementedError in statement_cost: it re-executes
+    # the captured select(Comment).from_statement(text(...)) on a Core connection); the pages themselves are right
     Case(
         "4.3",
         (add_comments_index_ref, comments_page_text),
