@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timezone
 
 from sqlalchemy import and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -1153,3 +1153,239 @@ CASES.append(
         fragment="stored exactly so, returned None",
     )
 )
+
+
+# ---------------------------------------------------------------- red team C1 (blind): more 1.4 update_user
+
+
+async def update_user_rolls_back_when_gone(session, user_id, changes):
+    """Rolls back to 'change nothing' for a missing or soft-deleted user: the caller owns the transaction."""
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        await session.rollback()
+        return None
+    data = changes.model_dump(exclude_unset=True)
+    for key, value in data.items():
+        setattr(user, key, value)
+    if data:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_user_returns_deleted_unchanged(session, user_id, changes):
+    """Leaves a soft-deleted user untouched but returns it: 'change nothing and return None'."""
+    user = await session.get(User, user_id)
+    if user is None:
+        return None
+    if user.deleted_at is not None:
+        return user
+    data = changes.model_dump(exclude_unset=True)
+    for key, value in data.items():
+        setattr(user, key, value)
+    if data:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_user_empty_skips_deleted_test(session, user_id, changes):
+    """Empty changes short-cut to session.get without the soft-delete test: a deleted user comes back, not None."""
+    data = changes.model_dump(exclude_unset=True)
+    if not data:
+        return await session.get(User, user_id)
+    user = await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    if user is None:
+        return None
+    for key, value in data.items():
+        setattr(user, key, value)
+    user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_user_core_no_deleted_filter(session, user_id, changes):
+    """UPDATE ... WHERE id = :id without deleted_at IS NULL, then a live-user SELECT: returns None for a deleted
+    user, but its row was changed: 'the user is soft-deleted, change nothing'."""
+    data = changes.model_dump(exclude_unset=True)
+    if data:
+        await session.execute(update(User).where(User.id == user_id).values(**data, updated_at=datetime.now(UTC)))
+    stmt = select(User).where(User.id == user_id, User.deleted_at.is_(None))
+    return await session.scalar(stmt.execution_options(populate_existing=True))
+
+
+async def update_user_lowercases_email(session, user_id, changes):
+    """Normalises a sent email to lower case: 'with the values sent' (a Mixed.Case address must stay so)."""
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        return None
+    data = changes.model_dump(exclude_unset=True)
+    if "email" in data:
+        data["email"] = data["email"].lower()
+    for key, value in data.items():
+        setattr(user, key, value)
+    if data:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_user_skips_role_status(session, user_id, changes):
+    """Applies only email, name and display_name (role and status look privileged): 'exactly the fields the client
+    sent' (updated_at still moves for any sent field)."""
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        return None
+    for key, value in changes.model_dump(exclude_unset=True, include={"email", "name", "display_name"}).items():
+        setattr(user, key, value)
+    if changes.model_fields_set:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_user_null_display_name_to_name(session, user_id, changes):
+    """Reads display_name=null as 'show the name' and copies name into it: 'it sets its column to NULL'."""
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        return None
+    data = changes.model_dump(exclude_unset=True)
+    if "display_name" in data and data["display_name"] is None:
+        data["display_name"] = data.get("name", user.name)
+    for key, value in data.items():
+        setattr(user, key, value)
+    if data:
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_user_bump_needs_a_value(session, user_id, changes):
+    """Moves updated_at only when some sent value is not null: a body of just display_name=null (on a user whose
+    display_name is already NULL) changes nothing: 'If changes holds at least one field, set updated_at'."""
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        return None
+    data = changes.model_dump(exclude_unset=True)
+    for key, value in data.items():
+        setattr(user, key, value)
+    if any(value is not None for value in data.values()):
+        user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return user
+
+
+async def update_user_stale_return(session, user_id, changes):
+    """Loads the user, then a Core UPDATE with synchronize_session=False: the row changes, the returned user still
+    holds the old values: 'Apply ... and return the user'."""
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        return None
+    data = changes.model_dump(exclude_unset=True)
+    if data:
+        stmt = update(User).where(User.id == user_id).values(**data, updated_at=datetime.now(UTC))
+        await session.execute(stmt.execution_options(synchronize_session=False))
+    return user
+
+
+async def update_user_locked_fields_set(session, user_id, changes):
+    """Right: SELECT ... FOR UPDATE of the live user, model_fields_set, timezone.utc."""
+    stmt = select(User).where(User.id == user_id, User.deleted_at.is_(None)).with_for_update()
+    user = await session.scalar(stmt)
+    if user is None:
+        return None
+    sent = changes.model_fields_set
+    for name in sorted(sent):
+        setattr(user, name, getattr(changes, name))
+    if sent:
+        user.updated_at = datetime.now(timezone.utc)  # noqa: UP017 - the spelling is the point of this answer
+    await session.flush()
+    return user
+
+
+async def update_user_core_fetch_sync(session, user_id, changes):
+    """Right: ORM-enabled UPDATE with synchronize_session='fetch', so the loaded user is brought up to date."""
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        return None
+    data = changes.model_dump(exclude_unset=True)
+    if data:
+        stmt = (
+            update(User)
+            .where(User.id == user_id, User.deleted_at.is_(None))
+            .values(updated_at=datetime.now(UTC), **data)
+            .execution_options(synchronize_session="fetch")
+        )
+        await session.execute(stmt)
+    return user
+
+
+CASES += [
+    Case(
+        "1.4",
+        (update_user_rolls_back_when_gone,),
+        "fail",
+        "red team C1 (blind): rolls back for a missing/deleted user: 'do not commit, roll back'",
+    ),
+    Case(
+        "1.4",
+        (update_user_returns_deleted_unchanged,),
+        "fail",
+        "red team C1 (blind): returns a soft-deleted user (unchanged): 'change nothing and return None'",
+    ),
+    # blind verdict: passed on both backends (wrongly): empty changes on a soft-deleted user are not tried
+    Case(
+        "1.4",
+        (update_user_empty_skips_deleted_test,),
+        "fail",
+        "red team C1 (blind): empty changes on a soft-deleted user return it: 'or the user is soft-deleted ... None'",
+    ),
+    Case(
+        "1.4",
+        (update_user_core_no_deleted_filter,),
+        "fail",
+        "red team C1 (blind): UPDATE without deleted_at filter changes a deleted row: 'change nothing'",
+    ),
+    Case(
+        "1.4",
+        (update_user_lowercases_email,),
+        "fail",
+        "red team C1 (blind): lower-cases a sent email: 'with the values sent'",
+    ),
+    Case(
+        "1.4",
+        (update_user_skips_role_status,),
+        "fail",
+        "red team C1 (blind): ignores role and status: 'exactly the fields the client sent'",
+    ),
+    Case(
+        "1.4",
+        (update_user_null_display_name_to_name,),
+        "fail",
+        "red team C1 (blind): display_name=null becomes the name: 'it sets its column to NULL'",
+    ),
+    Case(
+        "1.4",
+        (update_user_bump_needs_a_value,),
+        "fail",
+        "red team C1 (blind): no updated_at bump for a null-only body: 'If changes holds at least one field'",
+    ),
+    Case(
+        "1.4",
+        (update_user_stale_return,),
+        "fail",
+        "red team C1 (blind): synchronize_session=False, returned user stale: 'Apply ... and return the user'",
+    ),
+    Case(
+        "1.4",
+        (update_user_locked_fields_set,),
+        "pass",
+        "red team C1 (blind): SELECT ... FOR UPDATE, model_fields_set, timezone.utc",
+    ),
+    Case(
+        "1.4",
+        (update_user_core_fetch_sync,),
+        "pass",
+        "red team C1 (blind): ORM UPDATE with synchronize_session='fetch' keeps the loaded user current",
+    ),
+]

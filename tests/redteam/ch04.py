@@ -9,8 +9,22 @@ import json
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from itsdangerous import BadSignature, Serializer, URLSafeSerializer
-from sqlalchemy import Column, DateTime, Index, Integer, MetaData, Table, and_, func, or_, select, text, tuple_
+from itsdangerous import BadSignature, Serializer, Signer, URLSafeSerializer, URLSafeTimedSerializer
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 
 from course.domain.models import Comment, Order, Post
 from tests.redteam import Case
@@ -862,5 +876,345 @@ CASES += [
         (posts_page_and_both,),
         "fail",
         "phase 2 (not blind): created_at <= c AND id < i: skips newer-id rows with older timestamps",
+    ),
+]
+
+
+# ---------------------------------------------------------------- red team C1 (blind): more 4.2 and 4.3
+
+
+def decode_cursor_forces_utc(cursor):
+    """Relabels the decoded time as UTC (replace, not astimezone): a created_at at +05:30 comes back 5h30 off:
+    'the same instant'."""
+    try:
+        at, post_id = _signer.loads(cursor)
+        return datetime.fromisoformat(at).replace(tzinfo=UTC), int(post_id)
+    except (BadSignature, ValueError, TypeError) as exc:
+        raise InvalidCursor("bad cursor") from exc
+
+
+def encode_cursor_whole_seconds(created_at, post_id):
+    """Whole epoch seconds: the microseconds are lost: 'the same instant'."""
+    return _signer.dumps([int(created_at.timestamp()), post_id])
+
+
+def decode_cursor_whole_seconds(cursor):
+    try:
+        seconds, post_id = _signer.loads(cursor)
+        return datetime.fromtimestamp(seconds, UTC), int(post_id)
+    except (BadSignature, ValueError, TypeError, OverflowError, OSError) as exc:
+        raise InvalidCursor("bad cursor") from exc
+
+
+def encode_cursor_signs_id_only(created_at, post_id):
+    """HMAC over the id alone: the timestamp rides along unsigned, so an edited created_at is accepted."""
+    payload = _b64(json.dumps([created_at.isoformat(), post_id]).encode())
+    signature = _b64(hmac.new(_KEY, str(post_id).encode(), hashlib.sha256).digest())
+    return f"{payload}.{signature}"
+
+
+def decode_cursor_signs_id_only(cursor):
+    try:
+        payload_part, signature_part = cursor.split(".")
+        at, post_id = json.loads(_unb64(payload_part))
+        signature = _unb64(signature_part)
+        value = datetime.fromisoformat(at)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidCursor("bad cursor") from exc
+    if not isinstance(post_id, int) or value.tzinfo is None:
+        raise InvalidCursor("bad cursor")
+    if not hmac.compare_digest(signature, hmac.new(_KEY, str(post_id).encode(), hashlib.sha256).digest()):
+        raise InvalidCursor("bad cursor")
+    return value, post_id
+
+
+def _from_micros_payload(payload: bytes) -> tuple[datetime, int]:
+    micros, post_id = json.loads(payload)
+    seconds, rest = divmod(micros, 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest), int(post_id)
+
+
+def decode_cursor_signature_optional(cursor):
+    """Checks the signature only when there is one ('old cursors had none'): a cursor with its signature cut off
+    is accepted: 'raises InvalidCursor for ... a cursor with its signature cut off'."""
+    try:
+        payload_part, _, signature_part = cursor.partition(".")
+        payload = _unb64(payload_part)
+        if signature_part:
+            signature = _unb64(signature_part)
+            if not hmac.compare_digest(signature, hmac.new(_KEY, payload, hashlib.sha256).digest()):
+                raise InvalidCursor("bad cursor")
+        return _from_micros_payload(payload)
+    except InvalidCursor:
+        raise
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidCursor("bad cursor") from exc
+
+
+def encode_cursor_hex_signature(created_at, post_id):
+    payload = _b64(json.dumps([created_at.isoformat(), post_id]).encode())
+    return f"{payload}.{hmac.new(_KEY, payload.encode(), hashlib.sha256).hexdigest()}"
+
+
+def decode_cursor_hex_case_blind(cursor):
+    """Lower-cases the hex signature before comparing ('be lenient'): a signature with a letter's case changed is
+    accepted: 'a changed character'."""
+    try:
+        payload, signature = cursor.split(".")
+        expected = hmac.new(_KEY, payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature.lower().encode(), expected.encode()):
+            raise InvalidCursor("bad cursor")
+        at, post_id = json.loads(_unb64(payload))
+        value = datetime.fromisoformat(at)
+    except InvalidCursor:
+        raise
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidCursor("bad cursor") from exc
+    if value.tzinfo is None or not isinstance(post_id, int):
+        raise InvalidCursor("bad cursor")
+    return value, post_id
+
+
+def decode_cursor_plain_value_errors(cursor):
+    """InvalidCursor only for a wrong signature: garbage escapes as a plain ValueError (split unpacking,
+    binascii.Error), a ValueError but not InvalidCursor: 'raises InvalidCursor (a ValueError)'."""
+    payload_part, signature_part = cursor.split(".")
+    payload, signature = _unb64(payload_part), _unb64(signature_part)
+    if not hmac.compare_digest(signature, hmac.new(_KEY, payload, hashlib.sha256).digest()):
+        raise InvalidCursor("bad cursor")
+    return _from_micros_payload(payload)
+
+
+_timed = URLSafeTimedSerializer(CURSOR_KEY, salt="posts-cursor-timed")
+
+
+def encode_cursor_timed(created_at, post_id):
+    """Right: URLSafeTimedSerializer (a timestamp in the signature, no max_age), a dict payload."""
+    return _timed.dumps({"at": created_at.isoformat(), "id": post_id})
+
+
+def decode_cursor_timed(cursor):
+    try:
+        data = _timed.loads(cursor)
+        value, post_id = datetime.fromisoformat(data["at"]), data["id"]
+    except (BadSignature, ValueError, TypeError, KeyError) as exc:
+        raise InvalidCursor("bad cursor") from exc
+    if value.tzinfo is None or type(post_id) is not int:
+        raise InvalidCursor("bad cursor")
+    return value, post_id
+
+
+_raw_signer = Signer(CURSOR_KEY, salt="posts-cursor-raw", digest_method=hashlib.sha256)
+
+
+def encode_cursor_signer(created_at, post_id):
+    """Right: itsdangerous.Signer over base64url('<iso 8601>|<id>'), keeping the offset."""
+    return _raw_signer.sign(_b64(f"{created_at.isoformat()}|{post_id}".encode())).decode()
+
+
+def decode_cursor_signer(cursor):
+    try:
+        raw = _raw_signer.unsign(cursor).decode()
+        at, _, post_id = _unb64(raw).decode().rpartition("|")
+        value = datetime.fromisoformat(at)
+        number = int(post_id)
+    except (BadSignature, ValueError, TypeError) as exc:
+        raise InvalidCursor("bad cursor") from exc
+    if value.tzinfo is None:
+        raise InvalidCursor("bad cursor")
+    return value, number
+
+
+async def add_comments_index_commits(conn):
+    """Commits the index itself: '(the caller commits)'."""
+    await conn.execute(text("CREATE INDEX ix_rt_c1_comments_export ON comments (created_at, id)"))
+    await conn.commit()
+
+
+async def add_comments_index_unique(conn):
+    """Right: a UNIQUE index on (created_at, id) (id is unique, so the pair is)."""
+    await conn.execute(text("CREATE UNIQUE INDEX ux_rt_c1_comments_created_id ON comments (created_at, id)"))
+
+
+async def comments_page_no_tiebreak(session, *, after=None, limit=50):
+    """ORDER BY created_at only: inside a tie the order is whatever the plan gives: 'in (created_at, id) order'."""
+    stmt = select(Comment)
+    if after is not None:
+        stmt = stmt.where(tuple_(Comment.created_at, Comment.id) > tuple_(*after))
+    return list(await session.scalars(stmt.order_by(Comment.created_at).limit(limit)))
+
+
+async def comments_page_id_cursor(session, *, after=None, limit=50):
+    """Cursor on id alone, order (created_at, id): rows added later with older timestamps are skipped or
+    repeated: 'the comments after after'."""
+    stmt = select(Comment)
+    if after is not None:
+        stmt = stmt.where(Comment.id > after[1])
+    return list(await session.scalars(stmt.order_by(Comment.created_at, Comment.id).limit(limit)))
+
+
+async def comments_page_inclusive_then_slice(session, *, after=None, limit=50):
+    """>= cursor with LIMIT limit + 1, then drops the cursor's own row in Python: 'no slicing in Python'."""
+    stmt = select(Comment).order_by(Comment.created_at, Comment.id)
+    if after is None:
+        return list(await session.scalars(stmt.limit(limit)))
+    stmt = stmt.where(tuple_(Comment.created_at, Comment.id) >= tuple_(*after)).limit(limit + 1)
+    rows = list(await session.scalars(stmt))
+    if rows and (rows[0].created_at, rows[0].id) == tuple(after):
+        rows = rows[1:]
+    return rows[:limit]
+
+
+async def comments_page_live_posts(session, *, after=None, limit=50):
+    """Leaves out comments of soft-deleted posts: 'walks all comments'."""
+    stmt = select(Comment).join(Post, Post.id == Comment.post_id).where(Post.deleted_at.is_(None))
+    if after is not None:
+        stmt = stmt.where(tuple_(Comment.created_at, Comment.id) > tuple_(*after))
+    return list(await session.scalars(stmt.order_by(Comment.created_at, Comment.id).limit(limit)))
+
+
+async def comments_page_newest_first(session, *, after=None, limit=50):
+    """Newest first (the timeline habit): 'oldest first, in (created_at, id) order'."""
+    stmt = select(Comment)
+    if after is not None:
+        stmt = stmt.where(tuple_(Comment.created_at, Comment.id) < tuple_(*after))
+    return list(await session.scalars(stmt.order_by(Comment.created_at.desc(), Comment.id.desc()).limit(limit)))
+
+
+async def comments_page_loose_or(session, *, after=None, limit=50):
+    """created_at > c OR id > i: any older comment with a larger id comes back: 'the comments after after'."""
+    stmt = select(Comment)
+    if after is not None:
+        at, last_id = after
+        stmt = stmt.where(or_(Comment.created_at > at, Comment.id > last_id))
+    return list(await session.scalars(stmt.order_by(Comment.created_at, Comment.id).limit(limit)))
+
+
+_COMMENT_COLUMNS = "SELECT id, post_id, author_id, body, created_at FROM comments"
+_COMMENTS_FIRST = text(f"{_COMMENT_COLUMNS} ORDER BY created_at, id LIMIT :n")
+_COMMENTS_AFTER = text(
+    f"{_COMMENT_COLUMNS} WHERE (created_at, id) > (:at, :id) ORDER BY created_at, id LIMIT :n"
+).bindparams(bindparam("at", type_=Comment.__table__.c.created_at.type))
+
+
+async def comments_page_text(session, *, after=None, limit=50):
+    """Right: hand-written SQL with a row-value comparison, typed bound parameters, mapped onto Comment."""
+    if after is None:
+        stmt = select(Comment).from_statement(_COMMENTS_FIRST.bindparams(n=limit))
+    else:
+        stmt = select(Comment).from_statement(_COMMENTS_AFTER.bindparams(at=after[0], id=after[1], n=limit))
+    return list(await session.scalars(stmt))
+
+
+CASES += [
+    # 4.2
+    Case(
+        "4.2",
+        (encode_cursor_ref, decode_cursor_forces_utc),
+        "fail",
+        "red team C1 (blind): replace(tzinfo=UTC) moves a non-UTC instant: 'the same instant'",
+    ),
+    Case(
+        "4.2",
+        (encode_cursor_whole_seconds, decode_cursor_whole_seconds),
+        "fail",
+        "red team C1 (blind): whole seconds, microseconds lost: 'the same instant'",
+    ),
+    Case(
+        "4.2",
+        (encode_cursor_signs_id_only, decode_cursor_signs_id_only),
+        "fail",
+        "red team C1 (blind): HMAC over the id only: an edited timestamp is accepted",
+    ),
+    Case(
+        "4.2",
+        (encode_cursor_hmac, decode_cursor_signature_optional),
+        "fail",
+        "red team C1 (blind): no signature, no check: 'a cursor with its signature cut off'",
+    ),
+    # blind verdict: passed on both backends (wrongly): no edit changes only the case of a signature character
+    Case(
+        "4.2",
+        (encode_cursor_hex_signature, decode_cursor_hex_case_blind),
+        "fail",
+        "red team C1 (blind): hex signature compared case-blind: 'a changed character'",
+    ),
+    # blind verdict: passed on both backends (wrongly): a plain ValueError for garbage is taken as InvalidCursor
+    Case(
+        "4.2",
+        (encode_cursor_hmac, decode_cursor_plain_value_errors),
+        "fail",
+        "red team C1 (blind): garbage raises a plain ValueError: 'raises InvalidCursor (a ValueError)'",
+    ),
+    Case(
+        "4.2",
+        (encode_cursor_timed, decode_cursor_timed),
+        "pass",
+        "red team C1 (blind): URLSafeTimedSerializer, dict payload, no max_age",
+    ),
+    Case(
+        "4.2",
+        (encode_cursor_signer, decode_cursor_signer),
+        "pass",
+        "red team C1 (blind): itsdangerous.Signer over base64url('iso|id')",
+    ),
+    # 4.3
+    # blind verdict: passed on both backends (wrongly): a commit inside add_comments_index goes unnoticed
+    Case(
+        "4.3",
+        (add_comments_index_commits, comments_page_ref),
+        "fail",
+        "red team C1 (blind): add_comments_index commits: '(the caller commits)'",
+    ),
+    # blind verdict: passed on both backends (wrongly): the index scan happens to give id order inside ties
+    Case(
+        "4.3",
+        (add_comments_index_ref, comments_page_no_tiebreak),
+        "fail",
+        "red team C1 (blind): ORDER BY created_at only: 'in (created_at, id) order'",
+    ),
+    Case(
+        "4.3",
+        (add_comments_index_ref, comments_page_id_cursor),
+        "fail",
+        "red team C1 (blind): id-only cursor: 'the comments after after'",
+    ),
+    Case(
+        "4.3",
+        (add_comments_index_ref, comments_page_inclusive_then_slice),
+        "fail",
+        "red team C1 (blind): >= cursor, LIMIT limit + 1, drops a row in Python: 'no slicing in Python'",
+    ),
+    Case(
+        "4.3",
+        (add_comments_index_ref, comments_page_live_posts),
+        "fail",
+        "red team C1 (blind): leaves out comments of soft-deleted posts: 'walks all comments'",
+    ),
+    Case(
+        "4.3",
+        (add_comments_index_ref, comments_page_newest_first),
+        "fail",
+        "red team C1 (blind): newest first: 'oldest first'",
+    ),
+    Case(
+        "4.3",
+        (add_comments_index_ref, comments_page_loose_or),
+        "fail",
+        "red team C1 (blind): created_at > c OR id > i: older comments come back",
+    ),
+    Case(
+        "4.3",
+        (add_comments_index_unique, comments_page_ref),
+        "pass",
+        "red team C1 (blind): UNIQUE index on (created_at, id)",
+    ),
+    # blind verdict: the check crashed on both backends (NotImplementedError in statement_cost: it re-executes
+    # the captured select(Comment).from_statement(text(...)) on a Core connection); the pages themselves are right
+    Case(
+        "4.3",
+        (add_comments_index_ref, comments_page_text),
+        "pass",
+        "red team C1 (blind): text() with a row value and typed binds, from_statement onto Comment",
     ),
 ]
