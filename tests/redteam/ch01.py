@@ -1333,12 +1333,13 @@ CASES += [
         "fail",
         "red team C1 (blind): returns a soft-deleted user (unchanged): 'change nothing and return None'",
     ),
-    # blind verdict: passed on both backends (wrongly): empty changes on a soft-deleted user are not tried
+    # blind verdict: passed on both backends (wrongly): empty changes on a soft-deleted user were not tried (fixed)
     Case(
         "1.4",
         (update_user_empty_skips_deleted_test,),
         "fail",
         "red team C1 (blind): empty changes on a soft-deleted user return it: 'or the user is soft-deleted ... None'",
+        "an empty update of a soft-deleted user returned that user",
     ),
     Case(
         "1.4",

@@ -1132,19 +1132,23 @@ CASES += [
         "fail",
         "red team C1 (blind): no signature, no check: 'a cursor with its signature cut off'",
     ),
-    # blind verdict: passed on both backends (wrongly): no edit changes only the case of a signature character
+    # blind verdict: passed on both backends. Expected `fail` from the text's "a changed character"; the check lets
+    # a change pass when the very same values come back (itsdangerous's base64 signature has such characters too:
+    # the last one's spare bits), which gives an attacker nothing. The text now says so, and the case is a `pass`.
     Case(
         "4.2",
         (encode_cursor_hex_signature, decode_cursor_hex_case_blind),
-        "fail",
-        "red team C1 (blind): hex signature compared case-blind: 'a changed character'",
+        "pass",
+        "red team C1 (blind): hex signature compared case-blind: the same values come back, nothing is forged",
     ),
-    # blind verdict: passed on both backends (wrongly): a plain ValueError for garbage is taken as InvalidCursor
+    # blind verdict: passed on both backends (wrongly): a plain ValueError for garbage was taken as InvalidCursor
+    # (fixed: the check asks for InvalidCursor by name)
     Case(
         "4.2",
         (encode_cursor_hmac, decode_cursor_plain_value_errors),
         "fail",
         "red team C1 (blind): garbage raises a plain ValueError: 'raises InvalidCursor (a ValueError)'",
+        "not InvalidCursor",
     ),
     Case(
         "4.2",

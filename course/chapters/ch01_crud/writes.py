@@ -160,6 +160,12 @@ async def check_update_user(update_user: Callable[..., Any], db: CheckDB) -> Non
             "a soft-deleted user was updated (or returned): for the application that user is gone, so "
             "update_user returns None and changes nothing",
         )
+        nothing = await _apply(update_user, session, gone.id, UserUpdate())
+        expect(
+            nothing is None and await _row(session, gone.id) == was,
+            "an empty update of a soft-deleted user returned that user: with or without fields sent, a soft-deleted "
+            "user is gone, so update_user returns None",
+        )
 
 
 # Every column a soft delete or a restore must leave alone (updated_at may move, deleted_at is the point).

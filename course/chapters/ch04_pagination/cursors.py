@@ -32,18 +32,25 @@ _GARBAGE = ["", "garbage", "!!!!", "a.b", "eyJhIjogMX0", "W10", "null", "...."]
 
 
 async def _decode_or_reject(decode: Callable[..., Any], token: str) -> tuple[bool, Any]:
-    """(True, value) when decode accepted token; (False, None) when it raised ValueError; fail on other errors."""
+    """(True, value) when decode accepted token; (False, None) when it raised InvalidCursor; fail on other errors."""
     try:
         value = decode(token)
         return True, (await value) if inspect.isawaitable(value) else value
-    except ValueError:
+    except ValueError as exc:
+        # InvalidCursor is the learner's own class (the exercise cell defines it): known by name, subclasses too.
+        expect(
+            any(kind.__name__ == "InvalidCursor" for kind in type(exc).__mro__),
+            f"decode_cursor({token[:30]!r}) raised {type(exc).__name__}, not InvalidCursor: turn every way a cursor "
+            "can be bad into InvalidCursor, the one error the API answers with 400 (another ValueError may come "
+            "from anywhere, a bug included)",
+        )
         return False, None
     except Exception as exc:  # noqa: BLE001 - any other exception type is the learner's bug to report
         if is_stub_error(exc):  # only the stub's own NotImplementedError("Exercise 4.2") means unsolved
             fail("not solved yet: replace the `raise NotImplementedError` line in decode_cursor with your code")
         fail(
-            f"decode_cursor({token[:30]!r}) raised {type(exc).__name__}: raise ValueError (or a subclass such as "
-            "InvalidCursor) for every bad cursor, so the API can answer 400 instead of 500"
+            f"decode_cursor({token[:30]!r}) raised {type(exc).__name__}: raise InvalidCursor (a ValueError) for every "
+            "bad cursor, so the API can answer 400 instead of 500"
         )
 
 
@@ -204,7 +211,7 @@ async def reject_forgeries(decode: Callable[..., Any], token: str, created_at: d
 
 
 async def reject_garbage(decode: Callable[..., Any]) -> None:
-    """decode must raise ValueError for strings that were never cursors."""
+    """decode must raise InvalidCursor for strings that were never cursors."""
     for garbage in _GARBAGE:
         accepted, value = await _decode_or_reject(decode, garbage)
-        expect(not accepted, f"decode_cursor({garbage!r}) returned {value!r}: garbage must raise ValueError")
+        expect(not accepted, f"decode_cursor({garbage!r}) returned {value!r}: garbage must raise InvalidCursor")
