@@ -1163,19 +1163,22 @@ CASES += [
         "red team C1 (blind): itsdangerous.Signer over base64url('iso|id')",
     ),
     # 4.3
-    # blind verdict: passed on both backends (wrongly): a commit inside add_comments_index goes unnoticed
+    # blind verdict: passed on both backends (wrongly): a commit inside add_comments_index went unnoticed (fixed)
     Case(
         "4.3",
         (add_comments_index_commits, comments_page_ref),
         "fail",
         "red team C1 (blind): add_comments_index commits: '(the caller commits)'",
+        "add_comments_index committed",
     ),
-    # blind verdict: passed on both backends (wrongly): the index scan happens to give id order inside ties
+    # blind verdict: passed on both backends (wrongly): the index scan happens to give id order inside ties (fixed:
+    # the check reads the ORDER BY the page sent)
     Case(
         "4.3",
         (add_comments_index_ref, comments_page_no_tiebreak),
         "fail",
         "red team C1 (blind): ORDER BY created_at only: 'in (created_at, id) order'",
+        "comments_page sent ORDER BY",
     ),
     Case(
         "4.3",
@@ -1213,8 +1216,9 @@ CASES += [
         "pass",
         "red team C1 (blind): UNIQUE index on (created_at, id)",
     ),
-    # blind verdict: the check crashed on both backends (NotImplementedError in statement_cost: it re-executes
-    # the captured select(Comment).from_statement(text(...)) on a Core connection); the pages themselves are right
+    # blind verdict: the check crashed on both backends (NotImplementedError in statement_cost: it re-executed the
+    # captured select(Comment).from_statement(text(...)) on a Core connection); the pages themselves are right.
+    # Fixed: the check measures the SQL inside from_statement.
     Case(
         "4.3",
         (add_comments_index_ref, comments_page_text),

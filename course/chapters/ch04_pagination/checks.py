@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, event, func, select, text
 
 from course.chapters.ch04_pagination.costs import judge_deep_page_cost
 from course.chapters.ch04_pagination.cursors import machine_zone, reject_forgeries, reject_garbage
@@ -209,7 +209,21 @@ async def _check_export_page(
     tie_start, tie_size = await add_tied_comments(db, limit=EXPORT_LIMIT)
     names_before = await index_names(db)
     async with db.engine.connect() as conn:
-        await call_learner(add_index, conn)
+        commits: list[object] = []
+
+        def committed(connection: object) -> None:
+            commits.append(connection)
+
+        event.listen(conn.sync_connection, "commit", committed)
+        try:
+            await call_learner(add_index, conn)
+        finally:
+            event.remove(conn.sync_connection, "commit", committed)
+        expect(
+            not commits,
+            "add_comments_index committed: leave that to the caller, who commits the index together with whatever "
+            "else its transaction does (or rolls it all back)",
+        )
         await conn.commit()
     # An Index(...) built on the model's columns attaches itself to the shared metadata: detach it again.
     table.indexes.intersection_update(indexes_before)
@@ -241,9 +255,28 @@ async def _check_export_page(
             )
             # Only the first page (position 0) has no cursor row, and it is not measured.
             measured.append((where, cast(Key, after), *statements[-1]))
+            judge_tiebreak(statements[-1][0], db)
     # In the middle and near the end: a page that reads every earlier row shows up at least at one of them.
     for where, after, clause, params in measured:
         await judge_deep_page_cost(db, where, after, clause, params, limit=EXPORT_LIMIT)
+
+
+# The last ORDER BY of a statement (an outer query's comes after its subqueries'), up to LIMIT/OFFSET/FETCH.
+_ORDER_BY = re.compile(r"\bORDER\s+BY\s+(.*?)(?=\bLIMIT\b|\bOFFSET\b|\bFETCH\b|\)\s*$|;|$)", re.I | re.S)
+_ID = re.compile(r'(?<![\w"])(?:\w+\.)?"?id"?(?![\w"])', re.I)
+
+
+def judge_tiebreak(clause: Any, db: CheckDB) -> None:
+    """The page's ORDER BY must name id after created_at: with (created_at, id) as the index, rows that share
+    created_at come back in id order anyway, so only the statement shows an order that leaves ties to the plan."""
+    sql = str(clause.compile(dialect=db.engine.dialect))
+    orders = _ORDER_BY.findall(sql)
+    expect(
+        bool(orders) and "created_at" in orders[-1].lower() and _ID.search(orders[-1]) is not None,
+        f"comments_page sent ORDER BY {orders[-1].strip() if orders else '(none)'}: rows that share created_at "
+        "then come back in whatever order the plan gives (here, by chance, the right one). Order by created_at "
+        "and id, the columns of the cursor",
+    )
 
 
 # --- 4.4 has a next page?: in next_page.py ---------------------------------------------------------------------

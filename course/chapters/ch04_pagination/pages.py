@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm.context import FromStatement
 
 from course.checks.base import expect, fail
 from course.tools.explain import explain_json
@@ -218,6 +219,9 @@ def capture_statements(engine: AsyncEngine) -> Iterator[list[tuple[Any, Any]]]:
     seen: list[tuple[Any, Any]] = []
 
     def record(_conn: object, clause: Any, multiparams: Any, params: Any, _options: object) -> None:
+        # select(Model).from_statement(text(...)) runs only through a Session: keep the SQL it wraps.
+        if isinstance(clause, FromStatement):
+            clause = clause.element
         seen.append((clause, params or (multiparams[0] if multiparams else {})))
 
     event.listen(engine.sync_engine, "before_execute", record)
