@@ -1172,12 +1172,14 @@ CASES = [
         "pass",
         "AsyncSession subclass with sync_session_class, class_=, event.listen, == null()",
     ),
+    # blind verdict: failed, but the message blames the model coverage ('not just posts'); the flaw is the time
     Case(
         "7.2",
         (soft_delete_sessionmaker_cutoff_at_build,),
         "fail",
         "'never show a soft-deleted row': rows deleted after the sessionmaker was made show",
     ),
+    # blind verdict: PASSED a wrong answer (include_deleted=False opens the filter too)
     Case(
         "7.2",
         (soft_delete_sessionmaker_option_present,),
@@ -1197,6 +1199,7 @@ CASES = [
         "'relationship loads (selectinload, and lazy loads)': propagate_to_loaders=False",
     ),
     Case("7.2", (soft_delete_sessionmaker_objects_only,), "fail", "'selects of columns'"),
+    # blind verdict: PASSED a wrong answer (after one include_deleted=True query, plain queries see deleted rows)
     Case(
         "7.2",
         (soft_delete_sessionmaker_sticky_way_out,),
@@ -1264,6 +1267,7 @@ CASES = [
         "fail",
         "'return the list of the five model classes' (returns the base)",
     ),
+    # blind verdict: PASSED a wrong answer (session.delete() of a customer with invoices deletes both)
     Case(
         "7.4",
         (helpdesk_models_invoices_orm_cascade,),
@@ -1275,6 +1279,16 @@ CASES = [
 # A piece of the ❌ message each `fail` case must give (chosen from the messages of the blind run, reviewed; none
 # where the flaw can show in more than one way under concurrency).
 FRAGMENTS: dict[str, str] = {
+    "7.2-fail-soft_delete_sessionmaker_local_options": "with .execution_options(include_deleted=True) the admin view got",
+    "7.2-fail-soft_delete_sessionmaker_objects_only": "a plain select(Post.id) filtered on the author returned",
+    "7.2-fail-soft_delete_sessionmaker_no_propagation": "user.posts (lazy load) returned soft-deleted post(s)",
+    "7.2-fail-soft_delete_sessionmaker_patched_default": "a session from another sessionmaker now hides deleted rows",
+    "7.4-fail-helpdesk_models_invoice_set_null": "a customer who has an invoice was deleted: invoices must be kept",
+    "7.4-fail-helpdesk_models_ticket_set_null": "deleting a customer left their tickets behind",
+    "7.4-fail-helpdesk_models_agent_restrict": "the database refused to let the agent go",
+    "7.4-fail-helpdesk_models_message_set_null": "the messages of a deleted customer's tickets are still there",
+    "7.4-fail-helpdesk_models_selectin_tickets": "the ORM loaded the tickets and tried to empty their",
+    "7.4-fail-helpdesk_models_returns_base": "return the list of your five model classes",
     "7.1-fail-project_models_assignee_cascade": "tasks.assignee_id says ON DELETE CASCADE, but the spec says",
     "7.1-fail-project_models_assignee_unindexed": "no index starts with tasks.assignee_id: the database",
     "7.1-fail-project_models_done_python_default": "need defaults in the database",

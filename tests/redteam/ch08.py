@@ -824,6 +824,7 @@ CASES = [
         "fail",
         "'downgrade_8_4() that drops it the same way' (CONCURRENTLY in a transaction)",
     ),
+    # blind verdict: PASSED a wrong answer (the downgrade dropped the column, and the index with it)
     Case(
         "8.4",
         (upgrade_concurrently, downgrade_drops_column),
@@ -835,6 +836,11 @@ CASES = [
 # A piece of the ❌ message each `fail` case must give (chosen from the messages of the blind run, reviewed; none
 # where the flaw can show in more than one way under concurrency).
 FRAGMENTS: dict[str, str] = {
+    "8.4-fail-upgrade_autocommit_plain+downgrade_concurrently": "a one-row INSERT waited more than a second while the index",
+    "8.4-fail-upgrade_index_on_email+downgrade_concurrently": "ix_signups_email_lower should index email_lower only:",
+    "8.4-fail-upgrade_two_columns+downgrade_concurrently": "ix_signups_email_lower should index email_lower only:",
+    "8.4-fail-upgrade_mixed_case_name+downgrade_mixed_case_name": "after upgrade there is no index ix_signups_email_lower on",
+    "8.4-fail-upgrade_concurrently+downgrade_concurrently_in_transaction": "PostgreSQL refused: CREATE/DROP INDEX CONCURRENTLY cannot",
     "8.1-fail-upgrade_batch+downgrade_keeps_index": "index ix_customers_country is there but not in version",
     "8.1-fail-upgrade_batch+downgrade_nothing": "column customers.marketing_opt_in is there but not in",
     "8.1-fail-upgrade_batch+downgrade_recreates_table": "names changed during the downgrade",
