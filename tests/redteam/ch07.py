@@ -25,6 +25,7 @@ from sqlalchemy import (
     event,
     false,
     func,
+    null,
     select,
     table,
     text,
@@ -32,7 +33,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, with_loader_criteria
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    sessionmaker,
+    with_loader_criteria,
+)
 
 from course.domain.models import NAMING_CONVENTION, SoftDeleteMixin, User
 from tests.redteam import Case
@@ -626,6 +635,351 @@ helpdesk_models_no_relationship = _helpdesk("helpdesk_models_no_relationship", r
 helpdesk_models_no_convention = _helpdesk("helpdesk_models_no_convention", convention=False)
 
 
+# ---------------------------------------------------------------- red team C2: 7.2 more answers
+
+_ORIGINAL_SYNC_SESSION_CLASS = AsyncSession.sync_session_class
+
+
+def soft_delete_sessionmaker_on_sync_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """A correct alternative: the listener goes on a sync `sessionmaker` instance (events accept one and attach to
+    the Session subclass it made), whose class the async sessionmaker then uses."""
+    sync_maker = sessionmaker()
+
+    @event.listens_for(sync_maker, "do_orm_execute")
+    def _hide(state: Any) -> None:
+        if not state.is_select:
+            return
+        if state.execution_options.get("include_deleted"):
+            return
+        state.statement = state.statement.options(
+            with_loader_criteria(SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True)
+        )
+
+    return async_sessionmaker(engine, sync_session_class=sync_maker.class_, expire_on_commit=False)
+
+
+def soft_delete_sessionmaker_async_subclass(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """A correct alternative: an AsyncSession subclass whose `sync_session_class` attribute is the filtering
+    Session, handed over as `class_=`; the listener is attached with event.listen and compares to null()."""
+
+    class FilteringSession(Session):
+        pass
+
+    def _filter(state: Any) -> None:
+        if state.is_select and state.execution_options.get("include_deleted", False) is not True:
+            state.statement = state.statement.options(
+                with_loader_criteria(SoftDeleteMixin, lambda cls: cls.deleted_at == null(), include_aliases=True)
+            )
+
+    event.listen(FilteringSession, "do_orm_execute", _filter)
+
+    class FilteringAsyncSession(AsyncSession):
+        sync_session_class = FilteringSession
+
+    return async_sessionmaker(bind=engine, class_=FilteringAsyncSession)
+
+
+def soft_delete_sessionmaker_cutoff_at_build(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Treats a deleted_at in the future as a scheduled deletion and hides rows 'deleted before now' — but takes now
+    once, when the sessionmaker is made: a row soft-deleted after that (a second ago) still shows. Violates 'never
+    show a soft-deleted row'."""
+    built_at = datetime.now(UTC)
+
+    class HidingSession(Session):
+        pass
+
+    @event.listens_for(HidingSession, "do_orm_execute")
+    def _hide(state: Any) -> None:
+        if state.is_select and not state.execution_options.get("include_deleted", False):
+            state.statement = state.statement.options(
+                with_loader_criteria(
+                    SoftDeleteMixin,
+                    lambda cls: cls.deleted_at.is_(None) | (cls.deleted_at > built_at),
+                    include_aliases=True,
+                )
+            )
+
+    return async_sessionmaker(engine, sync_session_class=HidingSession, expire_on_commit=False)
+
+
+def soft_delete_sessionmaker_option_present(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Tests whether the option is present, not whether it is True: include_deleted=False (a non-default argument an
+    admin screen passes when its toggle is off) also turns the filter off. Violates 'A statement with
+    .execution_options(include_deleted=True) is the explicit way out' (only True is)."""
+
+    class HidingSession(Session):
+        pass
+
+    @event.listens_for(HidingSession, "do_orm_execute")
+    def _hide(state: Any) -> None:
+        if state.is_select and "include_deleted" not in state.execution_options:
+            state.statement = state.statement.options(_criteria())
+
+    return async_sessionmaker(engine, sync_session_class=HidingSession, expire_on_commit=False)
+
+
+def soft_delete_sessionmaker_local_options(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Reads the way out from `state.local_execution_options` (only what session.execute() was given), so a
+    statement carrying .execution_options(include_deleted=True) is still filtered. Violates 'A statement with
+    .execution_options(include_deleted=True) ... sees everything'."""
+
+    class HidingSession(Session):
+        pass
+
+    @event.listens_for(HidingSession, "do_orm_execute")
+    def _hide(state: Any) -> None:
+        if state.is_select and not state.local_execution_options.get("include_deleted", False):
+            state.statement = state.statement.options(_criteria())
+
+    return async_sessionmaker(engine, sync_session_class=HidingSession, expire_on_commit=False)
+
+
+def soft_delete_sessionmaker_no_propagation(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Copies the docs' 'skip relationship and column loads' guard but also sets propagate_to_loaders=False, so the
+    criteria never reach lazy loads or selectinload: user.posts shows deleted posts. Violates 'relationship loads
+    (selectinload, and lazy loads ...)'."""
+
+    class HidingSession(Session):
+        pass
+
+    @event.listens_for(HidingSession, "do_orm_execute")
+    def _hide(state: Any) -> None:
+        if (
+            state.is_select
+            and not state.is_relationship_load
+            and not state.is_column_load
+            and not state.execution_options.get("include_deleted", False)
+        ):
+            state.statement = state.statement.options(
+                with_loader_criteria(
+                    SoftDeleteMixin,
+                    lambda cls: cls.deleted_at.is_(None),
+                    include_aliases=True,
+                    propagate_to_loaders=False,
+                )
+            )
+
+    return async_sessionmaker(engine, sync_session_class=HidingSession, expire_on_commit=False)
+
+
+def _loads_soft_delete_objects(statement: Any) -> bool:
+    for desc in getattr(statement, "column_descriptions", []):
+        kind = desc.get("type")
+        if isinstance(kind, type) and issubclass(kind, SoftDeleteMixin):
+            return True
+    return False
+
+
+def soft_delete_sessionmaker_objects_only(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Filters only statements that load whole User/Post objects (to 'leave reports alone'): select(Post.id,
+    Post.title) and rows of other models joined to posts still show deleted rows. Violates 'selects of columns'."""
+
+    class HidingSession(Session):
+        pass
+
+    @event.listens_for(HidingSession, "do_orm_execute")
+    def _hide(state: Any) -> None:
+        if (
+            state.is_select
+            and not state.execution_options.get("include_deleted", False)
+            and _loads_soft_delete_objects(state.statement)
+        ):
+            state.statement = state.statement.options(_criteria())
+
+    return async_sessionmaker(engine, sync_session_class=HidingSession, expire_on_commit=False)
+
+
+def soft_delete_sessionmaker_sticky_way_out(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Remembers the way out in session.info (so objects an admin query loaded can lazy-load their deleted
+    children): after one include_deleted=True statement, every later plain query of that session shows deleted
+    rows. Violates 'sessions never show a soft-deleted row ... without the query asking'."""
+
+    class HidingSession(Session):
+        pass
+
+    @event.listens_for(HidingSession, "do_orm_execute")
+    def _hide(state: Any) -> None:
+        if not state.is_select:
+            return
+        if state.execution_options.get("include_deleted", False):
+            state.session.info["include_deleted"] = True
+        if state.session.info.get("include_deleted"):
+            return
+        state.statement = state.statement.options(_criteria())
+
+    return async_sessionmaker(engine, sync_session_class=HidingSession, expire_on_commit=False)
+
+
+class _PatchedHidingSession(Session):
+    pass
+
+
+@event.listens_for(_PatchedHidingSession, "do_orm_execute")
+def _patched_hide(state: Any) -> None:
+    if state.is_select and not state.execution_options.get("include_deleted", False):
+        state.statement = state.statement.options(_criteria())
+
+
+def soft_delete_sessionmaker_patched_default(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sets AsyncSession.sync_session_class (the class attribute) to the filtering Session: every AsyncSession of
+    the process, from any sessionmaker, now filters. Violates 'Sessions made by any other sessionmaker must not
+    change'."""
+    AsyncSession.sync_session_class = _PatchedHidingSession
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _undo_patch() -> None:
+    AsyncSession.sync_session_class = _ORIGINAL_SYNC_SESSION_CLASS
+
+
+CLEANUP["soft_delete_sessionmaker_patched_default"] = _undo_patch
+
+
+# ---------------------------------------------------------------- red team C2: 7.4 more answers
+
+
+def _helpdesk_c2(name: str, **opts: Any) -> Callable[[], Any]:
+    o: dict[str, Any] = {
+        "invoice": "RESTRICT",
+        "invoice_nullable": False,
+        "ticket_customer": "CASCADE",
+        "ticket_customer_nullable": False,
+        "agent": "SET NULL",
+        "message": "CASCADE",
+        "message_nullable": False,
+        "relationship": {"passive_deletes": True},
+        "invoices_relationship": None,
+        "returns": "list",
+        **opts,
+    }
+
+    def helpdesk_models() -> Any:
+        class Base(DeclarativeBase):
+            metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+        class Customer(Base):
+            __tablename__ = "customers"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            name: Mapped[str] = mapped_column(String(100))
+            tickets: Mapped[list[Ticket]] = relationship(**o["relationship"])
+            if o["invoices_relationship"] is not None:
+                invoices: Mapped[list[Invoice]] = relationship(**o["invoices_relationship"])
+
+        class Agent(Base):
+            __tablename__ = "agents"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            name: Mapped[str] = mapped_column(String(100))
+
+        class Ticket(Base):
+            __tablename__ = "tickets"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            customer_id: Mapped[Any] = mapped_column(
+                ForeignKey("customers.id", ondelete=o["ticket_customer"]),
+                nullable=o["ticket_customer_nullable"],
+                index=True,
+            )
+            agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete=o["agent"]), index=True)
+            title: Mapped[str] = mapped_column(String(200))
+
+        class Message(Base):
+            __tablename__ = "messages"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            ticket_id: Mapped[Any] = mapped_column(
+                ForeignKey("tickets.id", ondelete=o["message"]), nullable=o["message_nullable"], index=True
+            )
+            body: Mapped[str] = mapped_column(Text)
+
+        class Invoice(Base):
+            __tablename__ = "invoices"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            customer_id: Mapped[Any] = mapped_column(
+                ForeignKey("customers.id", ondelete=o["invoice"]), nullable=o["invoice_nullable"], index=True
+            )
+            amount_cents: Mapped[int] = mapped_column(Integer)
+
+        if o["returns"] == "base":
+            return Base
+        return [Customer, Agent, Ticket, Message, Invoice]
+
+    helpdesk_models.__name__ = name
+    return helpdesk_models
+
+
+helpdesk_models_orm_cascade_passive = _helpdesk_c2(
+    "helpdesk_models_orm_cascade_passive", relationship={"cascade": "all, delete-orphan", "passive_deletes": True}
+)
+helpdesk_models_viewonly_relationship = _helpdesk_c2(
+    "helpdesk_models_viewonly_relationship", relationship={"viewonly": True}
+)
+helpdesk_models_invoice_set_null = _helpdesk_c2(
+    "helpdesk_models_invoice_set_null", invoice="SET NULL", invoice_nullable=True
+)
+helpdesk_models_ticket_set_null = _helpdesk_c2(
+    "helpdesk_models_ticket_set_null", ticket_customer="SET NULL", ticket_customer_nullable=True
+)
+helpdesk_models_agent_restrict = _helpdesk_c2("helpdesk_models_agent_restrict", agent="RESTRICT")
+helpdesk_models_message_set_null = _helpdesk_c2(
+    "helpdesk_models_message_set_null", message="SET NULL", message_nullable=True
+)
+helpdesk_models_selectin_tickets = _helpdesk_c2(
+    "helpdesk_models_selectin_tickets", relationship={"passive_deletes": True, "lazy": "selectin"}
+)
+helpdesk_models_returns_base = _helpdesk_c2("helpdesk_models_returns_base", returns="base")
+helpdesk_models_invoices_orm_cascade = _helpdesk_c2(
+    "helpdesk_models_invoices_orm_cascade", invoices_relationship={"cascade": "all, delete"}
+)
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+def helpdesk_models_bigint_back_populates() -> list[type[DeclarativeBase]]:
+    """A correct alternative: BigInteger keys (Integer on SQLite, so they still autoincrement), Text names,
+    relationships on both sides with back_populates, Agent.tickets passive too, NO ACTION spelled out for
+    invoices, and the list in another order."""
+
+    class Base(DeclarativeBase):
+        metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+    class Customer(Base):
+        __tablename__ = "customers"
+        id: Mapped[int] = mapped_column(_ID, primary_key=True)
+        name: Mapped[str] = mapped_column(Text)
+        tickets: Mapped[list[HdTicket]] = relationship(back_populates="customer", passive_deletes=True)
+
+    class Agent(Base):
+        __tablename__ = "agents"
+        id: Mapped[int] = mapped_column(_ID, primary_key=True)
+        name: Mapped[str] = mapped_column(Text)
+        tickets: Mapped[list[HdTicket]] = relationship(back_populates="agent", passive_deletes=True)
+
+    class HdTicket(Base):
+        __tablename__ = "tickets"
+        id: Mapped[int] = mapped_column(_ID, primary_key=True)
+        customer_id: Mapped[int] = mapped_column(
+            _ID, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+        agent_id: Mapped[int | None] = mapped_column(
+            _ID, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True, index=True
+        )
+        title: Mapped[str] = mapped_column(Text)
+        customer: Mapped[Customer] = relationship(back_populates="tickets")
+        agent: Mapped[Agent | None] = relationship(back_populates="tickets")
+
+    class HdMessage(Base):
+        __tablename__ = "messages"
+        id: Mapped[int] = mapped_column(_ID, primary_key=True)
+        ticket_id: Mapped[int] = mapped_column(_ID, ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+        body: Mapped[str] = mapped_column(Text)
+
+    class HdInvoice(Base):
+        __tablename__ = "invoices"
+        id: Mapped[int] = mapped_column(_ID, primary_key=True)
+        customer_id: Mapped[int] = mapped_column(_ID, ForeignKey("customers.id", ondelete="NO ACTION"), index=True)
+        amount_cents: Mapped[int] = mapped_column(BigInteger)
+
+    return [HdInvoice, HdMessage, HdTicket, Agent, Customer]
+
+
 CASES = [
     # 7.1
     Case("7.1", (project_models_reference,), "pass", "every sentence of the spec"),
@@ -805,11 +1159,136 @@ CASES = [
     Case(
         "7.4", (helpdesk_models_no_convention,), "fail", "'on a new declarative base (with the naming convention)'"
     ),
+    # red team C2: 7.2 (blind, committed before running)
+    Case(
+        "7.2",
+        (soft_delete_sessionmaker_on_sync_maker,),
+        "pass",
+        "listener on a sync sessionmaker instance, its class_ as sync_session_class",
+    ),
+    Case(
+        "7.2",
+        (soft_delete_sessionmaker_async_subclass,),
+        "pass",
+        "AsyncSession subclass with sync_session_class, class_=, event.listen, == null()",
+    ),
+    # blind verdict: failed, but the message blames the model coverage ('not just posts'); the flaw is the time
+    Case(
+        "7.2",
+        (soft_delete_sessionmaker_cutoff_at_build,),
+        "fail",
+        "'never show a soft-deleted row': rows deleted after the sessionmaker was made show",
+    ),
+    # blind verdict: PASSED a wrong answer (include_deleted=False opens the filter too)
+    Case(
+        "7.2",
+        (soft_delete_sessionmaker_option_present,),
+        "fail",
+        "'include_deleted=True is the explicit way out': include_deleted=False also opens it",
+    ),
+    Case(
+        "7.2",
+        (soft_delete_sessionmaker_local_options,),
+        "fail",
+        "'A statement with .execution_options(include_deleted=True) ... sees everything'",
+    ),
+    Case(
+        "7.2",
+        (soft_delete_sessionmaker_no_propagation,),
+        "fail",
+        "'relationship loads (selectinload, and lazy loads)': propagate_to_loaders=False",
+    ),
+    Case("7.2", (soft_delete_sessionmaker_objects_only,), "fail", "'selects of columns'"),
+    # blind verdict: PASSED a wrong answer (after one include_deleted=True query, plain queries see deleted rows)
+    Case(
+        "7.2",
+        (soft_delete_sessionmaker_sticky_way_out,),
+        "fail",
+        "'without the query asking': one admin query opens the whole session",
+    ),
+    Case(
+        "7.2",
+        (soft_delete_sessionmaker_patched_default,),
+        "fail",
+        "'Sessions made by any other sessionmaker must not change' (AsyncSession.sync_session_class patched)",
+    ),
+    # red team C2: 7.4 (blind, committed before running)
+    Case(
+        "7.4",
+        (helpdesk_models_orm_cascade_passive,),
+        "pass",
+        "cascade='all, delete-orphan' with passive_deletes=True: the ORM does not load unloaded tickets",
+    ),
+    Case(
+        "7.4",
+        (helpdesk_models_viewonly_relationship,),
+        "pass",
+        "a viewonly tickets relationship: the ORM never touches tickets on delete, the database cascades",
+    ),
+    Case(
+        "7.4",
+        (helpdesk_models_bigint_back_populates,),
+        "pass",
+        "BigInteger keys (Integer variant on SQLite), back_populates, NO ACTION, another order",
+    ),
+    Case(
+        "7.4",
+        (helpdesk_models_invoice_set_null,),
+        "fail",
+        "'A customer who has invoices can never be deleted' (SET NULL keeps the invoices but deletes the customer)",
+    ),
+    Case(
+        "7.4",
+        (helpdesk_models_ticket_set_null,),
+        "fail",
+        "'Deleting a customer ... deletes their tickets' (SET NULL orphans them)",
+    ),
+    Case(
+        "7.4",
+        (helpdesk_models_agent_restrict,),
+        "fail",
+        "'When an agent leaves (is deleted), their tickets stay, unassigned' (RESTRICT refuses the delete)",
+    ),
+    Case(
+        "7.4",
+        (helpdesk_models_message_set_null,),
+        "fail",
+        "'Deleting a ticket deletes its messages' (SET NULL orphans them)",
+    ),
+    Case(
+        "7.4",
+        (helpdesk_models_selectin_tickets,),
+        "fail",
+        "'it must not load the customer's tickets first' (lazy='selectin')",
+    ),
+    Case(
+        "7.4",
+        (helpdesk_models_returns_base,),
+        "fail",
+        "'return the list of the five model classes' (returns the base)",
+    ),
+    # blind verdict: PASSED a wrong answer (session.delete() of a customer with invoices deletes both)
+    Case(
+        "7.4",
+        (helpdesk_models_invoices_orm_cascade,),
+        "fail",
+        "'A customer who has invoices can never be deleted' (an ORM delete cascade on Customer.invoices)",
+    ),
 ]
 
 # A piece of the ❌ message each `fail` case must give (chosen from the messages of the blind run, reviewed; none
 # where the flaw can show in more than one way under concurrency).
 FRAGMENTS: dict[str, str] = {
+    "7.2-fail-soft_delete_sessionmaker_local_options": "with .execution_options(include_deleted=True) the admin view got",
+    "7.2-fail-soft_delete_sessionmaker_objects_only": "a plain select(Post.id) filtered on the author returned",
+    "7.2-fail-soft_delete_sessionmaker_no_propagation": "user.posts (lazy load) returned soft-deleted post(s)",
+    "7.2-fail-soft_delete_sessionmaker_patched_default": "a session from another sessionmaker now hides deleted rows",
+    "7.4-fail-helpdesk_models_invoice_set_null": "a customer who has an invoice was deleted: invoices must be kept",
+    "7.4-fail-helpdesk_models_ticket_set_null": "deleting a customer left their tickets behind",
+    "7.4-fail-helpdesk_models_agent_restrict": "the database refused to let the agent go",
+    "7.4-fail-helpdesk_models_message_set_null": "the messages of a deleted customer's tickets are still there",
+    "7.4-fail-helpdesk_models_selectin_tickets": "the ORM loaded the tickets and tried to empty their",
+    "7.4-fail-helpdesk_models_returns_base": "return the list of your five model classes",
     "7.1-fail-project_models_assignee_cascade": "tasks.assignee_id says ON DELETE CASCADE, but the spec says",
     "7.1-fail-project_models_assignee_unindexed": "no index starts with tasks.assignee_id: the database",
     "7.1-fail-project_models_done_python_default": "need defaults in the database",

@@ -583,6 +583,88 @@ def downgrade_index_nothing() -> None:
     """The downgrade forgotten."""
 
 
+# ---------------------------------------------------------------- red team C2: 8.4 more answers
+
+
+def upgrade_sql_upper_unquoted() -> None:
+    """A correct alternative: raw SQL in capitals with unquoted names, which PostgreSQL folds to lower case (the
+    index is ix_signups_email_lower)."""
+    with op.get_context().autocommit_block():
+        op.execute(text("CREATE INDEX CONCURRENTLY IX_SIGNUPS_EMAIL_LOWER ON SIGNUPS (EMAIL_LOWER)"))
+
+
+def downgrade_sql_upper_unquoted() -> None:
+    with op.get_context().autocommit_block():
+        op.execute(text("DROP INDEX CONCURRENTLY IX_SIGNUPS_EMAIL_LOWER"))
+
+
+def upgrade_op_f_if_not_exists() -> None:
+    """A correct alternative: op.f() names, if_not_exists, unique=False spelled out, through the bind's connection."""
+    with op.get_context().autocommit_block():
+        op.create_index(
+            op.f("ix_signups_email_lower"),
+            "signups",
+            ["email_lower"],
+            unique=False,
+            if_not_exists=True,
+            postgresql_concurrently=True,
+        )
+
+
+def downgrade_bind_if_exists() -> None:
+    with op.get_context().autocommit_block():
+        op.get_bind().execute(text("DROP INDEX CONCURRENTLY IF EXISTS ix_signups_email_lower"))
+
+
+def upgrade_autocommit_plain() -> None:
+    """An autocommit block around a plain CREATE INDEX (the block taken for the fix, CONCURRENTLY forgotten): the
+    SHARE lock still waits behind the open writer and stops every insert behind it. Violates 'the application can
+    keep writing to signups while the index is built'."""
+    with op.get_context().autocommit_block():
+        op.create_index("ix_signups_email_lower", "signups", ["email_lower"])
+
+
+def upgrade_index_on_email() -> None:
+    """The right name and CONCURRENTLY, but on the email column (the neighbour). Violates 'an index
+    ix_signups_email_lower on email_lower'."""
+    with op.get_context().autocommit_block():
+        op.create_index("ix_signups_email_lower", "signups", ["email"], postgresql_concurrently=True)
+
+
+def upgrade_two_columns() -> None:
+    """A composite index (email, email_lower) under the right name: email_lower is not its leading column, so it
+    serves no lookup by email_lower. Violates 'an index ix_signups_email_lower on email_lower'."""
+    with op.get_context().autocommit_block():
+        op.create_index(
+            "ix_signups_email_lower", "signups", ["email", "email_lower"], postgresql_concurrently=True
+        )
+
+
+def upgrade_mixed_case_name() -> None:
+    """The name written IX_Signups_Email_Lower: SQLAlchemy quotes a mixed-case name, so PostgreSQL keeps the capitals
+    and there is no ix_signups_email_lower. Violates 'an index ix_signups_email_lower'."""
+    with op.get_context().autocommit_block():
+        op.create_index("IX_Signups_Email_Lower", "signups", ["email_lower"], postgresql_concurrently=True)
+
+
+def downgrade_mixed_case_name() -> None:
+    with op.get_context().autocommit_block():
+        op.drop_index("IX_Signups_Email_Lower", table_name="signups", postgresql_concurrently=True)
+
+
+def downgrade_concurrently_in_transaction() -> None:
+    """DROP INDEX CONCURRENTLY inside the migration's transaction (the autocommit block only in the upgrade):
+    PostgreSQL refuses it and the index stays. Violates 'downgrade_8_4() that drops it the same way' / 'the
+    downgrade removes it'."""
+    op.drop_index("ix_signups_email_lower", table_name="signups", postgresql_concurrently=True)
+
+
+def downgrade_drops_column() -> None:
+    """Drops the email_lower column (and the index with it): the index is gone, but so is the column and its data,
+    under an ACCESS EXCLUSIVE lock. Violates 'downgrade_8_4() that drops it [the index] the same way'."""
+    op.drop_column("signups", "email_lower")
+
+
 CASES = [
     # 8.1
     Case("8.1", (upgrade_batch, downgrade_batch), "pass", "batch add/create_index, reverse order back"),
@@ -704,11 +786,61 @@ CASES = [
         "fail",
         "a unique index is not what was asked",
     ),
+    # red team C2: 8.4 (blind, committed before running)
+    Case(
+        "8.4",
+        (upgrade_sql_upper_unquoted, downgrade_sql_upper_unquoted),
+        "pass",
+        "raw SQL in capitals, unquoted names fold to ix_signups_email_lower",
+    ),
+    Case(
+        "8.4",
+        (upgrade_op_f_if_not_exists, downgrade_bind_if_exists),
+        "pass",
+        "op.f(), if_not_exists, unique=False; DROP ... IF EXISTS through op.get_bind()",
+    ),
+    Case(
+        "8.4",
+        (upgrade_autocommit_plain, downgrade_concurrently),
+        "fail",
+        "'the application can keep writing ... while the index is built' (autocommit, no CONCURRENTLY)",
+    ),
+    Case("8.4", (upgrade_index_on_email, downgrade_concurrently), "fail", "'an index ... on email_lower' (email)"),
+    Case(
+        "8.4",
+        (upgrade_two_columns, downgrade_concurrently),
+        "fail",
+        "'an index ... on email_lower' ((email, email_lower))",
+    ),
+    Case(
+        "8.4",
+        (upgrade_mixed_case_name, downgrade_mixed_case_name),
+        "fail",
+        "'an index ix_signups_email_lower' (quoted IX_Signups_Email_Lower)",
+    ),
+    Case(
+        "8.4",
+        (upgrade_concurrently, downgrade_concurrently_in_transaction),
+        "fail",
+        "'downgrade_8_4() that drops it the same way' (CONCURRENTLY in a transaction)",
+    ),
+    # blind verdict: PASSED a wrong answer (the downgrade dropped the column, and the index with it)
+    Case(
+        "8.4",
+        (upgrade_concurrently, downgrade_drops_column),
+        "fail",
+        "'downgrade_8_4() that drops it the same way' (drops the column)",
+    ),
 ]
 
 # A piece of the ❌ message each `fail` case must give (chosen from the messages of the blind run, reviewed; none
 # where the flaw can show in more than one way under concurrency).
 FRAGMENTS: dict[str, str] = {
+    "8.4-fail-upgrade_autocommit_plain+downgrade_concurrently": "a one-row INSERT waited more than a second while the index",
+    "8.4-fail-upgrade_index_on_email+downgrade_concurrently": "ix_signups_email_lower should index email_lower only:",
+    "8.4-fail-upgrade_two_columns+downgrade_concurrently": "ix_signups_email_lower should index email_lower only:",
+    "8.4-fail-upgrade_mixed_case_name+downgrade_mixed_case_name": "after upgrade there is no index ix_signups_email_lower on",
+    "8.4-fail-upgrade_concurrently+downgrade_concurrently_in_transaction": "PostgreSQL refused: CREATE/DROP INDEX CONCURRENTLY cannot",
     "8.1-fail-upgrade_batch+downgrade_keeps_index": "index ix_customers_country is there but not in version",
     "8.1-fail-upgrade_batch+downgrade_nothing": "column customers.marketing_opt_in is there but not in",
     "8.1-fail-upgrade_batch+downgrade_recreates_table": "names changed during the downgrade",
