@@ -1179,7 +1179,7 @@ CASES = [
         "fail",
         "'never show a soft-deleted row': rows deleted after the sessionmaker was made show",
     ),
-    # blind verdict: PASSED a wrong answer (include_deleted=False opens the filter too)
+    # blind verdict: PASSED a wrong answer (include_deleted=False opens the filter too); fixed, the check tries False
     Case(
         "7.2",
         (soft_delete_sessionmaker_option_present,),
@@ -1199,7 +1199,8 @@ CASES = [
         "'relationship loads (selectinload, and lazy loads)': propagate_to_loaders=False",
     ),
     Case("7.2", (soft_delete_sessionmaker_objects_only,), "fail", "'selects of columns'"),
-    # blind verdict: PASSED a wrong answer (after one include_deleted=True query, plain queries see deleted rows)
+    # blind verdict: PASSED a wrong answer (after one include_deleted=True query, plain queries see deleted rows);
+    # fixed, the check runs a plain query after an admin one in the same session
     Case(
         "7.2",
         (soft_delete_sessionmaker_sticky_way_out,),
@@ -1267,7 +1268,8 @@ CASES = [
         "fail",
         "'return the list of the five model classes' (returns the base)",
     ),
-    # blind verdict: PASSED a wrong answer (session.delete() of a customer with invoices deletes both)
+    # blind verdict: PASSED a wrong answer (session.delete() of a customer with invoices deletes both); fixed, the
+    # check deletes that customer through the ORM too
     Case(
         "7.4",
         (helpdesk_models_invoices_orm_cascade,),
@@ -1279,6 +1281,9 @@ CASES = [
 # A piece of the ❌ message each `fail` case must give (chosen from the messages of the blind run, reviewed; none
 # where the flaw can show in more than one way under concurrency).
 FRAGMENTS: dict[str, str] = {
+    "7.2-fail-soft_delete_sessionmaker_option_present": "a query with .execution_options(include_deleted=False)",
+    "7.2-fail-soft_delete_sessionmaker_sticky_way_out": "a plain query run after an include_deleted=True one",
+    "7.4-fail-helpdesk_models_invoices_orm_cascade": "session.delete(customer) deleted a customer who has an invoice",
     "7.2-fail-soft_delete_sessionmaker_local_options": "with .execution_options(include_deleted=True) the admin view got",
     "7.2-fail-soft_delete_sessionmaker_objects_only": "a plain select(Post.id) filtered on the author returned",
     "7.2-fail-soft_delete_sessionmaker_no_propagation": "user.posts (lazy load) returned soft-deleted post(s)",

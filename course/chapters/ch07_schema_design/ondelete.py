@@ -130,8 +130,25 @@ async def judge_7_4(scratch: Scratch, models: list[type[DeclarativeBase]], fn_na
         + ": invoices must be kept, so the database must refuse the delete (ON DELETE RESTRICT)",
     )
 
-    # session.delete(customer): the database cascades to tickets and their messages, nothing is loaded first.
+    # ...not through the ORM either: a relationship that cascades deletes to invoices removes them itself first.
     Session = async_sessionmaker(scratch.engine, expire_on_commit=False)
+    async with Session() as session:
+        try:
+            await session.delete(await session.get(customer_class, 2))
+            await session.commit()
+            refused = False
+        except IntegrityError:
+            refused = True
+            await session.rollback()
+    invoices = await _ids(scratch, t["invoices"])
+    expect(
+        refused and invoices == [1],
+        "session.delete(customer) deleted a customer who has an invoice"
+        + (" — and the invoice with them: the relationship to invoices cascades deletes" if not invoices else "")
+        + ". Invoices must be kept: no delete cascade to them, in the ORM or the database",
+    )
+
+    # session.delete(customer): the database cascades to tickets and their messages, nothing is loaded first.
     async with Session() as session:
         customer = await session.get(customer_class, 1)
         try:

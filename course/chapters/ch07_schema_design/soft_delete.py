@@ -122,6 +122,25 @@ async def judge_7_2(factory: Any, db: CheckDB) -> None:
         f"with .execution_options(include_deleted=True) the admin view got {len(got)} of the author's "
         f"{len(everything)} posts: that option is the way out of the filter, and must show deleted rows too",
     )
+
+    async def admin_then_plain() -> list[int]:
+        async with factory() as session:
+            await session.execute(admin)
+            return sorted((await session.execute(select(Post.id).where(Post.author_id == author))).scalars())
+
+    got = await call_learner(admin_then_plain)
+    expect(
+        got == live,
+        leak("a plain query run after an include_deleted=True one, in the same session,", got)
+        + ": the way out applies to the one statement that asks for it, not to the rest of the session",
+    )
+    switched_off = select(Post.id).where(Post.author_id == author).execution_options(include_deleted=False)
+    got = await call_learner(ids, switched_off)
+    expect(
+        got == live,
+        leak("a query with .execution_options(include_deleted=False)", got)
+        + ": only include_deleted=True is the way out; False (an admin switch turned off) keeps the filter",
+    )
     async with db.Session() as plain:
         seen = sorted((await plain.execute(select(Post.id).where(Post.author_id == author))).scalars())
     expect(

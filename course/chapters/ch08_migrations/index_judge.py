@@ -52,6 +52,20 @@ async def _while_busy(
     return blocked
 
 
+async def _emails_lower(db: CheckDB) -> int | None:
+    """How many signups have email_lower filled; None when the column is not there."""
+    async with db.engine.connect() as conn:
+        exists = await conn.scalar(
+            text(
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_name = 'signups' AND column_name = 'email_lower' AND table_schema = current_schema()"
+            )
+        )
+        if not exists:
+            return None
+        return int(await conn.scalar(text("SELECT count(email_lower) FROM signups")))
+
+
 async def _next_signup(db: CheckDB) -> int:
     async with db.engine.connect() as conn:
         return int(await conn.scalar(text("SELECT coalesce(max(id), 0) FROM signups"))) + 1_000_000
@@ -84,10 +98,17 @@ async def judge_concurrent_index(db: CheckDB, migrations: Any, steps: Any) -> No
         "a one-row INSERT waited more than a second while the index was being built: a plain CREATE INDEX locks out "
         "every writer until it finishes. Build it CONCURRENTLY (postgresql_concurrently=True)",
     )
+    filled = await _emails_lower(db)
     blocked = await _while_busy(db, migrations, steps, "downgrade", "0001", "%DROP%INDEX%")
     async with db.engine.connect() as conn:
         gone = await pglocks.index_is_valid(conn, INDEX) is None
     expect(gone, f"after downgrade the index {INDEX} is still there: the downgrade must drop it")
+    after = await _emails_lower(db)
+    expect(
+        filled is None or (after is not None and after >= filled),  # the busy-table writer may have added one
+        "after downgrade the column signups.email_lower (or its values) is gone: the downgrade undoes this "
+        "migration alone, which made the index. Drop the index; the column belongs to the migration before",
+    )
     expect(
         blocked is not None,
         "a one-row INSERT waited more than a second while the downgrade dropped the index: a plain DROP INDEX "
