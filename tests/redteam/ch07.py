@@ -1172,7 +1172,8 @@ CASES = [
         "pass",
         "AsyncSession subclass with sync_session_class, class_=, event.listen, == null()",
     ),
-    # blind verdict: failed, but the message blames the model coverage ('not just posts'); the flaw is the time
+    # blind verdict: failed, but the message blamed the model coverage alone ('not just posts'); the flaw is the time
+    # (the message now names both)
     Case(
         "7.2",
         (soft_delete_sessionmaker_cutoff_at_build,),

@@ -70,8 +70,9 @@ async def judge_7_2(factory: Any, db: CheckDB) -> None:
     got = await call_learner(ids, select(User.id).where(User.id.in_([author, other])))
     expect(
         got == [author],
-        f"select(User) returned the soft-deleted user {other}: the filter must cover every model with "
-        "deleted_at (everything built on SoftDeleteMixin), not just posts",
+        f"select(User) returned the soft-deleted user {other}, deleted as this check began: the filter must cover "
+        "every model with deleted_at (everything built on SoftDeleteMixin), not just posts, and every row whose "
+        "deleted_at is set, whenever it was set (deleted_at IS NULL, not a comparison with a time)",
     )
     alias = aliased(Post)
     got = await call_learner(ids, select(alias.id).where(alias.author_id == author))
