@@ -122,12 +122,13 @@ async def judge_7_4(scratch: Scratch, models: list[type[DeclarativeBase]], fn_na
         refused = False
     except IntegrityError:
         refused = True
-    invoices = await _ids(scratch, t["invoices"])
-    expect(
-        refused and invoices == [1],
-        "a customer who has an invoice was deleted"
-        + (" — and the invoice with them" if not invoices else "")
-        + ": invoices must be kept, so the database must refuse the delete (ON DELETE RESTRICT)",
+    await _expect_invoice_kept(
+        scratch,
+        t,
+        refused,
+        "a customer who has an invoice was deleted",
+        " — and the invoice with them",
+        ": invoices must be kept, so the database must refuse the delete (ON DELETE RESTRICT)",
     )
 
     # ...not through the ORM either: a relationship that cascades deletes to invoices removes them itself first.
@@ -140,12 +141,13 @@ async def judge_7_4(scratch: Scratch, models: list[type[DeclarativeBase]], fn_na
         except IntegrityError:
             refused = True
             await session.rollback()
-    invoices = await _ids(scratch, t["invoices"])
-    expect(
-        refused and invoices == [1],
-        "session.delete(customer) deleted a customer who has an invoice"
-        + (" — and the invoice with them: the relationship to invoices cascades deletes" if not invoices else "")
-        + ". Invoices must be kept: no delete cascade to them, in the ORM or the database",
+    await _expect_invoice_kept(
+        scratch,
+        t,
+        refused,
+        "session.delete(customer) deleted a customer who has an invoice",
+        " — and the invoice with them: the relationship to invoices cascades deletes",
+        ". Invoices must be kept: no delete cascade to them, in the ORM or the database",
     )
 
     # session.delete(customer): the database cascades to tickets and their messages, nothing is loaded first.
@@ -190,3 +192,11 @@ async def judge_7_4(scratch: Scratch, models: list[type[DeclarativeBase]], fn_na
         await _ids(scratch, t["messages"]) == [4],
         "a deleted ticket's messages are still there (ON DELETE CASCADE)",
     )
+
+
+async def _expect_invoice_kept(
+    scratch: Scratch, t: dict[str, Table], refused: bool, deleted: str, with_invoice: str, rule: str
+) -> None:
+    """The delete of customer 2 (who has invoice 1) was refused and the invoice is there; else say what went."""
+    invoices = await _ids(scratch, t["invoices"])
+    expect(refused and invoices == [1], deleted + (with_invoice if not invoices else "") + rule)
