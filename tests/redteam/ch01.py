@@ -9,7 +9,7 @@ from sqlalchemy import and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from course.domain.models import Product, User
+from course.domain.models import Post, Product, User
 from course.domain.security import hash_password
 from tests.redteam import Case
 
@@ -1388,5 +1388,154 @@ CASES += [
         (update_user_core_fetch_sync,),
         "pass",
         "red team C1 (blind): ORM UPDATE with synchronize_session='fetch' keeps the loaded user current",
+    ),
+]
+
+
+# ---------------------------------------------------------------- red team C3 (blind): more 1.5 soft delete / restore
+
+
+async def soft_delete_clears_display_name(session, user_id):
+    """Anonymises the public display name on delete: 'nothing else may' (move)."""
+    user = await session.get(User, user_id)
+    if user is not None and user.deleted_at is None:
+        user.deleted_at = datetime.now(UTC)
+        user.display_name = None
+        await session.flush()
+
+
+async def soft_delete_locks_password(session, user_id):
+    """Scrambles the password hash so the deleted user cannot log in: 'nothing else may' (move)."""
+    user = await session.get(User, user_id)
+    if user is not None and user.deleted_at is None:
+        user.deleted_at = datetime.now(UTC)
+        user.password_hash = "!locked"
+        await session.flush()
+
+
+async def soft_delete_cascades_posts(session, user_id):
+    """Soft-deletes the user's posts as well: 'the row stays ... nothing else may' (other rows change)."""
+    user = await session.get(User, user_id)
+    if user is not None and user.deleted_at is None:
+        now = datetime.now(UTC)
+        user.deleted_at = now
+        await session.execute(
+            update(Post).where(Post.author_id == user_id, Post.deleted_at.is_(None)).values(deleted_at=now)
+        )
+        await session.flush()
+
+
+async def restore_everyone(session, user_id):
+    """Forgets the id in the WHERE clause: restores every soft-deleted user, 'nothing else may' (change)."""
+    await session.execute(update(User).where(User.deleted_at.is_not(None)).values(deleted_at=None))
+
+
+async def soft_delete_default_arg_now(session, user_id, now=datetime.now(UTC)):  # noqa: B008
+    """The classic default argument evaluated once, at import: a stale time, not 'the current time'."""
+    user = await session.get(User, user_id)
+    if user is not None and user.deleted_at is None:
+        user.deleted_at = now
+        await session.flush()
+
+
+async def restore_toggles(session, user_id):
+    """One toggle for both: restoring a live user soft-deletes it, 'restore_user clears deleted_at'."""
+    user = await session.get(User, user_id)
+    if user is not None:
+        user.deleted_at = None if user.deleted_at is not None else datetime.now(UTC)
+        await session.flush()
+
+
+async def soft_delete_active_only(session, user_id):
+    """Deletes only status='active' users, though a suspended user is live too: 'marks a live user deleted'."""
+    await session.execute(
+        update(User)
+        .where(User.id == user_id, User.deleted_at.is_(None), User.status == "active")
+        .values(deleted_at=datetime.now(UTC))
+    )
+
+
+async def soft_delete_coalesce(session, user_id):
+    """Right: one UPDATE by id, deleted_at = COALESCE(deleted_at, now) keeps an existing stamp."""
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(deleted_at=func.coalesce(User.deleted_at, datetime.now(UTC)))
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+async def soft_delete_aware_local(session, user_id):
+    """Right: an aware time in the machine's zone (same instant); the UTC column stores it in UTC."""
+    user = await session.get(User, user_id)
+    if user is not None and user.deleted_at is None:
+        user.deleted_at = datetime.now().astimezone()
+        await session.flush()
+
+
+async def restore_core_guarded(session, user_id):
+    """Right: Core UPDATE of deleted users only, by id, keeping the session's copy in step."""
+    await session.execute(
+        update(User)
+        .where(User.id == user_id, User.deleted_at.is_not(None))
+        .values(deleted_at=None)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+CASES += [
+    Case(
+        "1.5",
+        (soft_delete_clears_display_name, restore_ref),
+        "fail",
+        "red team C3 (blind): clears display_name on delete: 'nothing else may'",
+    ),
+    Case(
+        "1.5",
+        (soft_delete_locks_password, restore_ref),
+        "fail",
+        "red team C3 (blind): overwrites password_hash on delete: 'nothing else may'",
+    ),
+    Case(
+        "1.5",
+        (soft_delete_cascades_posts, restore_ref),
+        "fail",
+        "red team C3 (blind): soft-deletes the user's posts too: 'nothing else may'",
+    ),
+    Case(
+        "1.5",
+        (soft_delete_ref, restore_everyone),
+        "fail",
+        "red team C3 (blind): restore without the id restores every deleted user: 'nothing else may'",
+    ),
+    Case(
+        "1.5",
+        (soft_delete_default_arg_now, restore_ref),
+        "fail",
+        "red team C3 (blind): now=datetime.now(UTC) as a default argument, fixed at import: 'the current time'",
+    ),
+    Case(
+        "1.5",
+        (soft_delete_ref, restore_toggles),
+        "fail",
+        "red team C3 (blind): restore of a live user deletes it: 'restore_user clears deleted_at'",
+    ),
+    Case(
+        "1.5",
+        (soft_delete_active_only, restore_ref),
+        "fail",
+        "red team C3 (blind): a suspended user is not deleted: 'marks a live user deleted'",
+    ),
+    Case(
+        "1.5",
+        (soft_delete_coalesce, restore_core_guarded),
+        "pass",
+        "red team C3 (blind): COALESCE(deleted_at, now) by id; restore only deleted rows",
+    ),
+    Case(
+        "1.5",
+        (soft_delete_aware_local, restore_ref),
+        "pass",
+        "red team C3 (blind): aware local time (same instant), stored in UTC by the column type",
     ),
 ]

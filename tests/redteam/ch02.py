@@ -601,3 +601,231 @@ CASES = [
     Case("2.5", (redundant_indexes_contains,), "fail", "columns anywhere: 'starts with'"),
     Case("2.5", (redundant_indexes_hardcoded,), "fail", "always empty"),
 ]
+
+
+# ---------------------------------------------------------------- red team C3 (blind): more 2.5 redundant_indexes
+
+
+def redundant_indexes_twins_only(inspector):
+    """Only identical column lists: an index that is a strict prefix of a longer one is missed ('has more columns')."""
+    return _redundant(inspector, prefix=lambda ocols, cols: ocols == cols)
+
+
+def redundant_indexes_first_column_only(inspector):
+    """Compares first columns only: (a, b) is called redundant next to (a, c, d), 'starts with all of its columns'."""
+    return _redundant(inspector, prefix=lambda ocols, cols: ocols[:1] == cols[:1])
+
+
+def redundant_indexes_single_column_only(inspector):
+    """Only single-column indexes can be redundant: (a, b) next to (a, b, c) is missed ('an index is redundant')."""
+    found = _redundant(inspector)
+    return {
+        (table, name)
+        for table, name in found
+        for ix in inspector.get_indexes(table)
+        if ix["name"] == name and len(ix["column_names"]) == 1
+    }
+
+
+def redundant_indexes_longer_unique_ignored(inspector):
+    """A longer unique index does not count as covering (the learner keeps unique ones 'for rules only').
+
+    Violates 'another index on the same table, not partial, starts with all of its columns ... and has more
+    columns': a unique index is another index too. Identical unique twins still count, as the text says.
+    """
+    found = set()
+    for table in inspector.get_table_names():
+        indexes = inspector.get_indexes(table)
+        for ix in indexes:
+            if ix["unique"] or _is_partial(ix):
+                continue
+            cols = list(ix["column_names"])
+            for other in indexes:
+                if other is ix or _is_partial(other):
+                    continue
+                ocols = list(other["column_names"])
+                if ocols[: len(cols)] != cols:
+                    continue
+                longer = len(ocols) > len(cols) and not other["unique"]
+                twin = len(ocols) == len(cols) and (other["unique"] or other["name"] < ix["name"])
+                if longer or twin:
+                    found.add((table, ix["name"]))
+                    break
+    return found
+
+
+def _is_partial_pg_only(index) -> bool:
+    return (index.get("dialect_options") or {}).get("postgresql_where") is not None
+
+
+def redundant_indexes_pg_partial_only(inspector):
+    """Detects partial indexes by 'postgresql_where' only: on SQLite ('sqlite_where') partial indexes count as full.
+
+    Violates 'A partial index has a key ending in _where in its dialect_options'. Right on PostgreSQL.
+    """
+    found = set()
+    for table in inspector.get_table_names():
+        indexes = inspector.get_indexes(table)
+        for ix in indexes:
+            if ix["unique"] or _is_partial_pg_only(ix):
+                continue
+            cols = list(ix["column_names"])
+            for other in indexes:
+                if other is ix or _is_partial_pg_only(other):
+                    continue
+                ocols = list(other["column_names"])
+                if ocols[: len(cols)] != cols:
+                    continue
+                if len(ocols) > len(cols) or (
+                    len(ocols) == len(cols) and (other["unique"] or other["name"] < ix["name"])
+                ):
+                    found.add((table, ix["name"]))
+                    break
+    return found
+
+
+def redundant_indexes_across_tables(inspector):
+    """Pools every table's indexes before comparing: posts' author_id index vs comments' one ('on the same table')."""
+    pooled = []
+    for table in inspector.get_table_names():
+        pooled += [(table, ix) for ix in inspector.get_indexes(table)]
+    found = set()
+    for table, ix in pooled:
+        if ix["unique"] or _is_partial(ix):
+            continue
+        cols = list(ix["column_names"])
+        for _other_table, other in pooled:
+            if other is ix or _is_partial(other):
+                continue
+            ocols = list(other["column_names"])
+            if ocols[: len(cols)] != cols:
+                continue
+            if len(ocols) > len(cols) or (
+                len(ocols) == len(cols) and (other["unique"] or other["name"] < ix["name"])
+            ):
+                found.add((table, ix["name"]))
+                break
+    return found
+
+
+def redundant_indexes_model_tables(inspector):
+    """Walks the course models' tables instead of the inspector's: a table the check adds is never looked at.
+
+    Violates 'every redundant index among those inspector.get_indexes(table) lists'.
+    """
+    from course.domain.models import Base
+
+    found = set()
+    existing = set(inspector.get_table_names())
+    for table in Base.metadata.tables:
+        if table not in existing:
+            continue
+        indexes = inspector.get_indexes(table)
+        for ix in indexes:
+            if ix["unique"] or _is_partial(ix):
+                continue
+            cols = list(ix["column_names"])
+            for other in indexes:
+                if other is ix or _is_partial(other):
+                    continue
+                ocols = list(other["column_names"])
+                if ocols[: len(cols)] == cols and (
+                    len(ocols) > len(cols) or other["unique"] or other["name"] < ix["name"]
+                ):
+                    found.add((table, ix["name"]))
+                    break
+    return found
+
+
+def redundant_indexes_multi(inspector):
+    """Right: one catalog call (get_multi_indexes), a sort key per index, the rule as written."""
+    found = set()
+    for (_schema, table), indexes in inspector.get_multi_indexes().items():
+        full = [ix for ix in indexes if not any(k.endswith("_where") for k in ix.get("dialect_options", {}))]
+        for ix in indexes:
+            if ix["unique"] or ix not in full:
+                continue
+            cols = tuple(ix["column_names"])
+            rank = (True, ix["name"])  # (not unique, name) of ix: a lower rank wins a tie
+
+            def beats(other, cols=cols, rank=rank):
+                ocols = tuple(other["column_names"])
+                if ocols[: len(cols)] != cols:
+                    return False
+                return len(ocols) > len(cols) or (not other["unique"], other["name"]) < rank
+
+            if any(beats(other) for other in full if other is not ix):
+                found.add((table, ix["name"]))
+    return found
+
+
+def redundant_indexes_strings(inspector):
+    """Right: column lists joined into comma-terminated strings; a prefix test on strings, then the tie rules."""
+    found = set()
+    for table in sorted(inspector.get_table_names()):
+        indexes = sorted(inspector.get_indexes(table), key=lambda ix: ix["name"])
+        keys = {ix["name"]: "".join(f"{c}\x00" for c in ix["column_names"]) for ix in indexes}
+        full = [ix for ix in indexes if not _is_partial(ix)]
+        for ix in full:
+            if ix["unique"]:
+                continue
+            mine = keys[ix["name"]]
+            for other in full:
+                theirs = keys[other["name"]]
+                if other["name"] == ix["name"] or not theirs.startswith(mine):
+                    continue
+                if len(theirs) > len(mine) or other["unique"] or other["name"] < ix["name"]:
+                    found.add((table, ix["name"]))
+    return found
+
+
+EXPECT_ONLY_ON["2.5-fail-redundant_indexes_pg_partial_only"] = ("sqlite",)
+
+CASES += [
+    Case(
+        "2.5",
+        (redundant_indexes_twins_only,),
+        "fail",
+        "red team C3 (blind): identical lists only, a strict prefix is missed: 'or has more columns'",
+    ),
+    Case(
+        "2.5",
+        (redundant_indexes_first_column_only,),
+        "fail",
+        "red team C3 (blind): first column only: 'starts with all of its columns in the same order'",
+    ),
+    Case(
+        "2.5",
+        (redundant_indexes_single_column_only,),
+        "fail",
+        "red team C3 (blind): only single-column indexes reported: a composite prefix is redundant too",
+    ),
+    Case(
+        "2.5",
+        (redundant_indexes_longer_unique_ignored,),
+        "fail",
+        "red team C3 (blind): a longer unique index does not cover: 'another index ... has more columns'",
+    ),
+    Case(
+        "2.5",
+        (redundant_indexes_pg_partial_only,),
+        "fail",
+        "red team C3 (blind): partial = postgresql_where only, SQLite's partial indexes count: 'a key ending in _where'",
+    ),
+    Case(
+        "2.5",
+        (redundant_indexes_across_tables,),
+        "fail",
+        "red team C3 (blind): compares indexes of different tables: 'another index on the same table'",
+    ),
+    Case(
+        "2.5",
+        (redundant_indexes_model_tables,),
+        "fail",
+        "red team C3 (blind): the models' tables, not the inspector's: 'among those inspector.get_indexes(table)'",
+    ),
+    Case("2.5", (redundant_indexes_multi,), "pass", "red team C3 (blind): get_multi_indexes and a rank tuple"),
+    Case(
+        "2.5", (redundant_indexes_strings,), "pass", "red team C3 (blind): NUL-terminated column strings, prefix"
+    ),
+]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import case, event, func, select
-from sqlalchemy.orm import contains_eager, joinedload, selectinload, subqueryload
+from sqlalchemy.orm import contains_eager, immediateload, joinedload, raiseload, selectinload, subqueryload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from course.domain.models import Comment, Post, User
@@ -662,3 +662,147 @@ CASES.append(
         fragment="writes are statements too",
     )
 )
+
+
+# ---------------------------------------------------------------- red team C3 (blind): more 3.1 users_with_posts
+
+
+async def users_with_posts_id_range(session, limit):
+    """Assumes ids run 1, 2, 3 ... with no gap: WHERE id <= limit is not 'the first limit users in id order'."""
+    stmt = select(User).where(User.id <= limit).options(selectinload(User.posts)).order_by(User.id)
+    return list(await session.scalars(stmt))
+
+
+async def users_with_posts_by_created_at(session, limit):
+    """'The first users' read as the oldest: ORDER BY created_at, not 'in id order'."""
+    stmt = select(User).options(selectinload(User.posts)).order_by(User.created_at).limit(limit)
+    return list(await session.scalars(stmt))
+
+
+async def users_with_posts_by_hand_postless_unloaded(session, limit):
+    """Two SELECTs by hand, but only users who have posts get a collection: a postless user's `posts` is unloaded.
+
+    Violates 'each with all their posts loaded, so the caller can read user.posts without another query'.
+    """
+    users = list(await session.scalars(select(User).order_by(User.id).limit(limit)))
+    posts = await session.scalars(select(Post).where(Post.author_id.in_([u.id for u in users])))
+    by_author: dict[int, list[Post]] = {}
+    for post in posts:
+        by_author.setdefault(post.author_id, []).append(post)
+    for user in users:
+        if user.id in by_author:
+            set_committed_value(user, "posts", by_author[user.id])
+    return users
+
+
+async def users_with_posts_immediateload(session, limit):
+    """immediateload loads the posts at once, but with one SELECT per user: 'at most 2 statements'."""
+    stmt = select(User).options(immediateload(User.posts)).order_by(User.id).limit(limit)
+    return list(await session.scalars(stmt))
+
+
+async def users_with_posts_all_posts_by_hand(session, limit):
+    """Fetches every post in the table and keeps those of these users in Python: 'load only what the answer needs'."""
+    users = list(await session.scalars(select(User).order_by(User.id).limit(limit)))
+    wanted = {u.id: [] for u in users}
+    for post in await session.scalars(select(Post).order_by(Post.id)):
+        if post.author_id in wanted:
+            wanted[post.author_id].append(post)
+    for user in users:
+        set_committed_value(user, "posts", wanted[user.id])
+    return users
+
+
+async def users_with_posts_joined_inner(session, limit):
+    """joinedload(innerjoin=True): a user without posts drops out of the page, 'users without posts included'."""
+    stmt = select(User).options(joinedload(User.posts, innerjoin=True)).order_by(User.id).limit(limit)
+    return list((await session.scalars(stmt)).unique())
+
+
+async def users_with_posts_live_users(session, limit):
+    """Skips soft-deleted users, though the text asks for 'the first limit users in id order', deleted or not."""
+    stmt = (
+        select(User)
+        .where(User.deleted_at.is_(None))
+        .options(selectinload(User.posts))
+        .order_by(User.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def users_with_posts_raiseload(session, limit):
+    """Right: selectinload for posts and raiseload('*') for everything else, so nothing lazy slips through."""
+    stmt = select(User).options(selectinload(User.posts), raiseload("*")).order_by(User.id).limit(limit)
+    return list(await session.scalars(stmt))
+
+
+async def users_with_posts_outer_contains_eager(session, limit):
+    """Right: one statement, the page of ids in a subquery, LEFT JOIN posts, contains_eager fills the collection."""
+    page = select(User.id).order_by(User.id).limit(limit).subquery()
+    stmt = (
+        select(User)
+        .join(page, page.c.id == User.id)
+        .outerjoin(User.posts)
+        .options(contains_eager(User.posts))
+        .order_by(User.id, Post.id)
+    )
+    return list((await session.scalars(stmt)).unique())
+
+
+CASES += [
+    Case(
+        "3.1",
+        (users_with_posts_id_range,),
+        "fail",
+        "red team C3 (blind): WHERE id <= limit assumes ids without gaps: 'the first limit users in id order'",
+    ),
+    Case(
+        "3.1",
+        (users_with_posts_by_created_at,),
+        "fail",
+        "red team C3 (blind): ORDER BY created_at: 'in id order'",
+    ),
+    Case(
+        "3.1",
+        (users_with_posts_by_hand_postless_unloaded,),
+        "fail",
+        "red team C3 (blind): postless users' posts never set: 'each with all their posts loaded'",
+    ),
+    Case(
+        "3.1",
+        (users_with_posts_immediateload,),
+        "fail",
+        "red team C3 (blind): immediateload is a SELECT per user: 'at most 2 statements'",
+    ),
+    Case(
+        "3.1",
+        (users_with_posts_all_posts_by_hand,),
+        "fail",
+        "red team C3 (blind): SELECTs every post, filters in Python: 'load only what the answer needs'",
+    ),
+    Case(
+        "3.1",
+        (users_with_posts_joined_inner,),
+        "fail",
+        "red team C3 (blind): joinedload(innerjoin=True) drops postless users: 'users without posts included'",
+    ),
+    Case(
+        "3.1",
+        (users_with_posts_live_users,),
+        "fail",
+        "red team C3 (blind): live users only: 'the first limit users in id order' has no such filter",
+    ),
+    Case(
+        "3.1",
+        (users_with_posts_raiseload,),
+        "pass",
+        "red team C3 (blind): selectinload posts plus raiseload('*') for the rest",
+    ),
+    Case(
+        "3.1",
+        (users_with_posts_outer_contains_eager,),
+        "pass",
+        "red team C3 (blind): page of ids as a subquery, LEFT JOIN posts, contains_eager: one statement",
+    ),
+]
