@@ -1333,7 +1333,7 @@ CASES += [
         "fail",
         "red team C1 (blind): returns a soft-deleted user (unchanged): 'change nothing and return None'",
     ),
-    # blind verdict: passed on both backends (wrongly): empty changes on a soft-deleted user were not tried (fixed)
+    # blind verdict: passed on both backends (wrongly); likely cause (not checked): empty changes on a soft-deleted user were not tried (fixed)
     Case(
         "1.4",
         (update_user_empty_skips_deleted_test,),
@@ -1484,6 +1484,7 @@ async def restore_core_guarded(session, user_id):
 
 
 CASES += [
+    # blind verdict: passed on both backends (wrongly); likely cause (not checked): display_name set to NULL on delete went unseen
     Case(
         "1.5",
         (soft_delete_clears_display_name, restore_ref),
@@ -1496,6 +1497,7 @@ CASES += [
         "fail",
         "red team C3 (blind): overwrites password_hash on delete: 'nothing else may'",
     ),
+    # blind verdict: passed on both backends (wrongly); likely cause (not checked): the user's posts were soft-deleted too, unseen
     Case(
         "1.5",
         (soft_delete_cascades_posts, restore_ref),
@@ -1514,12 +1516,14 @@ CASES += [
         "fail",
         "red team C3 (blind): now=datetime.now(UTC) as a default argument, fixed at import: 'the current time'",
     ),
+    # blind verdict: passed on both backends (wrongly); likely cause (not checked): restore_user was never called on a live user
     Case(
         "1.5",
         (soft_delete_ref, restore_toggles),
         "fail",
         "red team C3 (blind): restore of a live user deletes it: 'restore_user clears deleted_at'",
     ),
+    # blind verdict: passed on both backends (wrongly); likely cause (not checked): no suspended live user was soft-deleted
     Case(
         "1.5",
         (soft_delete_active_only, restore_ref),

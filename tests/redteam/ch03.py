@@ -751,6 +751,7 @@ async def users_with_posts_outer_contains_eager(session, limit):
 
 
 CASES += [
+    # blind verdict: passed on both backends (wrongly); likely cause (not checked): the copy's first ids have no gap
     Case(
         "3.1",
         (users_with_posts_id_range,),
