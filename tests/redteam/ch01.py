@@ -1333,7 +1333,7 @@ CASES += [
         "fail",
         "red team C1 (blind): returns a soft-deleted user (unchanged): 'change nothing and return None'",
     ),
-    # blind verdict: passed on both backends (wrongly); likely cause (not checked): empty changes on a soft-deleted user were not tried (fixed)
+    # blind verdict: passed on both backends (wrongly), fixed in the check; likely cause: empty changes on a soft-deleted user were not tried (fixed)
     Case(
         "1.4",
         (update_user_empty_skips_deleted_test,),
@@ -1484,12 +1484,13 @@ async def restore_core_guarded(session, user_id):
 
 
 CASES += [
-    # blind verdict: passed on both backends (wrongly); likely cause (not checked): display_name set to NULL on delete went unseen
+    # blind verdict: passed on both backends (wrongly), fixed in the check; likely cause: display_name set to NULL on delete went unseen
     Case(
         "1.5",
         (soft_delete_clears_display_name, restore_ref),
         "fail",
         "red team C3 (blind): clears display_name on delete: 'nothing else may'",
+        "the soft delete changed display_name",
     ),
     Case(
         "1.5",
@@ -1497,12 +1498,13 @@ CASES += [
         "fail",
         "red team C3 (blind): overwrites password_hash on delete: 'nothing else may'",
     ),
-    # blind verdict: passed on both backends (wrongly); likely cause (not checked): the user's posts were soft-deleted too, unseen
+    # blind verdict: passed on both backends (wrongly), fixed in the check; likely cause: the user's posts were soft-deleted too, unseen
     Case(
         "1.5",
         (soft_delete_cascades_posts, restore_ref),
         "fail",
         "red team C3 (blind): soft-deletes the user's posts too: 'nothing else may'",
+        "soft-deleted posts too",
     ),
     Case(
         "1.5",
@@ -1516,19 +1518,21 @@ CASES += [
         "fail",
         "red team C3 (blind): now=datetime.now(UTC) as a default argument, fixed at import: 'the current time'",
     ),
-    # blind verdict: passed on both backends (wrongly); likely cause (not checked): restore_user was never called on a live user
+    # blind verdict: passed on both backends (wrongly), fixed in the check; likely cause: restore_user was never called on a live user
     Case(
         "1.5",
         (soft_delete_ref, restore_toggles),
         "fail",
         "red team C3 (blind): restore of a live user deletes it: 'restore_user clears deleted_at'",
+        "restore_user on a user who is not deleted",
     ),
-    # blind verdict: passed on both backends (wrongly); likely cause (not checked): no suspended live user was soft-deleted
+    # blind verdict: passed on both backends (wrongly), fixed in the check; likely cause: no suspended live user was soft-deleted
     Case(
         "1.5",
         (soft_delete_active_only, restore_ref),
         "fail",
         "red team C3 (blind): a suspended user is not deleted: 'marks a live user deleted'",
+        "a suspended user was not soft-deleted",
     ),
     Case(
         "1.5",

@@ -169,7 +169,11 @@ async def check_update_user(update_user: Callable[..., Any], db: CheckDB) -> Non
 
 
 # Every column a soft delete or a restore must leave alone (updated_at may move, deleted_at is the point).
-_KEPT = text("SELECT email, name, role, status, password_hash, external_id, created_at FROM users WHERE id = :id")
+_KEPT = text(
+    "SELECT email, name, display_name, role, status, password_hash, external_id, created_at FROM users WHERE id = :id"
+)
+# What a user's soft delete must not touch in other tables: their posts stay as they are (live or deleted).
+_DELETED_POSTS = text("SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL")
 
 
 async def _kept(session: AsyncSession, user_id: int) -> dict[str, Any]:
@@ -194,6 +198,15 @@ async def check_soft_delete(
     before = datetime.now(UTC) - timedelta(seconds=1)
     async with db.Session() as session, session.begin():
         deleted_before = await deleted_count(session)
+        # A display name to keep (the seed leaves most of them NULL) and posts of their own to leave alone.
+        await session.execute(
+            text("UPDATE users SET display_name = 'Kept Display Name' WHERE id = :id"), {"id": alive.id}
+        )
+        await session.execute(
+            text("UPDATE posts SET author_id = :id, deleted_at = NULL WHERE id IN (SELECT min(id) FROM posts)"),
+            {"id": alive.id},
+        )
+        deleted_posts = (await session.execute(_DELETED_POSTS)).scalar_one()
         kept = await _kept(session, alive.id)
         try:
             await call_in_callers_transaction(session, soft_delete_user, alive.id)
@@ -220,6 +233,11 @@ async def check_soft_delete(
         expect(
             marked == 1, f"deleting one user marked {marked} users as deleted: change only the row with that id"
         )
+        expect(
+            (await session.execute(_DELETED_POSTS)).scalar_one() == deleted_posts,
+            "the soft delete of a user soft-deleted posts too: it marks the user's row only (whether their posts "
+            "still show is the application's query to decide, and a restore could not tell which posts to bring back)",
+        )
         await call_in_callers_transaction(session, restore_user, alive.id)
         await flush_learner_changes(session)
         session.expire_all()
@@ -230,8 +248,22 @@ async def check_soft_delete(
             await deleted_count(session) == deleted_before,
             "restoring one user brought back other deleted users too: change only the row with that id",
         )
+        await call_in_callers_transaction(session, restore_user, alive.id)
+        await flush_learner_changes(session)
+        session.expire_all()
+        expect(
+            (await session.get_one(User, alive.id)).deleted_at is None,
+            "restore_user on a user who is not deleted marked them deleted: restoring only ever clears deleted_at",
+        )
         # Deleting and restoring a suspended user must give back a suspended user, not an active one.
         await call_in_callers_transaction(session, soft_delete_user, suspended.id)
+        await flush_learner_changes(session)
+        session.expire_all()
+        expect(
+            (await session.get_one(User, suspended.id)).deleted_at is not None,
+            "a suspended user was not soft-deleted: suspended users are live (not deleted), so soft_delete_user "
+            "marks them like any other live user",
+        )
         await call_in_callers_transaction(session, restore_user, suspended.id)
         await flush_learner_changes(session)
         session.expire_all()

@@ -15,7 +15,8 @@ from course.checks.base import CheckDB, call_learner, expect, fail
 # The check's copy gains: a longer index that makes one redundant; a longer one that does not start with the
 # column; a duplicate whose name sorts first; a unique index that covers a plain one; a unique prefix (never
 # reported); a partial index that covers nothing; a partial prefix (never reported); two- and three-column chains;
-# a plain twin of a unique index whose name sorts first; the same columns as another prefix in another order.
+# a plain twin of a unique index whose name sorts first; the same columns as another prefix in another order; a
+# plain index covered only by a longer unique one; a table outside the models.
 SETUP = (
     "CREATE INDEX ix_orders_user_created ON orders (user_id, created_at)",
     "CREATE INDEX ix_orders_user_status ON orders (user_id, status)",
@@ -33,6 +34,13 @@ SETUP = (
     "CREATE INDEX ix_transfers_from_id ON transfers (from_account_id, id)",
     # The columns of ix_orders_user_status in the other order: not served by any index that starts with user_id.
     "CREATE INDEX ix_orders_status_user ON orders (status, user_id)",
+    # Covered only by a longer index that happens to be unique: a longer index covers, unique or not.
+    "CREATE UNIQUE INDEX ux_products_name_id ON products (name, id)",
+    "CREATE INDEX ix_products_name ON products (name)",
+    # A table the course's models do not know: the catalog lists it, and its redundant index counts too.
+    "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, actor_id INTEGER NOT NULL, at TIMESTAMP)",
+    "CREATE INDEX ix_audit_log_actor ON audit_log (actor_id)",
+    "CREATE INDEX ix_audit_log_actor_at ON audit_log (actor_id, at)",
 )
 EXPECTED = {
     ("orders", "ix_orders_user_id"),
@@ -42,6 +50,8 @@ EXPECTED = {
     ("transfers", "ix_transfers_from_account_id"),
     ("transfers", "ix_transfers_from_id"),
     ("accounts", "ix_accounts_user_id"),
+    ("products", "ix_products_name"),
+    ("audit_log", "ix_audit_log_actor"),
 }
 # Then the schema changes and the function is asked again: an answer read from the catalog follows the change.
 CHANGE = ("DROP INDEX ix_comments_post_author", "CREATE INDEX ix_posts_author_title ON posts (author_id, title)")
@@ -92,7 +102,7 @@ def _why_not(index: _Index, others: list[_Index]) -> str:
     if same and all(o.partial for o in same):
         return (
             f"{label} is covered only by the partial index {same[0].name}, which holds only some rows: a query "
-            f"outside its WHERE still needs {index.name}"
+            f"outside its WHERE still needs {index.name} (and an index on another table never covers one here)"
         )
     if same:
         return (
@@ -105,7 +115,7 @@ def _why_not(index: _Index, others: list[_Index]) -> str:
             f"{label}: its columns are in {inside.name} ({', '.join(inside.columns)}) but not first, in the same "
             "order, so a lookup on them cannot use that index"
         )
-    return f"{label}: no other index starts with its columns"
+    return f"{label}: no other index on its table starts with its columns"
 
 
 def _normalise(result: Any) -> set[tuple[str, str]]:
