@@ -1150,7 +1150,9 @@ CASES = [
     ),
     Case("5.3", (import_bulk_or_nothing,), "fail", "'and only that row': the whole batch reported skipped"),
     Case("5.3", (import_commits_at_end,), "fail", "'Do not commit': one commit at the end"),
+    # blind verdict (red team C4): PASSED a wrong answer; the check's rows have no surrounding spaces
     Case("5.3", (import_strips_values,), "fail", "'insert each row ... as a Product': values stripped"),
+    # blind verdict (red team C4): PASSED a wrong answer; no refused row's sku comes back later in a good row
     Case(
         "5.3", (import_seen_before_insert,), "fail", "'and only that row': a refused row's sku blocks a later one"
     ),
@@ -1217,5 +1219,11 @@ FRAGMENTS: dict[str, str] = {
     "5.4-fail-withdraw_no_bump+Conflict": "every successful update must bump it by one",
     "5.4-fail-withdraw_returns_old_version+Conflict": "expected the new version",
     "5.4-fail-withdraw_twice+Conflict": "withdrawing 2500 from 10000 left 5000",
+    "5.3-fail-import_blank_name_default": "after the caller's commit the imported skus are",
+    "5.3-fail-import_dedupe_case_insensitive": "good rows are missing after the import: ['imp-0001']",
+    "5.3-fail-import_unique_errors_only": "at a bad row: a failed INSERT spoils the whole transaction",
+    "5.3-fail-import_zero_price_refused": "good rows are missing after the import:",
+    "5.3-fail-import_commits_at_end": "your function committed the transaction",
+    "5.3-fail-import_bulk_or_nothing": "good rows are missing after the import:",
 }
 CASES = [replace(case, fragment=FRAGMENTS.get(case.id, "")) for case in CASES]
