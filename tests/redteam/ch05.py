@@ -668,6 +668,204 @@ async def import_own_session(session, rows):  # noqa: ANN001, ANN201
     return skipped
 
 
+# ---------------------------------------------------------------- 5.3 import_products: red team C4 (blind)
+
+
+async def import_bulk_then_rows(session, rows):  # noqa: ANN001, ANN201
+    """Right: the whole batch in one savepoint first; only when the database refuses it, a savepoint per row."""
+    try:
+        async with session.begin_nested():
+            session.add_all([Product(**row) for row in rows])
+        return []
+    except IntegrityError:
+        pass
+    skipped = []
+    for position, row in enumerate(rows):
+        try:
+            async with session.begin_nested():
+                session.add(Product(**row))
+        except IntegrityError:
+            skipped.append(position)
+    return skipped
+
+
+async def import_on_conflict_returning(session, rows):  # noqa: ANN001, ANN201
+    """Right: INSERT ... ON CONFLICT DO NOTHING RETURNING id per row (dialect's insert), inside a savepoint for the
+    refusals ON CONFLICT does not cover (CHECK, NOT NULL); no id back means the sku was taken."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    conn = await session.connection()
+    insert_for = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    skipped = []
+    for position, row in enumerate(rows):
+        statement = (
+            insert_for(Product)
+            .values(sku=row.get("sku"), name=row.get("name"), price_cents=row.get("price_cents"))
+            .on_conflict_do_nothing()
+            .returning(Product.id)
+        )
+        try:
+            async with session.begin_nested():
+                new_id = (await session.execute(statement)).scalar_one_or_none()
+        except IntegrityError:
+            skipped.append(position)
+            continue
+        if new_id is None:
+            skipped.append(position)
+    return skipped
+
+
+async def import_known_skus_first(session, rows):  # noqa: ANN001, ANN201
+    """Right: asks the table which skus exist (exact match), skips those and in-batch repeats of accepted rows, and
+    lets a savepoint per row judge the rest."""
+    skus = [row.get("sku") for row in rows if row.get("sku") is not None]
+    taken = set((await session.scalars(select(Product.sku).where(Product.sku.in_(skus)))).all()) if skus else set()
+    skipped = []
+    for position, row in enumerate(rows):
+        if row.get("sku") is not None and row.get("sku") in taken:
+            skipped.append(position)
+            continue
+        try:
+            async with session.begin_nested():
+                session.add(Product(**row))
+        except IntegrityError:
+            skipped.append(position)
+        else:
+            taken.add(row.get("sku"))
+    return skipped
+
+
+async def import_dedupe_case_insensitive(session, rows):  # noqa: ANN001, ANN201
+    """Deduplicates the batch in Python on sku.lower(): 'ABC-1' after 'abc-1' is skipped though the database (a
+    case-sensitive UNIQUE) accepts it. Violates 'A row the database refuses ... is skipped, and only that row'."""
+    seen: set[str] = set()
+    skipped = []
+    for position, row in enumerate(rows):
+        key = str(row.get("sku") or "").lower()
+        if key in seen:
+            skipped.append(position)
+            continue
+        try:
+            async with session.begin_nested():
+                session.add(Product(**row))
+        except IntegrityError:
+            skipped.append(position)
+        else:
+            seen.add(key)
+    return skipped
+
+
+async def import_zero_price_refused(session, rows):  # noqa: ANN001, ANN201
+    """Pre-checks the price as 'must be positive': a price of 0 is skipped, though the CHECK (price_cents >= 0)
+    accepts it. Violates 'a negative price' (only that is refused) / 'every good row ... is kept'."""
+    skipped = []
+    for position, row in enumerate(rows):
+        price = row.get("price_cents")
+        if price is None or price <= 0:
+            skipped.append(position)
+            continue
+        try:
+            async with session.begin_nested():
+                session.add(Product(**row))
+        except IntegrityError:
+            skipped.append(position)
+    return skipped
+
+
+async def import_blank_name_default(session, rows):  # noqa: ANN001, ANN201
+    """Fills a missing name with '' (row.get('name') or ''): the database accepts the row it should refuse.
+    Violates 'A row the database refuses — ... a missing name — is skipped'."""
+    skipped = []
+    for position, row in enumerate(rows):
+        product = Product(sku=row.get("sku"), name=row.get("name") or "", price_cents=row.get("price_cents"))
+        try:
+            async with session.begin_nested():
+                session.add(product)
+        except IntegrityError:
+            skipped.append(position)
+    return skipped
+
+
+async def import_unique_errors_only(session, rows):  # noqa: ANN001, ANN201
+    """Skips only duplicate-key refusals (by the message) and re-raises the rest: a negative price or a missing
+    name crashes the import. Violates 'a negative price, a missing name — is skipped'."""
+    skipped = []
+    for position, row in enumerate(rows):
+        try:
+            async with session.begin_nested():
+                session.add(Product(**row))
+        except IntegrityError as exc:
+            message = str(exc.orig).lower()
+            if "unique" not in message and "duplicate" not in message:
+                raise
+            skipped.append(position)
+    return skipped
+
+
+async def import_bulk_or_nothing(session, rows):  # noqa: ANN001, ANN201
+    """The whole batch in one savepoint; when the database refuses it, every row is reported skipped.
+    Violates 'is skipped, and only that row: every good row, before or after a bad one, is kept'."""
+    try:
+        async with session.begin_nested():
+            session.add_all([Product(**row) for row in rows])
+    except IntegrityError:
+        return list(range(len(rows)))
+    return []
+
+
+async def import_commits_at_end(session, rows):  # noqa: ANN001, ANN201
+    """Savepoints right, then one commit at the end 'to save the batch'. Violates 'Do not commit: the caller owns
+    the transaction and commits it (or not)'."""
+    skipped = []
+    for position, row in enumerate(rows):
+        try:
+            async with session.begin_nested():
+                session.add(Product(**row))
+        except IntegrityError:
+            skipped.append(position)
+    await session.commit()
+    return skipped
+
+
+async def import_strips_values(session, rows):  # noqa: ANN001, ANN201
+    """'Cleans' the row: sku and name stripped of spaces before the insert, so ' A-1' becomes 'A-1' (and then
+    collides with 'A-1'). Violates 'insert each row ... as a Product' (the row as given)."""
+    skipped = []
+    for position, row in enumerate(rows):
+        sku, name = row.get("sku"), row.get("name")
+        product = Product(
+            sku=sku.strip() if isinstance(sku, str) else sku,
+            name=name.strip() if isinstance(name, str) else name,
+            price_cents=row.get("price_cents"),
+        )
+        try:
+            async with session.begin_nested():
+                session.add(product)
+        except IntegrityError:
+            skipped.append(position)
+    return skipped
+
+
+async def import_seen_before_insert(session, rows):  # noqa: ANN001, ANN201
+    """Deduplicates in Python but records a sku as seen before the database accepted its row: a refused row
+    (negative price) makes a later good row with the same sku be skipped too. Violates 'is skipped, and only that
+    row' ('a sku that already exists ... earlier in the batch' means an accepted one)."""
+    seen: set[Any] = set()
+    skipped = []
+    for position, row in enumerate(rows):
+        if row.get("sku") in seen:
+            skipped.append(position)
+            continue
+        seen.add(row.get("sku"))
+        try:
+            async with session.begin_nested():
+                session.add(Product(**row))
+        except IntegrityError:
+            skipped.append(position)
+    return skipped
+
+
 # ---------------------------------------------------------------- 5.4 withdraw: right answers
 
 
@@ -938,6 +1136,26 @@ CASES = [
     ),
     # blind verdict: passed; fixed in fab39e2: the imported rows must stay invisible to other connections until the caller commits
     Case("5.3", (import_own_session,), "fail", "'in the caller's session' / 'the caller owns the transaction'"),
+    # red team C4: 5.3 (blind, committed before running)
+    Case(
+        "5.3", (import_bulk_then_rows,), "pass", "one savepoint for the batch, per-row savepoints only on refusal"
+    ),
+    Case("5.3", (import_on_conflict_returning,), "pass", "ON CONFLICT DO NOTHING RETURNING id in a savepoint"),
+    Case("5.3", (import_known_skus_first,), "pass", "exact skus looked up first, savepoints for the rest"),
+    Case("5.3", (import_dedupe_case_insensitive,), "fail", "'A row the database refuses': sku case folded"),
+    Case("5.3", (import_zero_price_refused,), "fail", "'a negative price': a price of 0 is refused too"),
+    Case("5.3", (import_blank_name_default,), "fail", "'a missing name — is skipped': filled with ''"),
+    Case(
+        "5.3", (import_unique_errors_only,), "fail", "'a negative price, a missing name — is skipped': re-raised"
+    ),
+    Case("5.3", (import_bulk_or_nothing,), "fail", "'and only that row': the whole batch reported skipped"),
+    Case("5.3", (import_commits_at_end,), "fail", "'Do not commit': one commit at the end"),
+    # blind verdict (red team C4): PASSED a wrong answer; the check's rows have no surrounding spaces
+    Case("5.3", (import_strips_values,), "fail", "'insert each row ... as a Product': values stripped"),
+    # blind verdict (red team C4): PASSED a wrong answer; no refused row's sku comes back later in a good row
+    Case(
+        "5.3", (import_seen_before_insert,), "fail", "'and only that row': a refused row's sku blocks a later one"
+    ),
     # 5.4
     Case("5.4", (withdraw_core_guarded, Conflict), "pass", "the version in the UPDATE's WHERE, rowcount"),
     Case(
@@ -1001,5 +1219,11 @@ FRAGMENTS: dict[str, str] = {
     "5.4-fail-withdraw_no_bump+Conflict": "every successful update must bump it by one",
     "5.4-fail-withdraw_returns_old_version+Conflict": "expected the new version",
     "5.4-fail-withdraw_twice+Conflict": "withdrawing 2500 from 10000 left 5000",
+    "5.3-fail-import_blank_name_default": "after the caller's commit the imported skus are",
+    "5.3-fail-import_dedupe_case_insensitive": "good rows are missing after the import: ['imp-0001']",
+    "5.3-fail-import_unique_errors_only": "at a bad row: a failed INSERT spoils the whole transaction",
+    "5.3-fail-import_zero_price_refused": "good rows are missing after the import:",
+    "5.3-fail-import_commits_at_end": "your function committed the transaction",
+    "5.3-fail-import_bulk_or_nothing": "good rows are missing after the import:",
 }
 CASES = [replace(case, fragment=FRAGMENTS.get(case.id, "")) for case in CASES]

@@ -665,6 +665,203 @@ def downgrade_drops_column() -> None:
     op.drop_column("signups", "email_lower")
 
 
+# ---------------------------------------------------------------- red team C4: 8.1 (blind)
+
+
+def upgrade_plain_index_first() -> None:
+    """Right: the index first (op.f, outside a batch), then both columns; phone written as Unicode(30), which is
+    VARCHAR(30) on both databases."""
+    op.create_index(op.f("ix_customers_country"), "customers", ["country"])
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("phone", sa.Unicode(30), nullable=True))
+        batch.add_column(
+            sa.Column("marketing_opt_in", sa.Boolean(), server_default=sa.sql.expression.false(), nullable=False)
+        )
+
+
+def downgrade_batch_columns_then_index() -> None:
+    """Right: the columns dropped in a batch first, the index afterwards (plain op)."""
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_column("phone")
+        batch.drop_column("marketing_opt_in")
+    op.drop_index("ix_customers_country", table_name="customers")
+
+
+def downgrade_plain_ops() -> None:
+    """Right: plain op.drop_index / op.drop_column (SQLite has DROP COLUMN since 3.35)."""
+    op.drop_index("ix_customers_country", table_name="customers")
+    op.drop_column("customers", "marketing_opt_in")
+    op.drop_column("customers", "phone")
+
+
+def upgrade_opt_in_default_true() -> None:
+    """server_default=sa.true(): every existing customer is opted in to marketing. Violates 'the schema must equal
+    the models exactly (... server defaults included)' (the models say sa.false())."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("phone", sa.String(30), nullable=True))
+        batch.add_column(sa.Column("marketing_opt_in", sa.Boolean(), nullable=False, server_default=sa.true()))
+        batch.create_index("ix_customers_country", ["country"])
+
+
+def upgrade_opt_in_default_string() -> None:
+    """server_default="false" (a string): PostgreSQL reads 'false' as false, SQLite stores the text 'false' in every
+    existing row and as the default. Violates '... server defaults included' and 'It runs on SQLite too'."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("phone", sa.String(30), nullable=True))
+        batch.add_column(sa.Column("marketing_opt_in", sa.Boolean(), nullable=False, server_default="false"))
+        batch.create_index("ix_customers_country", ["country"])
+
+
+ONLY_ON["upgrade_opt_in_default_string"] = "sqlite"  # PostgreSQL folds 'false' to false
+
+
+def upgrade_index_country_tier() -> None:
+    """The index on (country, tier) 'for the queries that filter by both'. Violates 'Index("ix_customers_country",
+    "country")' / 'equal the models exactly'."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("phone", sa.String(30), nullable=True))
+        batch.add_column(sa.Column("marketing_opt_in", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.create_index("ix_customers_country", ["country", "tier"])
+
+
+def upgrade_phone_text() -> None:
+    """phone as Text (no length). Violates 'Column("phone", String(30), ...)' / 'equal the models exactly'."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("phone", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("marketing_opt_in", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.create_index("ix_customers_country", ["country"])
+
+
+def upgrade_partial_index() -> None:
+    """A partial index that leaves out the common country 'US'. Violates 'equal the models exactly' (the models'
+    index covers every row)."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("phone", sa.String(30), nullable=True))
+        batch.add_column(sa.Column("marketing_opt_in", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.create_index(
+        "ix_customers_country",
+        "customers",
+        ["country"],
+        postgresql_where=sa.text("country <> 'US'"),
+        sqlite_where=sa.text("country <> 'US'"),
+    )
+
+
+def upgrade_phone_default_empty() -> None:
+    """phone gets server_default='' 'so it is never NULL'. Violates 'Column("phone", String(30), nullable=True)'
+    with no server default / '... server defaults included'."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("phone", sa.String(30), nullable=True, server_default=""))
+        batch.add_column(sa.Column("marketing_opt_in", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.create_index("ix_customers_country", ["country"])
+
+
+def downgrade_leaves_phone() -> None:
+    """Drops the index and marketing_opt_in, forgets phone. Violates 'after downgrade, it must equal version 1
+    again'."""
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_index("ix_customers_country")
+        batch.drop_column("marketing_opt_in")
+
+
+# ---------------------------------------------------------------- red team C4: 8.2 (blind)
+
+
+def upgrade_rename_no_column_keyword() -> None:
+    """Right: ALTER TABLE ... RENAME old TO new (COLUMN is optional on both databases), quoted names."""
+    op.execute('ALTER TABLE "customers" RENAME "fullname" TO "display_name"')
+
+
+def downgrade_rename_no_column_keyword() -> None:
+    op.execute('ALTER TABLE "customers" RENAME "display_name" TO "fullname"')
+
+
+def upgrade_copy_python_params() -> None:
+    """Right: expand, copy in Python with bound parameters (executemany keyed by id), contract."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("display_name", sa.String(length=200), nullable=True))
+    bind = op.get_bind()
+    pairs = [
+        {"i": customer_id, "n": name}
+        for customer_id, name in bind.execute(text("SELECT id, fullname FROM customers")).all()
+    ]
+    if pairs:
+        bind.execute(text("UPDATE customers SET display_name = :n WHERE id = :i"), pairs)
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_column("fullname")
+
+
+def downgrade_copy_core() -> None:
+    """Right: expand, copy with a Core UPDATE on sa.table, contract."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("fullname", sa.String(length=200), nullable=True))
+    customers = sa.table("customers", sa.column("fullname"), sa.column("display_name"))
+    op.execute(sa.update(customers).values(fullname=customers.c.display_name))
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_column("display_name")
+
+
+def upgrade_copy_coalesce() -> None:
+    """Copies coalesce(fullname, ''): the customer without a name gets ''. Violates 'every customer keeps their
+    name under display_name' (NULL is not '')."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("display_name", sa.String(length=200), nullable=True))
+    op.execute("UPDATE customers SET display_name = coalesce(fullname, '')")
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_column("fullname")
+
+
+def upgrade_copy_trimmed() -> None:
+    """Copies trim(fullname): leading and trailing spaces lost. Violates 'every customer keeps their name'."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("display_name", sa.String(length=200), nullable=True))
+    op.execute("UPDATE customers SET display_name = trim(fullname)")
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_column("fullname")
+
+
+def upgrade_copy_non_empty() -> None:
+    """Copies only names that are not empty: a '' name becomes NULL. Violates 'every customer keeps their name'."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("display_name", sa.String(length=200), nullable=True))
+    op.execute("UPDATE customers SET display_name = fullname WHERE fullname IS NOT NULL AND fullname <> ''")
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_column("fullname")
+
+
+def upgrade_copy_by_position() -> None:
+    """Reads the names in id order and writes the k-th to id k: right only while ids are 1..n without gaps.
+    Violates 'every customer keeps their name under display_name'."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("display_name", sa.String(length=200), nullable=True))
+    bind = op.get_bind()
+    names = bind.execute(text("SELECT fullname FROM customers ORDER BY id")).scalars().all()
+    for position, name in enumerate(names, start=1):
+        bind.execute(text("UPDATE customers SET display_name = :n WHERE id = :i"), {"n": name, "i": position})
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_column("fullname")
+
+
+def upgrade_copy_inside_batch() -> None:
+    """The copy written inside the batch block: op.execute runs at once, the batch's add/drop only when the block
+    ends, so the UPDATE meets no display_name column. Violates 'so that the schema reaches the models, every
+    customer keeps their name' (the migration fails)."""
+    with op.batch_alter_table("customers") as batch:
+        batch.add_column(sa.Column("display_name", sa.String(length=200), nullable=True))
+        op.execute("UPDATE customers SET display_name = fullname")
+        batch.drop_column("fullname")
+
+
+def downgrade_rename_nullif() -> None:
+    """Renames back, then 'cleans' empty names to NULL. Violates 'the downgrade brings back fullname with the names
+    in it'."""
+    with op.batch_alter_table("customers") as batch:
+        batch.alter_column(
+            "display_name", new_column_name="fullname", existing_type=sa.String(200), existing_nullable=True
+        )
+    op.execute("UPDATE customers SET fullname = NULL WHERE fullname = ''")
+
+
 CASES = [
     # 8.1
     Case("8.1", (upgrade_batch, downgrade_batch), "pass", "batch add/create_index, reverse order back"),
@@ -832,6 +1029,70 @@ CASES = [
         "fail",
         "'downgrade_8_4() that drops it the same way' (drops the column)",
     ),
+    # red team C4: 8.1 and 8.2 (blind, committed before running)
+    Case(
+        "8.1",
+        (upgrade_plain_index_first, downgrade_batch_columns_then_index),
+        "pass",
+        "index first with op.f, Unicode(30); columns dropped before the index",
+    ),
+    Case("8.1", (upgrade_plain_ops, downgrade_plain_ops), "pass", "plain ops both ways (SQLite DROP COLUMN)"),
+    Case("8.1", (upgrade_opt_in_default_true, downgrade_batch), "fail", "'server defaults included': sa.true()"),
+    Case(
+        "8.1",
+        (upgrade_opt_in_default_string, downgrade_batch),
+        "fail",
+        "'server defaults included' / 'runs on SQLite too': server_default='false'",
+    ),
+    Case(
+        "8.1", (upgrade_index_country_tier, downgrade_batch), "fail", "'Index(... \"country\")': (country, tier)"
+    ),
+    Case("8.1", (upgrade_phone_text, downgrade_batch), "fail", "'phone String(30)': Text"),
+    # blind verdict (red team C4): PASSED a wrong answer; autogenerate's comparison does not see the index's WHERE
+    Case("8.1", (upgrade_partial_index, downgrade_batch), "fail", "'equal the models exactly': partial index"),
+    Case("8.1", (upgrade_phone_default_empty, downgrade_batch), "fail", "'server defaults included': phone ''"),
+    Case(
+        "8.1", (upgrade_batch, downgrade_leaves_phone), "fail", "'after downgrade ... version 1 again': phone left"
+    ),
+    Case(
+        "8.2",
+        (upgrade_rename_no_column_keyword, downgrade_rename_no_column_keyword),
+        "pass",
+        "ALTER TABLE ... RENAME old TO new without COLUMN",
+    ),
+    Case("8.2", (upgrade_copy_python_params, downgrade_copy_core), "pass", "Python executemany copy; Core copy"),
+    # blind verdict (red team C4): PASSED a wrong answer; the NULL name came back as ''
+    Case(
+        "8.2",
+        (upgrade_copy_coalesce, downgrade_rename_batch),
+        "fail",
+        "'every customer keeps their name': NULL->''",
+    ),
+    Case("8.2", (upgrade_copy_trimmed, downgrade_rename_batch), "fail", "'every customer keeps their name': trim"),
+    # blind verdict (red team C4): PASSED a wrong answer; '' became NULL (or no '' name in the table)
+    Case(
+        "8.2",
+        (upgrade_copy_non_empty, downgrade_rename_batch),
+        "fail",
+        "'every customer keeps their name': ''->NULL",
+    ),
+    # blind verdict (red team C4): PASSED a wrong answer; the check's customers have ids 1..n without gaps
+    Case(
+        "8.2",
+        (upgrade_copy_by_position, downgrade_rename_batch),
+        "fail",
+        "'every customer keeps their name': k-th name to id k",
+    ),
+    Case(
+        "8.2", (upgrade_copy_inside_batch, downgrade_rename_batch), "fail", "the copy runs before the add: fails"
+    ),
+    # blind verdict (red team C4): PASSED a wrong answer; '' became NULL on the way down (or no '' name)
+    Case(
+        "8.2",
+        (upgrade_rename_batch, downgrade_rename_nullif),
+        "fail",
+        "'the downgrade brings back fullname with the names in it': ''->NULL",
+    ),
 ]
 
 # A piece of the ❌ message each `fail` case must give (chosen from the messages of the blind run, reviewed; none
@@ -877,5 +1138,13 @@ FRAGMENTS: dict[str, str] = {
     "8.4-fail-upgrade_expression_index+downgrade_concurrently": "ix_signups_email_lower should index email_lower only:",
     "8.4-fail-upgrade_plain_index+downgrade_plain_index": "a one-row INSERT waited more than a second while the index",
     "8.4-fail-upgrade_unique_concurrently+downgrade_concurrently": "ix_signups_email_lower is a UNIQUE index: it would refuse",
+    "8.1-fail-upgrade_opt_in_default_true+downgrade_batch": "the server default differs",
+    "8.1-fail-upgrade_opt_in_default_string+downgrade_batch": "the server default differs",
+    "8.1-fail-upgrade_index_country_tier+downgrade_batch": "index ix_customers_country is there but not in the models",
+    "8.1-fail-upgrade_phone_text+downgrade_batch": "the type differs",
+    "8.1-fail-upgrade_phone_default_empty+downgrade_batch": "the server default differs",
+    "8.1-fail-upgrade_batch+downgrade_leaves_phone": "column customers.phone is there but not in version 1",
+    "8.2-fail-upgrade_copy_trimmed+downgrade_rename_batch": "customers lost their name on the way up",
+    "8.2-fail-upgrade_copy_inside_batch+downgrade_rename_batch": "the database refused your migration",
 }
 CASES = [replace(case, fragment=FRAGMENTS.get(case.id, "")) for case in CASES]
