@@ -1150,9 +1150,9 @@ CASES = [
     ),
     Case("5.3", (import_bulk_or_nothing,), "fail", "'and only that row': the whole batch reported skipped"),
     Case("5.3", (import_commits_at_end,), "fail", "'Do not commit': one commit at the end"),
-    # blind verdict (red team C4): PASSED a wrong answer; the check's rows have no surrounding spaces
+    # blind verdict (red team C4): PASSED a wrong answer; the check's rows have no surrounding spaces (fixed in the check)
     Case("5.3", (import_strips_values,), "fail", "'insert each row ... as a Product': values stripped"),
-    # blind verdict (red team C4): PASSED a wrong answer; no refused row's sku comes back later in a good row
+    # blind verdict (red team C4): PASSED a wrong answer; no refused row's sku comes back later in a good row (fixed in the check)
     Case(
         "5.3", (import_seen_before_insert,), "fail", "'and only that row': a refused row's sku blocks a later one"
     ),
@@ -1183,6 +1183,8 @@ CASES = [
 # A piece of the ❌ message each `fail` case must give (chosen from the messages of the blind run, reviewed; none
 # where the flaw can show in more than one way under concurrency).
 FRAGMENTS: dict[str, str] = {
+    "5.3-fail-import_seen_before_insert": "IMP-0002 was refused once",
+    "5.3-fail-import_strips_values": "IMP-0006's name was sent as",
     "5.1-fail-transfer_credit_kept_on_refusal": "a refused transfer changed the balances: refuse before",
     "5.1-fail-transfer_for_update_no_immediate": "on SQLite a transaction that reads first may not write once",
     "5.1-fail-transfer_ledger_twice": "write exactly one ledger row per applied transfer, none for",

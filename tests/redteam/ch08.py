@@ -1048,7 +1048,7 @@ CASES = [
         "8.1", (upgrade_index_country_tier, downgrade_batch), "fail", "'Index(... \"country\")': (country, tier)"
     ),
     Case("8.1", (upgrade_phone_text, downgrade_batch), "fail", "'phone String(30)': Text"),
-    # blind verdict (red team C4): PASSED a wrong answer; autogenerate's comparison does not see the index's WHERE
+    # blind verdict (red team C4): PASSED a wrong answer; autogenerate's comparison does not see the index's WHERE (fixed in the check)
     Case("8.1", (upgrade_partial_index, downgrade_batch), "fail", "'equal the models exactly': partial index"),
     Case("8.1", (upgrade_phone_default_empty, downgrade_batch), "fail", "'server defaults included': phone ''"),
     Case(
@@ -1061,7 +1061,7 @@ CASES = [
         "ALTER TABLE ... RENAME old TO new without COLUMN",
     ),
     Case("8.2", (upgrade_copy_python_params, downgrade_copy_core), "pass", "Python executemany copy; Core copy"),
-    # blind verdict (red team C4): PASSED a wrong answer; the NULL name came back as ''
+    # blind verdict (red team C4): PASSED a wrong answer; the NULL name came back as '' (fixed in the check)
     Case(
         "8.2",
         (upgrade_copy_coalesce, downgrade_rename_batch),
@@ -1069,14 +1069,14 @@ CASES = [
         "'every customer keeps their name': NULL->''",
     ),
     Case("8.2", (upgrade_copy_trimmed, downgrade_rename_batch), "fail", "'every customer keeps their name': trim"),
-    # blind verdict (red team C4): PASSED a wrong answer; '' became NULL (or no '' name in the table)
+    # blind verdict (red team C4): PASSED a wrong answer; '' became NULL (or no '' name in the table) (fixed in the check)
     Case(
         "8.2",
         (upgrade_copy_non_empty, downgrade_rename_batch),
         "fail",
         "'every customer keeps their name': ''->NULL",
     ),
-    # blind verdict (red team C4): PASSED a wrong answer; the check's customers have ids 1..n without gaps
+    # blind verdict (red team C4): PASSED a wrong answer; the check's customers have ids 1..n without gaps (fixed in the check)
     Case(
         "8.2",
         (upgrade_copy_by_position, downgrade_rename_batch),
@@ -1086,7 +1086,7 @@ CASES = [
     Case(
         "8.2", (upgrade_copy_inside_batch, downgrade_rename_batch), "fail", "the copy runs before the add: fails"
     ),
-    # blind verdict (red team C4): PASSED a wrong answer; '' became NULL on the way down (or no '' name)
+    # blind verdict (red team C4): PASSED a wrong answer; '' became NULL on the way down (or no '' name) (fixed in the check)
     Case(
         "8.2",
         (upgrade_rename_batch, downgrade_rename_nullif),
@@ -1144,7 +1144,12 @@ FRAGMENTS: dict[str, str] = {
     "8.1-fail-upgrade_phone_text+downgrade_batch": "the type differs",
     "8.1-fail-upgrade_phone_default_empty+downgrade_batch": "the server default differs",
     "8.1-fail-upgrade_batch+downgrade_leaves_phone": "column customers.phone is there but not in version 1",
-    "8.2-fail-upgrade_copy_trimmed+downgrade_rename_batch": "customers lost their name on the way up",
+    "8.2-fail-upgrade_copy_trimmed+downgrade_rename_batch": "'  Eve  ' became 'Eve'",
+    "8.1-fail-upgrade_partial_index+downgrade_batch": "is a partial index (CREATE INDEX ... WHERE)",
+    "8.2-fail-upgrade_copy_coalesce+downgrade_rename_batch": "names changed on the way up",
+    "8.2-fail-upgrade_copy_non_empty+downgrade_rename_batch": "names changed on the way up",
+    "8.2-fail-upgrade_copy_by_position+downgrade_rename_batch": "names changed on the way up",
+    "8.2-fail-upgrade_rename_batch+downgrade_rename_nullif": "names changed on the way down",
     "8.2-fail-upgrade_copy_inside_batch+downgrade_rename_batch": "the database refused your migration",
 }
 CASES = [replace(case, fragment=FRAGMENTS.get(case.id, "")) for case in CASES]
