@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from course import seed
 from course.chapters.registry import Chapter, ExerciseSpec
+from course.checks import base
 from course.checks.base import CheckDB, ExerciseFailed, Registry, call_learner, expect
 from course.settings import Settings
 
@@ -116,3 +117,28 @@ async def test_the_cpu_guard_never_breaks_a_waiting_event_loop(seeded: Settings)
         await registry.check("99.2", slow_to_give_up, settings=seeded)
     # The loop still runs tasks.
     assert await asyncio.wait_for(asyncio.sleep(0, result="alive"), 1) == "alive"
+
+
+async def test_tasks_a_learner_leaves_running_are_cancelled_and_awaited() -> None:
+    # A gather that stopped at its first error leaves its other tasks running, as exercise 6.3's shared session did:
+    # they hung the event loop's closing once the check's engine was gone.
+    ended: list[str] = []
+
+    async def stays() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            ended.append("cleaned up")
+
+    async def learner() -> None:
+        async def fails() -> None:
+            raise ValueError("one task failed")
+
+        await asyncio.gather(fails(), stays())
+
+    before = asyncio.all_tasks()
+    async with base.no_tasks_left(seconds=2):
+        with pytest.raises(base.LearnerCodeError):
+            await base.call_learner(learner)
+    assert ended == ["cleaned up"]
+    assert asyncio.all_tasks() - before == set()

@@ -15,7 +15,7 @@ from course.chapters.ch06_pooling.dependency import judge_dependency
 from course.chapters.ch06_pooling.engine_spec import judge_app_engine
 from course.chapters.ch06_pooling.watch import SessionLedger, hold_each_statement, tracked_sessionmaker, watch_pool
 from course.chapters.registry import chapter
-from course.checks.base import CheckDB, LearnerCodeError, Registry, call_learner, expect, fail
+from course.checks.base import CheckDB, LearnerCodeError, Registry, call_learner, expect, fail, no_tasks_left
 from course.domain.models import Post, User
 
 registry = Registry(chapter(6))
@@ -81,7 +81,8 @@ async def _judge_counts(
 ) -> None:
     with watch_pool(engine) as pool, hold_each_statement(engine, FAN_HOLD):
         try:
-            got = await call_learner(post_counts, Session, list(ids), limit=FAN_LIMIT)
+            async with no_tasks_left():
+                got = await call_learner(post_counts, Session, list(ids), limit=FAN_LIMIT)
         except LearnerCodeError as exc:
             if _shared_session_error(exc.original):
                 fail(
