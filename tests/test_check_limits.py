@@ -15,6 +15,7 @@ from course import seed
 from course.chapters.registry import Chapter, ExerciseSpec
 from course.checks import base
 from course.checks.base import CheckDB, ExerciseFailed, Registry, call_learner, expect
+from course.checks.tasks import no_tasks_left
 from course.settings import Settings
 
 LIMIT = 2.0
@@ -137,7 +138,7 @@ async def test_tasks_a_learner_leaves_running_are_cancelled_and_awaited() -> Non
         await asyncio.gather(fails(), stays())
 
     before = asyncio.all_tasks()
-    async with base.no_tasks_left(seconds=2):
+    async with no_tasks_left(seconds=2):
         with pytest.raises(base.LearnerCodeError):
             await base.call_learner(learner)
     assert ended == ["cleaned up"]

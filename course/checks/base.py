@@ -10,8 +10,8 @@ import json
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,25 +101,6 @@ async def call_learner(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
         fail(f"not solved yet ({exc}): replace the `raise NotImplementedError` line with your code")
     except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - any learner error is a verdict
         raise LearnerCodeError(exc) from exc
-
-
-@asynccontextmanager
-async def no_tasks_left(seconds: float = 5.0) -> AsyncIterator[None]:
-    """On the way out, cancel the tasks started inside and still running, and wait for them (seconds at most).
-
-    A learner's asyncio.gather stops at the first error and leaves the other tasks running: mid-statement on a
-    session the check is about to close, they never end once its engine is gone, and closing the event loop then
-    waits for them for good. Only around code whose tasks, if any, are the learner's.
-    """
-    before = asyncio.all_tasks()
-    try:
-        yield
-    finally:
-        left = {task for task in asyncio.all_tasks() - before if not task.done()}
-        for task in left:
-            task.cancel()
-        if left:
-            await asyncio.wait(left, timeout=seconds)
 
 
 class _Timeout(Exception):

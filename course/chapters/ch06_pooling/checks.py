@@ -15,7 +15,8 @@ from course.chapters.ch06_pooling.dependency import judge_dependency
 from course.chapters.ch06_pooling.engine_spec import judge_app_engine
 from course.chapters.ch06_pooling.watch import SessionLedger, hold_each_statement, tracked_sessionmaker, watch_pool
 from course.chapters.registry import chapter
-from course.checks.base import CheckDB, LearnerCodeError, Registry, call_learner, expect, fail, no_tasks_left
+from course.checks.base import CheckDB, LearnerCodeError, Registry, call_learner, expect, fail
+from course.checks.tasks import no_tasks_left
 from course.domain.models import Post, User
 
 registry = Registry(chapter(6))
